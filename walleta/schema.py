@@ -1,0 +1,262 @@
+"""The canonical database schema: usage events, customers, revenue, mappings, imports, rollups.
+
+Every table lives in `SQLModel.metadata`, so `create_all` builds the whole schema on SQLite and
+on PostgreSQL alike. Conventions:
+
+- Timestamps are `ts_us`: integer microseconds since the Unix epoch, UTC. `day` (YYYY-MM-DD)
+  and `month` (YYYY-MM) are the UTC calendar keys derived from it at write time.
+- AI cost is integer pico-dollars (`*_pico`, see `walleta.money`); `cost_pico` is NULL when the
+  event could not be priced, and `price_status`/`price_note` say why.
+- Revenue is integer minor units (`amount_minor`) in `currency` (upper-case ISO 4217).
+- Token classes follow OpenAI's reporting: `cached_input_tokens`, `cache_write_tokens`,
+  `input_audio_tokens` and `input_image_tokens` are parts of `input_tokens`;
+  `reasoning_tokens`, `output_audio_tokens` and `output_image_tokens` are parts of `output_tokens`.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, Text
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "UNATTRIBUTED",
+    "NO_FEATURE",
+    "TOKEN_COLUMNS",
+    "QUANTITY_COLUMNS",
+    "EVENT_COLUMNS",
+    "ROLLUP_MEASURES",
+    "ROLLUPS",
+    "UsageEvent",
+    "Customer",
+    "CustomerMapping",
+    "RevenueEntry",
+    "ImportRun",
+    "BilledCost",
+    "Meta",
+    "metadata",
+    "rollup_table",
+]
+
+# Bump when the schema changes; add the upgrade step to `walleta.migrations.MIGRATIONS`.
+SCHEMA_VERSION = 1
+
+UNATTRIBUTED = "(unattributed)"
+NO_FEATURE = "(none)"
+
+TOKEN_COLUMNS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "input_audio_tokens",
+    "output_audio_tokens",
+    "input_image_tokens",
+    "output_image_tokens",
+)
+QUANTITY_COLUMNS = ("images", "characters", "tool_calls", "requests")
+
+
+class UsageEvent(SQLModel, table=True):
+    """One model call (or one pre-aggregated bucket from an API import)."""
+
+    __tablename__ = "usage_events"
+    __table_args__ = (
+        # Pages read rollups; raw events are read per customer (drill-down) or by uid only.
+        Index("ix_usage_events_customer_ts", "customer_id", "ts_us"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    uid: str = Field(sa_type=String(64), unique=True, nullable=False)
+    ts_us: int = Field(sa_type=BigInteger, nullable=False)
+    day: str = Field(sa_type=String(10), nullable=False)
+    month: str = Field(sa_type=String(7), nullable=False)
+    customer_id: str = Field(default=UNATTRIBUTED, sa_type=Text, nullable=False)
+    feature: str = Field(default=NO_FEATURE, sa_type=Text, nullable=False)
+    model: str = Field(sa_type=Text, nullable=False)
+    provider: str = Field(default="openai", sa_type=Text, nullable=False)
+    input_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    cached_input_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    cache_write_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    output_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    reasoning_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    input_audio_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    output_audio_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    input_image_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    output_image_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    images: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    image_size: str = Field(default="", sa_type=Text, nullable=False)
+    image_quality: str = Field(default="", sa_type=Text, nullable=False)
+    audio_seconds: float = Field(default=0.0, sa_type=Float, nullable=False)
+    characters: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    tool_calls: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    requests: int = Field(default=1, sa_type=BigInteger, nullable=False)
+    service_tier: str = Field(default="default", sa_type=Text, nullable=False)
+    batch: int = Field(default=0, sa_type=Integer, nullable=False)
+    project_id: str = Field(default="", sa_type=Text, nullable=False)
+    api_key_id: str = Field(default="", sa_type=Text, nullable=False)
+    user_id: str = Field(default="", sa_type=Text, nullable=False)
+    request_id: str = Field(default="", sa_type=Text, nullable=False)
+    latency_ms: Optional[int] = Field(default=None, sa_type=BigInteger)
+    status: str = Field(default="ok", sa_type=Text, nullable=False)
+    estimated: int = Field(default=0, sa_type=Integer, nullable=False)
+    provider_cost_pico: Optional[int] = Field(default=None, sa_type=BigInteger)
+    cost_pico: Optional[int] = Field(default=None, sa_type=BigInteger)
+    price_status: str = Field(default="unpriced", sa_type=Text, nullable=False)
+    price_note: str = Field(default="", sa_type=Text, nullable=False)
+    source: str = Field(default="log", sa_type=Text, nullable=False)
+    import_id: Optional[int] = Field(default=None, sa_type=BigInteger)
+
+
+# Columns a writer supplies, in table order (the surrogate `id` is left to the database).
+EVENT_COLUMNS: tuple[str, ...] = tuple(
+    c.name for c in UsageEvent.__table__.columns if c.name != "id"  # type: ignore[attr-defined]
+)
+
+
+class Customer(SQLModel, table=True):
+    """A customer of the user's product, the unit margins are computed for."""
+
+    __tablename__ = "customers"
+
+    customer_id: str = Field(primary_key=True, sa_type=String(255))
+    name: str = Field(default="", sa_type=Text)
+    plan: str = Field(default="", sa_type=Text)
+    signup_date: str = Field(default="", sa_type=String(10))
+    email: str = Field(default="", sa_type=Text)
+    stripe_customer_id: str = Field(default="", sa_type=Text)
+    seats: Optional[int] = Field(default=None, sa_type=Integer)
+    source: str = Field(default="", sa_type=Text)
+
+
+class CustomerMapping(SQLModel, table=True):
+    """Maps an external key (OpenAI project/API key/user, Stripe customer) to a customer."""
+
+    __tablename__ = "customer_mappings"
+
+    source: str = Field(primary_key=True, sa_type=String(32))
+    key: str = Field(primary_key=True, sa_type=String(255))
+    customer_id: str = Field(sa_type=Text, nullable=False)
+    confirmed: int = Field(default=1, sa_type=Integer)
+    method: str = Field(default="manual", sa_type=Text)
+
+
+class RevenueEntry(SQLModel, table=True):
+    """Money a customer paid (or was refunded) for a service period, in minor units."""
+
+    __tablename__ = "revenue_entries"
+    __table_args__ = (Index("ix_revenue_customer", "customer_id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    uid: str = Field(sa_type=String(128), unique=True, nullable=False)
+    customer_id: str = Field(sa_type=Text, nullable=False)
+    period_start: str = Field(sa_type=String(10), nullable=False)
+    period_end: str = Field(sa_type=String(10), nullable=False)
+    amount_minor: int = Field(sa_type=BigInteger, nullable=False)
+    currency: str = Field(sa_type=String(3), nullable=False)
+    kind: str = Field(default="subscription", sa_type=Text, nullable=False)
+    document_id: str = Field(default="", sa_type=Text, nullable=False)
+    description: str = Field(default="", sa_type=Text, nullable=False)
+    source: str = Field(default="csv", sa_type=Text, nullable=False)
+    import_id: Optional[int] = Field(default=None, sa_type=BigInteger)
+
+
+class BilledCost(SQLModel, table=True):
+    """The OpenAI Costs API's billed amount for one day, project and line item."""
+
+    __tablename__ = "billed_costs"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    uid: str = Field(sa_type=String(255), unique=True, nullable=False)
+    day: str = Field(sa_type=String(10), nullable=False)
+    project_id: str = Field(default="", sa_type=Text, nullable=False)
+    api_key_id: str = Field(default="", sa_type=Text, nullable=False)
+    line_item: str = Field(default="", sa_type=Text, nullable=False)
+    amount_pico: int = Field(sa_type=BigInteger, nullable=False)
+    currency: str = Field(default="USD", sa_type=String(3), nullable=False)
+    quantity: Optional[float] = Field(default=None, sa_type=Float)
+    quantity_unit: str = Field(default="", sa_type=Text, nullable=False)
+    source: str = Field(default="openai_costs", sa_type=Text, nullable=False)
+    import_id: Optional[int] = Field(default=None, sa_type=BigInteger)
+
+
+class ImportRun(SQLModel, table=True):
+    """Bookkeeping for one import: what, when, how it ended, and its high-water mark."""
+
+    __tablename__ = "import_runs"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    source: str = Field(sa_type=Text, nullable=False)
+    kind: str = Field(default="", sa_type=Text, nullable=False)
+    started_us: int = Field(sa_type=BigInteger, nullable=False)
+    finished_us: Optional[int] = Field(default=None, sa_type=BigInteger)
+    status: str = Field(default="running", sa_type=Text, nullable=False)
+    rows_read: int = Field(default=0, sa_type=BigInteger)
+    rows_imported: int = Field(default=0, sa_type=BigInteger)
+    rows_rejected: int = Field(default=0, sa_type=BigInteger)
+    cursor: str = Field(default="", sa_type=Text)
+    content_hash: str = Field(default="", sa_type=Text)
+    message: str = Field(default="", sa_type=Text)
+
+
+class Meta(SQLModel, table=True):
+    """Key/value facts about the database itself (schema version, last rebuild)."""
+
+    __tablename__ = "walleta_meta"
+
+    key: str = Field(primary_key=True, sa_type=String(64))
+    value: str = Field(default="", sa_type=Text)
+
+
+metadata = SQLModel.metadata
+
+# ---------------------------------------------------------------------------------------------
+# Rollups: small pre-aggregated tables kept up to date on every write path, so that no page
+# scans raw events (see ../shared/reference/perf-baseline.md). Each has the same measures.
+# ---------------------------------------------------------------------------------------------
+
+ROLLUP_MEASURES: tuple[str, ...] = (
+    "events",
+    "requests",
+    *TOKEN_COLUMNS,
+    "images",
+    "characters",
+    "tool_calls",
+    "errors",
+    "cost_pico",
+    "provider_cost_pico",
+    "unpriced_events",
+    "unpriced_requests",
+    "unpriced_tokens",
+)
+
+# name -> key columns. Cardinality stays near (dimension x time bucket), not event count.
+ROLLUPS: dict[str, tuple[str, ...]] = {
+    "rollup_customer_month_model": ("customer_id", "month", "model"),
+    "rollup_customer_month_feature": ("customer_id", "month", "feature"),
+    "rollup_customer_day": ("customer_id", "day"),
+    "rollup_feature_model_day": ("feature", "model", "day"),
+    "rollup_project_model_day": ("project_id", "model", "day", "service_tier", "batch"),
+}
+
+
+def _build_rollup(name: str, keys: tuple[str, ...]) -> Table:
+    key_columns = [
+        Column(k, Integer if k == "batch" else String(255), primary_key=True, nullable=False)
+        for k in keys
+    ]
+    measure_columns = [
+        Column(m, BigInteger, nullable=False, server_default="0") for m in ROLLUP_MEASURES
+    ]
+    return Table(name, metadata, *key_columns, *measure_columns)
+
+
+_ROLLUP_TABLES = {name: _build_rollup(name, keys) for name, keys in ROLLUPS.items()}
+
+
+def rollup_table(name: str) -> Table:
+    """The SQLAlchemy table of a rollup by name."""
+    return _ROLLUP_TABLES[name]
