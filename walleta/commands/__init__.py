@@ -5,6 +5,6 @@ Add a command group by adding a module here and listing it in COMMAND_MODULES.
 
 from __future__ import annotations
 
-from . import data, demo, prices
+from . import data, demo, imports, prices
 
-COMMAND_MODULES = [demo, prices, data]
+COMMAND_MODULES = [demo, prices, data, imports]
