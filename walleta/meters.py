@@ -17,8 +17,9 @@ same idempotency key), which Stripe de-duplicates. If a window's usage grows aft
 window is reported, not corrected (cancel it in Stripe within 24 hours, or adjust the invoice).
 
 Skipped, with the reason listed: windows not closed yet (end after now - settle time), windows
-starting more than 35 days ago (Stripe's limit, with ten minutes of margin) or more than 5 minutes
-ahead, customers without exactly one Stripe customer, cost-based windows with unpriced usage
+starting more than 35 days ago (Stripe's limit, with ten minutes of margin; listed for the window
+just past the limit and for every unsent window since the meter's first push) or more than 5
+minutes ahead, customers without exactly one Stripe customer, cost-based windows with unpriced usage
 (sent once the catalog prices them), and zero values (nothing to bill).
 
 v1 (`client.v1.billing.meter_events.create`, form-encoded, one event per call) is the default;
@@ -275,7 +276,14 @@ def plan_push(store: Store, meter: Meter, *, now: Clock = time.time, settle_seco
     at = int(now())
     oldest = at - MAX_AGE_SECONDS + AGE_MARGIN_SECONDS
     closed_before = at - settle_seconds  # a window is pushed once it ended before this
-    scan_from = (oldest // size) * size - size  # one window earlier, to explain it as too old
+    # Windows just past the limit are explained; so is every window since this meter's first
+    # push that was never sent (e.g. cron stopped for weeks). Older history is not listed.
+    scan_from = (oldest // size) * size - size
+    first_push = store.scalar(
+        "SELECT MIN(window_start) FROM meter_pushes WHERE event_name = ? AND window_kind = ?", [meter.event_name, meter.window]
+    )
+    if first_push is not None:
+        scan_from = min(scan_from, int(first_push))
     scan_to = (at // size) * size + size
     stripe_ids = _stripe_ids(store)
     if meter.window == "day":

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -119,6 +120,11 @@ class FakeStripe:
 
             def log_message(self, *_args: Any) -> None:
                 return
+
+            def setup(self) -> None:
+                super().setup()
+                # answer in one segment: no 40 ms Nagle/delayed-ACK stall per request
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def do_GET(self) -> None:
                 fake._handle(self, "GET")
