@@ -11,7 +11,8 @@ Order of evidence for one Stripe customer (the first that applies decides):
 4. `email`: exactly one usage customer has the same e-mail (trimmed, case-insensitive).
 5. `fuzzy`: otherwise the most similar usage customer name (normalised: lower case, accents and
    punctuation removed, legal suffixes such as Inc/LLC/GmbH dropped; `difflib` ratio), raised
-   when both e-mails share a company domain. Proposed with its confidence, never applied alone.
+   when both e-mails share a company domain, capped at 0.95. Proposed with its confidence,
+   applied only when confirmed (`walleta match stripe --confirm --accept-above 0.9`).
 
 Conflicts (status `conflict`, never applied automatically): two usage customers claim the same
 Stripe id or share the e-mail; the Stripe id and the e-mail point at different customers; or a
@@ -53,6 +54,7 @@ __all__ = [
 METADATA_KEY = "walleta_customer_id"
 MAPPING_SOURCE = "stripe_customer"
 MIN_CONFIDENCE = 0.6
+FUZZY_CEILING = 0.95  # a name match is never certain: below e-mail (0.95) and exact (1.0)
 EXPLICIT_METHODS = frozenset({"confirmed", "metadata"})
 MATCH_COLUMNS = [
     "stripe_customer_id",
@@ -77,7 +79,7 @@ _FREE_MAIL = frozenset(
 
 def normalise_name(text: str) -> str:
     """'Acme, Inc.' -> 'acme'; 'Société Générale S.A.' -> 'societe generale'."""
-    folded = unicodedata.normalize("NFKD", str(text or "")).encode("ascii", "ignore").decode().lower()
+    folded = unicodedata.normalize("NFKD", str(text or "")).encode("ascii", "ignore").decode().lower().replace(".", "")
     words = re.sub(r"[^a-z0-9]+", " ", folded).split()
     kept = [w for w in words if w not in _LEGAL_SUFFIXES]
     return " ".join(kept or words)
@@ -226,7 +228,7 @@ def _best_candidate(name: str, email: str, pool: list[Any]) -> tuple[str | None,
             score = 1 - (1 - score) / 2  # same company domain halves the doubt
         if score > best_score:
             best, best_score = str(c.customer_id), score
-    return best, best_score
+    return best, min(best_score, FUZZY_CEILING)
 
 
 # -- store-backed operations ------------------------------------------------------------------
