@@ -234,3 +234,44 @@ def test_missing_key_is_a_config_error(monkeypatch):
     monkeypatch.delenv("STRIPE_API_KEY", raising=False)
     with pytest.raises(ConfigError, match="STRIPE_API_KEY"):
         make_client()
+
+
+def test_credit_validity_custom_credit_note_and_orphan_refund(db_url):
+    with FakeStripe() as fake:
+        fake.add("customers", {"id": "cus_Z", "object": "customer", "name": "Zeta", "email": "", "created": ts("2026-01-01"), "metadata": {}})
+        fake.add("invoices", invoice("in_Z1", "cus_Z", "usd", "2026-10-01", "paid", [
+            # 60.00 of credits valid 60 days, recognised straight-line: Oct 1..Nov 29 -> 31 and 29 days
+            line("il_Z1a", 6000, "usd", "2026-10-01", "2026-10-01", price="price_cr", product="prod_cr",
+                 metadata={"walleta_credit_valid_days": "60"}),
+            line("il_Z1b", 3000, "usd", "2026-10-01", "2026-10-01", price="price_setup", product="prod_setup"),
+            # product listed as prepaid credits, no validity: deferred until used
+            line("il_Z1c", 2000, "usd", "2026-10-01", "2026-10-01", price="price_cr2", product="prod_pack"),
+        ], total=11000, payment_intent="pi_Z1"))
+        fake.add("credit_notes", {
+            "id": "cn_Z", "object": "credit_note", "invoice": "in_Z1", "customer": "cus_Z", "currency": "usd", "status": "issued",
+            "created": ts("2026-10-10"), "number": "CN-Z", "refunds": [],
+            # a custom line of 9.00: spread over the invoice lines by revenue 6000:3000:2000
+            "_lines": [{"id": "cnli_Z", "object": "credit_note_line_item", "type": "custom_line_item", "invoice_line_item": None,
+                        "amount": 1100, "discount_amounts": [], "taxes": []}],
+        })
+        fake.add("refunds", {"id": "re_Z", "object": "refund", "amount": 700, "currency": "usd", "status": "succeeded",
+                             "created": ts("2026-10-12"), "payment_intent": "pi_other", "charge": "ch_other"})
+        fake.add("refunds", {"id": "re_P", "object": "refund", "amount": 100, "currency": "usd", "status": "pending",
+                             "created": ts("2026-10-12"), "payment_intent": "pi_other", "charge": "ch_other"})
+        fake.add("charges", {"id": "ch_other", "object": "charge", "customer": "cus_Z", "amount": 700, "currency": "usd"})
+        store = open_store(db_url)
+        summary = import_stripe(store, client_for(fake), now=lambda: NOW, sleep=lambda _s: None, credit_products=["prod_pack"])
+        assert fake.calls("GET", "/v1/invoice_payments")[0].query["payment[payment_intent]"] == "pi_other"
+    entries = store.query("SELECT uid, period_start, period_end, amount_minor, kind FROM revenue_entries ORDER BY uid")
+    rows = {r.uid: (r.period_start, r.period_end, r.amount_minor, r.kind) for r in entries.itertuples()}
+    assert rows["stripe:cus_Z:in_Z1:il_Z1a"] == ("2026-10-01", "2026-11-29", 6000, "credits")
+    assert rows["stripe:cus_Z:in_Z1:il_Z1c"] == ("2026-10-01", "2026-10-01", 2000, "credit_purchase")
+    assert rows["stripe:cus_Z:cn_Z:cnli_Z:il_Z1a"] == ("2026-10-01", "2026-11-29", -600, "credit_note")
+    assert rows["stripe:cus_Z:cn_Z:cnli_Z:il_Z1b"] == ("2026-10-01", "2026-10-01", -300, "credit_note")
+    assert rows["stripe:cus_Z:cn_Z:cnli_Z:il_Z1c"] == ("2026-10-01", "2026-10-01", -200, "credit_purchase")
+    assert rows["stripe:cus_Z:re_Z"] == ("2026-10-12", "2026-10-12", -700, "refund")  # no invoice: on the refund day
+    assert per_customer_month(store)["cus_Z"] == {
+        "2026-10": 3100 + 3000 - 310 - 300 - 700,  # credits 6000 x 31/60, setup, credit note parts, refund
+        "2026-11": 2900 - 290,
+    }
+    assert json.loads(summary.cursor)["refunds"] == ["re_P"]  # pending: looked at again next time

@@ -18,9 +18,9 @@ Revenue rules (one `revenue_entries` row per line, spread over its service perio
   from credits bought earlier. Service period = `line.period` (UTC days, end exclusive).
 - prepaid credit purchases (line metadata `walleta_kind=credit_purchase`, or a product listed in
   `credit_products`) are deferred: kind `credit_purchase`, not revenue; they are recognised as
-  the credits are used (usage lines paid by the credit grant count as revenue). With line
-  metadata `walleta_credit_valid_days=N` the purchase is instead recognised straight-line over N
-  days from the purchase (kind `credits`), for credits burnt inside your product.
+  the credits are used (usage lines paid by the credit grant count as revenue). A line with
+  metadata `walleta_credit_valid_days=N` is instead recognised straight-line over N days from
+  its period start (kind `credits`), for credits burnt inside your product.
 - credit notes (status issued): a negative entry per credit-note line (amount - discounts -
   inclusive tax) in the service period of the invoice line it credits; a custom line is spread
   over the invoice's lines in proportion to their revenue. Only for paid invoices (credit
@@ -328,8 +328,10 @@ class _Importer:
 
     def line_kind(self, line: dict[str, Any]) -> str:
         metadata = line.get("metadata") or {}
+        if str(metadata.get(VALID_DAYS_KEY) or "").strip().isdigit():
+            return "credits"
         if metadata.get(KIND_KEY) == CREDIT_PURCHASE_KIND or _product_id(line) in self.credit_products:
-            return "credits" if str(metadata.get(VALID_DAYS_KEY) or "").strip() else CREDIT_PURCHASE_KIND
+            return CREDIT_PURCHASE_KIND
         parent = line.get("parent") or {}
         if parent.get("type") == "subscription_item_details":
             return "usage" if _price_id(line) in self.metered_prices else "subscription"
