@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.fakes.databases import db_url, pg_server  # noqa: F401  (fixtures)
 from walleta.catalog import load_catalog
 from walleta.events import record_events
 from walleta.matching import (
@@ -130,8 +129,7 @@ def test_normalisation():
     assert name_similarity("Globex", "Initech") < 0.5
 
 
-def test_confirm_and_unmatched_lists(db_url):
-    store = open_store(db_url)
+def test_confirm_and_unmatched_lists(store):
     store.upsert("customers", [
         {"customer_id": c, "name": n, "email": e, "stripe_customer_id": s, "plan": "", "signup_date": "", "source": "test"}
         for c, n, e, s in USAGE.itertuples(index=False)

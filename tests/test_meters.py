@@ -15,7 +15,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.fakes.databases import db_url, pg_server  # noqa: F401  (fixtures)
 from tests.fakes.stripe_data import ts
 from tests.fakes.stripe_server import FakeStripe
 from walleta.catalog import load_catalog
@@ -63,7 +62,8 @@ def store(db_url):
         ("acme", "2026-10-16T05:00", "gpt-4.1-mini", 40, 40),  # older than 35 days (limit: 2026-10-16T12:10)
         ("acme", "2026-11-20T08:00", "gpt-4.1-mini", 60, 60),  # today: window still open
     ])
-    return store
+    yield store
+    store.close()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 import stripe
 
-from tests.fakes.databases import db_url, pg_server  # noqa: F401  (fixtures)
 from tests.fakes.stripe_data import invoice, line, load_account, ts
 from tests.fakes.stripe_server import FakeStripe
 from walleta.fx import FxTable
@@ -84,14 +83,13 @@ def run_import(store, fake, **kwargs):
     return import_stripe(store, client_for(fake), now=lambda: NOW, sleep=lambda _s: None, **kwargs)
 
 
-def test_revenue_per_customer_per_month_to_the_cent(db_url, fake):
+def test_revenue_per_customer_per_month_to_the_cent(store, fake):
     # a 429 on the first invoice page (retried by the importer), a 500 in the middle of the
     # customer and invoice paginations (retried by the SDK): nothing may be counted twice
     fake.fail("GET", "/v1/invoices", 429, when=lambda r: "starting_after" not in r.query,
               body={"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests"}})
     fake.fail("GET", "/v1/customers", 500, when=lambda r: "starting_after" in r.query)
     fake.fail("GET", "/v1/invoices", 500, when=lambda r: r.query.get("starting_after") == "in_A4")
-    store = open_store(db_url)
     usage_customers(store)
     summary = run_import(store, fake)
 
@@ -131,8 +129,7 @@ def test_revenue_per_customer_per_month_to_the_cent(db_url, fake):
     assert cursor["hwm"] == NOW and cursor["invoices"] == ["in_A5"]
 
 
-def test_matching_plans_and_mrr(db_url, fake):
-    store = open_store(db_url)
+def test_matching_plans_and_mrr(store, fake):
     usage_customers(store)
     summary = run_import(store, fake)
     mappings = store.query("SELECT key, customer_id, method FROM customer_mappings WHERE source = 'stripe_customer' ORDER BY key")
@@ -156,8 +153,7 @@ def test_matching_plans_and_mrr(db_url, fake):
     assert unmatched_revenue(store).empty
 
 
-def test_usd_report_lists_unconverted_currencies(db_url, fake):
-    store = open_store(db_url)
+def test_usd_report_lists_unconverted_currencies(store, fake):
     usage_customers(store)
     run_import(store, fake)
     entries = store.query("SELECT customer_id, period_start, period_end, amount_minor, currency, kind FROM revenue_entries")
@@ -172,8 +168,7 @@ def test_usd_report_lists_unconverted_currencies(db_url, fake):
     assert report.total_pico == 74_20 * 10**10 + 9343 * 108 * 10**8 + 2687 * 10**10
 
 
-def test_incremental_import_adds_only_what_is_new(db_url, fake):
-    store = open_store(db_url)
+def test_incremental_import_adds_only_what_is_new(store, fake):
     usage_customers(store)
     run_import(store, fake)
     before = store.query("SELECT uid, customer_id, amount_minor FROM revenue_entries ORDER BY uid")
@@ -202,8 +197,7 @@ def test_incremental_import_adds_only_what_is_new(db_url, fake):
     assert json.loads(store.last_cursor("stripe"))["invoices"] == []
 
 
-def test_failed_import_writes_nothing(db_url, fake):
-    store = open_store(db_url)
+def test_failed_import_writes_nothing(store, fake):
     fake.fail("GET", "/v1/refunds", 500, times=10)
     from walleta.errors import SourceError
 
@@ -236,7 +230,7 @@ def test_missing_key_is_a_config_error(monkeypatch):
         make_client()
 
 
-def test_credit_validity_custom_credit_note_and_orphan_refund(db_url):
+def test_credit_validity_custom_credit_note_and_orphan_refund(store):
     with FakeStripe() as fake:
         fake.add("customers", {"id": "cus_Z", "object": "customer", "name": "Zeta", "email": "", "created": ts("2026-01-01"), "metadata": {}})
         fake.add("invoices", invoice("in_Z1", "cus_Z", "usd", "2026-10-01", "paid", [
@@ -259,7 +253,6 @@ def test_credit_validity_custom_credit_note_and_orphan_refund(db_url):
         fake.add("refunds", {"id": "re_P", "object": "refund", "amount": 100, "currency": "usd", "status": "pending",
                              "created": ts("2026-10-12"), "payment_intent": "pi_other", "charge": "ch_other"})
         fake.add("charges", {"id": "ch_other", "object": "charge", "customer": "cus_Z", "amount": 700, "currency": "usd"})
-        store = open_store(db_url)
         summary = import_stripe(store, client_for(fake), now=lambda: NOW, sleep=lambda _s: None, credit_products=["prod_pack"])
         assert fake.calls("GET", "/v1/invoice_payments")[0].query["payment[payment_intent]"] == "pi_other"
     entries = store.query("SELECT uid, period_start, period_end, amount_minor, kind FROM revenue_entries ORDER BY uid")
