@@ -6,7 +6,6 @@ import argparse
 import sys
 from datetime import date
 
-from ..sources.stripe_import import import_stripe, make_client
 from .common import store_from_args
 
 
@@ -31,6 +30,8 @@ def _progress(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..sources.stripe_import import import_stripe, make_client  # the stripe SDK only when needed
+
     store = store_from_args(args)
     client = make_client()
     print("stripe: importing ...", file=sys.stderr, flush=True)

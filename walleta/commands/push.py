@@ -6,8 +6,6 @@ import argparse
 import sys
 from decimal import Decimal
 
-from ..meters import Meter, push_meter
-from ..sources.stripe_import import make_client
 from .common import FORMATS, print_frame, store_from_args
 
 
@@ -31,6 +29,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_meter(args: argparse.Namespace) -> int:
+    from ..meters import Meter, push_meter  # the stripe SDK only when needed
+    from ..sources.stripe_import import make_client
+
     store = store_from_args(args)
     meter = Meter(
         event_name=args.meter, measure=args.value, customer_key=args.customer_key, value_key=args.value_key,
