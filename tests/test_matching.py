@@ -16,7 +16,6 @@ from walleta.matching import (
     unmatched_revenue,
     unmatched_usage,
 )
-from walleta.store import open_store
 
 USAGE = pd.DataFrame(
     [

@@ -137,9 +137,13 @@ def test_crash_after_n_events_resumes_at_n_plus_one(store, fake):
     meter = Meter("llm_tokens", "tokens")
     planned = [e.identifier for e in plan_push(store, meter, now=CLOCK).events]
     assert len(planned) == 10
+    fake.fail("POST", "/v1/billing/meter_events", 429, when=lambda r: r.form.get("identifier") == planned[1],
+              body={"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests"}})
     fake.refuse_meter_events_after = 3  # Stripe refuses the 4th event (not retried)
+    waits: list[float] = []
     with pytest.raises(SourceError, match="after 3 sent"):
-        push_meter(store, client_for(fake), meter, now=CLOCK)
+        push_meter(store, client_for(fake), meter, now=CLOCK, sleep=waits.append)
+    assert waits == [1.0]  # the 429 on the 2nd event was waited out and retried
     recorded = store.query("SELECT identifier FROM meter_pushes ORDER BY identifier")["identifier"].tolist()
     assert recorded == sorted(planned[:3])
     resumed = push_meter(store, client_for(fake), meter, now=CLOCK)
@@ -147,33 +151,30 @@ def test_crash_after_n_events_resumes_at_n_plus_one(store, fake):
     sent = [e["identifier"] for e in fake.meter_events]
     assert sent == planned and fake.duplicates == 0  # N+1 onwards, nothing twice
     attempts = [p.form["identifier"] for p in fake.calls("POST", "/v1/billing/meter_events")]
-    assert attempts == planned[:4] + planned[3:]  # the refused 4th is the first of the resumed run
+    # the 2nd twice (429, then accepted); the refused 4th is the first of the resumed run
+    assert attempts == planned[:2] + planned[1:4] + planned[3:]
 
 
-def test_killed_process_resumes(store, fake, db_url, tmp_path):
+def test_killed_process_resumes(store, fake, db_url):
     """A push process killed mid-way: the next run sends only the rest."""
     usage(store, [(f"k{n}", "2026-11-19T03:00", "gpt-4.1-mini", 10, 0) for n in range(5)])
     store.upsert("customer_mappings", [{"source": "stripe_customer", "key": f"cus_k{n}", "customer_id": f"k{n}", "confirmed": 1,
                                         "method": "manual"} for n in range(5)], ["source", "key"])
     meter = Meter("llm_tokens", "tokens")
     planned = [e.identifier for e in plan_push(store, meter, now=CLOCK).events]
+    # The child process wraps the SDK's create() (not Walleta code) only to die at an exact point.
     script = (
-        "import os, sys, stripe\n"
+        "import os, sys\n"
         "from walleta.meters import Meter, push_meter\n"
         "from walleta.sources.stripe_import import make_client\n"
         "from walleta.store import open_store\n"
-        "count = 0\n"
-        "def progress(_m):\n"
-        "    pass\n"
-        "real = stripe.StripeClient\n"
         "client = make_client('sk_test_kill', api_base=sys.argv[2])\n"
         "service = client.v1.billing.meter_events\n"
-        "original = service.create\n"
+        "original, accepted = service.create, []\n"
         "def create(params, options=None):\n"
-        "    global count\n"
         "    result = original(params, options)\n"
-        "    count += 1\n"
-        "    if count == 3:\n"
+        "    accepted.append(params['identifier'])\n"
+        "    if len(accepted) == 3:\n"
         "        os._exit(9)  # killed after Stripe accepted the 3rd event, before it was recorded\n"
         "    return result\n"
         "service.create = create\n"

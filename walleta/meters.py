@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Callable, Literal
@@ -64,6 +64,7 @@ AGE_MARGIN_SECONDS = 600
 MAX_FUTURE_SECONDS = 300
 IDENTIFIER_MAX = 100
 V2_BATCH = 100
+RATE_LIMIT_RETRIES = 5
 WINDOW_SECONDS = {"day": 86_400, "hour": 3_600}
 COST_MEASURES = frozenset({"cost_cents", "credits"})
 Measure = Callable[[dict[str, Any]], int]
@@ -366,8 +367,11 @@ def push_meter(
     now: Clock = time.time,
     settle_seconds: int = 600,
     progress: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> PushResult:
     """Send the planned events (see the module docstring); `dry_run` sends nothing.
+
+    A 429 (rate limited) is waited out and retried (back-off 1, 2, 4 ... s, `sleep` injectable).
 
     Raises SourceError when Stripe refuses an event for another reason than a duplicate
     identifier; everything sent before it is recorded, so the next run resumes after it.
@@ -378,18 +382,31 @@ def push_meter(
         return result
     say = progress or (lambda _m: None)
     if api == "v2":
-        _push_v2(store, client, meter, plan.events, result, now, say)
+        _push_v2(store, client, meter, plan.events, result, now, say, sleep)
     else:
-        _push_v1(store, client, meter, plan.events, result, say)
+        _push_v1(store, client, meter, plan.events, result, say, sleep)
     return result
 
 
-def _push_v1(store: Store, client: stripe.StripeClient, meter: Meter, events: list[PlannedEvent], result: PushResult,
-             say: Callable[[str], None]) -> None:
-    for index, event in enumerate(events, start=1):
+def _patient(call: Callable[[], Any], result: PushResult, sleep: Callable[[float], None]) -> Any:
+    """Run one request, waiting and retrying while Stripe answers 429 (rate limited)."""
+    for attempt in range(RATE_LIMIT_RETRIES + 1):
         try:
             result.requests += 1
-            client.v1.billing.meter_events.create(event.v1_params(), {"idempotency_key": event.identifier})
+            return call()
+        except stripe.RateLimitError:
+            if attempt == RATE_LIMIT_RETRIES:
+                raise
+            sleep(min(2.0**attempt, 30.0))
+    raise AssertionError("unreachable")
+
+
+def _push_v1(store: Store, client: stripe.StripeClient, meter: Meter, events: list[PlannedEvent], result: PushResult,
+             say: Callable[[str], None], sleep: Callable[[float], None]) -> None:
+    for index, event in enumerate(events, start=1):
+        try:
+            _patient(lambda: client.v1.billing.meter_events.create(event.v1_params(), {"idempotency_key": event.identifier}),
+                     result, sleep)
         except stripe.StripeError as exc:
             if not _is_duplicate(exc):
                 raise SourceError(
@@ -420,7 +437,7 @@ def _session_expired(exc: stripe.StripeError) -> bool:
 
 
 def _push_v2(store: Store, client: stripe.StripeClient, meter: Meter, events: list[PlannedEvent], result: PushResult,
-             now: Clock, say: Callable[[str], None]) -> None:
+             now: Clock, say: Callable[[str], None], sleep: Callable[[float], None]) -> None:
     session: Any = None
 
     def new_session() -> Any:
@@ -435,11 +452,10 @@ def _push_v2(store: Store, client: stripe.StripeClient, meter: Meter, events: li
         for attempt in (1, 2):
             if session is None or now() >= _expires(session) - 60:
                 session = new_session()
+            token = session.authentication_token
             try:
-                result.requests += 1
-                client.v2.billing.meter_event_stream.create(
-                    {"events": [e.v2_event() for e in batch]}, {"api_key": session.authentication_token}
-                )
+                _patient(lambda: client.v2.billing.meter_event_stream.create(
+                    {"events": [e.v2_event() for e in batch]}, {"api_key": token}), result, sleep)
                 break
             except stripe.StripeError as exc:
                 if _session_expired(exc) and attempt == 1:
@@ -453,8 +469,3 @@ def _push_v2(store: Store, client: stripe.StripeClient, meter: Meter, events: li
         result.sent += len(batch)
         say(f"meter {meter.event_name}: {result.sent:,}/{len(events):,} events sent")
 
-
-def window_bounds(window: str, start: int) -> tuple[datetime, datetime]:
-    """A window's [start, end) as UTC datetimes (for display)."""
-    begin = datetime.fromtimestamp(start, tz=timezone.utc)
-    return begin, begin + timedelta(seconds=WINDOW_SECONDS[window])
