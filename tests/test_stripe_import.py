@@ -136,14 +136,16 @@ def test_matching_plans_and_mrr(store, fake):
     assert mappings.values.tolist() == [["cus_A", "acme", "metadata"], ["cus_B", "globex", "email"], ["cus_C", "initech", "stripe_id"]]
     assert summary.mappings_added == 3 and summary.unmatched_customers == 2  # cus_D proposed, cus_E nothing
     plans = dict(store.query("SELECT customer_id, plan FROM customers").values.tolist())
-    assert plans == {"acme": "Pro", "globex": "Business (annual)", "initech": "Team JP", "umbrella-corporation": ""}
+    assert plans == {"acme": "Pro + Extra seats", "globex": "Business (annual)", "initech": "Team JP", "umbrella-corporation": ""}
 
     items = store.query("SELECT * FROM stripe_subscription_items")
     assert sorted(items["subscription_id"].unique()) == ["sub_A", "sub_B", "sub_C", "sub_D"]  # canceled sub_E not listed
     monthly = mrr(items, as_of=NOW)
-    # Pro 99.00 - 20% coupon = 79.20; annual 1,200.00 EUR / 12; 15,000 JPY; 49.00; metered item left out
+    # (Pro 99.00 + 2 seats x 10.00) - 20% coupon = 95.20; annual 1,200.00 EUR / 12; 15,000 JPY; 49.00;
+    # the metered item is left out
+    assert [r.query.get("starting_after") for r in fake.calls("GET", "/v1/subscription_items")] == ["si_A2"]
     assert monthly[["stripe_customer_id", "currency", "mrr_minor"]].values.tolist() == [
-        ["cus_A", "USD", 7920], ["cus_B", "EUR", 10000], ["cus_C", "JPY", 15000], ["cus_D", "USD", 4900]]
+        ["cus_A", "USD", 9520], ["cus_B", "EUR", 10000], ["cus_C", "JPY", 15000], ["cus_D", "USD", 4900]]
 
     # a manual mapping re-points the unmatched revenue
     assert not unmatched_revenue(store).empty
@@ -246,7 +248,12 @@ def test_credit_validity_custom_credit_note_and_orphan_refund(store):
             "created": ts("2026-10-10"), "number": "CN-Z", "refunds": [],
             # a custom line of 9.00: spread over the invoice lines by revenue 6000:3000:2000
             "_lines": [{"id": "cnli_Z", "object": "credit_note_line_item", "type": "custom_line_item", "invoice_line_item": None,
-                        "amount": 1100, "discount_amounts": [], "taxes": []}],
+                        "amount": 1100, "discount_amounts": [], "taxes": []},
+                       {"id": "cnli_Z0", "object": "credit_note_line_item", "type": "custom_line_item", "invoice_line_item": None,
+                        "amount": 0, "discount_amounts": [], "taxes": []},
+                       # the third line is beyond the embedded two: read from /v1/credit_notes/cn_Z/lines
+                       {"id": "cnli_Z2", "object": "credit_note_line_item", "type": "invoice_line_item", "invoice_line_item": "il_Z1b",
+                        "amount": 110, "discount_amounts": [{"amount": 10, "discount": "di_x"}], "taxes": []}],
         })
         fake.add("refunds", {"id": "re_Z", "object": "refund", "amount": 700, "currency": "usd", "status": "succeeded",
                              "created": ts("2026-10-12"), "payment_intent": "pi_other", "charge": "ch_other"})
@@ -255,6 +262,7 @@ def test_credit_validity_custom_credit_note_and_orphan_refund(store):
         fake.add("charges", {"id": "ch_other", "object": "charge", "customer": "cus_Z", "amount": 700, "currency": "usd"})
         summary = import_stripe(store, client_for(fake), now=lambda: NOW, sleep=lambda _s: None, credit_products=["prod_pack"])
         assert fake.calls("GET", "/v1/invoice_payments")[0].query["payment[payment_intent]"] == "pi_other"
+        assert [r.query.get("starting_after") for r in fake.calls("GET", "/v1/credit_notes/cn_Z/lines")] == ["cnli_Z0"]
     entries = store.query("SELECT uid, period_start, period_end, amount_minor, kind FROM revenue_entries ORDER BY uid")
     rows = {r.uid: (r.period_start, r.period_end, r.amount_minor, r.kind) for r in entries.itertuples()}
     assert rows["stripe:cus_Z:in_Z1:il_Z1a"] == ("2026-10-01", "2026-11-29", 6000, "credits")
@@ -262,9 +270,11 @@ def test_credit_validity_custom_credit_note_and_orphan_refund(store):
     assert rows["stripe:cus_Z:cn_Z:cnli_Z:il_Z1a"] == ("2026-10-01", "2026-11-29", -600, "credit_note")
     assert rows["stripe:cus_Z:cn_Z:cnli_Z:il_Z1b"] == ("2026-10-01", "2026-10-01", -300, "credit_note")
     assert rows["stripe:cus_Z:cn_Z:cnli_Z:il_Z1c"] == ("2026-10-01", "2026-10-01", -200, "credit_purchase")
+    assert rows["stripe:cus_Z:cn_Z:cnli_Z2"] == ("2026-10-01", "2026-10-01", -100, "credit_note")  # 1.10 - 0.10 discount
+    assert not any(uid.startswith("stripe:cus_Z:cn_Z:cnli_Z0") for uid in rows)
     assert rows["stripe:cus_Z:re_Z"] == ("2026-10-12", "2026-10-12", -700, "refund")  # no invoice: on the refund day
     assert per_customer_month(store)["cus_Z"] == {
-        "2026-10": 3100 + 3000 - 310 - 300 - 700,  # credits 6000 x 31/60, setup, credit note parts, refund
+        "2026-10": 3100 + 3000 - 310 - 300 - 100 - 700,  # credits 6000 x 31/60, setup, credit note parts, refund
         "2026-11": 2900 - 290,
     }
     assert json.loads(summary.cursor)["refunds"] == ["re_P"]  # pending: looked at again next time

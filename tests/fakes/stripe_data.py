@@ -2,7 +2,8 @@
 
 Four paying customers in three currencies, chosen so every revenue rule shows up:
 
-- cus_A (USD, metadata walleta_customer_id=acme): monthly Pro 99.00 with a 20% coupon and
+- cus_A (USD, metadata walleta_customer_id=acme): monthly Pro 99.00 (+ 2 extra seats at 10.00 in
+  the subscription, three items so they page) with a 20% coupon and
   exclusive tax; a one-off setup line; a metered usage line in arrears; a partial refund of the
   October invoice without a credit note; a prepaid credit purchase; a usage invoice paid partly
   by a paid credit grant and partly by a promotional one; an open invoice; a Stripe fee.
@@ -128,13 +129,14 @@ def load_account(fake: FakeStripe) -> None:
     ):
         fake.add("customers", c)
     for pid, name in (("prod_pro", "Pro"), ("prod_biz", "Business (annual)"), ("prod_jp", "Team JP"), ("prod_usage", "API usage"),
-                      ("prod_umb", "Starter"), ("prod_setup", "Setup"), ("prod_credits", "Credit pack")):
+                      ("prod_umb", "Starter"), ("prod_setup", "Setup"), ("prod_credits", "Credit pack"), ("prod_seat", "Extra seats")):
         fake.add("products", {"id": pid, "object": "product", "name": name, "active": True})
     fake.add("coupons", {"id": "coup_20", "object": "coupon", "percent_off": 20.0, "amount_off": None, "currency": None,
                          "duration": "forever", "valid": True})
     pro = price("price_pro_m", "usd", 9900, "month", "prod_pro")
     usage = price("price_usage", "usd", None, "month", "prod_usage", usage_type="metered")
-    fake.add("subscriptions", subscription("sub_A", "cus_A", "active", "usd", [("si_A1", pro, 1), ("si_A2", usage, 1)],
+    seats = price("price_seat", "usd", 1000, "month", "prod_seat")
+    fake.add("subscriptions", subscription("sub_A", "cus_A", "active", "usd", [("si_A1", pro, 1), ("si_A2", usage, 1), ("si_A3", seats, 2)],
                                            [{"id": "di_coupon20", "object": "discount", "source": {"type": "coupon", "coupon": "coup_20"},
                                              "end": None, "start": ts("2026-01-05"), "subscription": "sub_A"}]))
     fake.add("subscriptions", subscription("sub_B", "cus_B", "active", "eur", [("si_B1", price("price_biz_y", "eur", 120000, "year", "prod_biz"), 1)]))
