@@ -3,6 +3,7 @@
     WalletaError                 base class: catch this to catch everything Walleta raises
     ├── ConfigError              a setting is missing or malformed (database URL, secrets, flags)
     ├── SchemaError              the database schema is newer than this code, or cannot be upgraded
+    ├── StorageError             the database cannot be opened or written (read-only, disk full, down)
     ├── CatalogError             the price catalog or an override file is malformed
     ├── InputError               an input file or value cannot be used at all (not a CSV, empty, ...)
     ├── SourceError              an external API (OpenAI, Stripe) failed after retries
@@ -18,6 +19,7 @@ __all__ = [
     "WalletaError",
     "ConfigError",
     "SchemaError",
+    "StorageError",
     "CatalogError",
     "InputError",
     "SourceError",
@@ -35,6 +37,13 @@ class ConfigError(WalletaError):
 
 class SchemaError(WalletaError):
     """The database schema cannot be used by this version of Walleta."""
+
+
+class StorageError(WalletaError):
+    """The database cannot be opened or written: read-only, disk full, locked or unreachable.
+
+    The failed write was rolled back: nothing of it is stored.
+    """
 
 
 class CatalogError(WalletaError):

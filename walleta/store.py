@@ -14,6 +14,7 @@ PostgreSQL); sums are CAST to BIGINT in SQL so both databases return Python ints
 from __future__ import annotations
 
 import sqlite3
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from sqlalchemy.pool import StaticPool
 
 from . import migrations
 from .config import resolve_database_url
-from .errors import ConfigError, SchemaError
+from .errors import ConfigError, SchemaError, StorageError
 from .schema import EVENT_COLUMNS, ROLLUP_MEASURES, ROLLUPS, SCHEMA_VERSION, metadata
 
 __all__ = ["Store", "WriteResult", "open_store", "now_us"]
@@ -53,6 +54,55 @@ class WriteResult:
     inserted: int
     replaced: int
     skipped: int
+
+
+# Database failures caused by the environment, not by the code: (text in the driver's message,
+# what to tell the user). Anything else propagates unchanged.
+_SQLITE_FAULTS = (
+    ("readonly", "the database is read-only (check the permissions of the file and its folder)"),
+    ("read-only", "the database is read-only (check the permissions of the file and its folder)"),
+    ("disk is full", "the disk is full (or the database reached its size limit)"),
+    ("disk i/o error", "the disk could not be written (disk full, file size limit, or a failing disk)"),
+    ("unable to open database file",
+     "cannot open the database file: its folder is missing, read-only or not writable "
+     "(SQLite creates -wal and -shm files next to it)"),
+    ("database is locked", "the database stayed locked by another process"),
+)
+
+
+def _storage_error(exc: BaseException, where: str, writing: bool) -> StorageError | None:
+    """A StorageError naming the database for an environmental failure, else None."""
+    original = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's exception
+    text = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+    meaning = None
+    if isinstance(original, sqlite3.OperationalError):
+        meaning = next((m for needle, m in _SQLITE_FAULTS if needle in text.lower()), None)
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(original, psycopg.Error):
+        if isinstance(original, psycopg.errors.ReadOnlySqlTransaction):
+            meaning = "the database is read-only (a standby, or default_transaction_read_only is on)"
+        elif isinstance(original, psycopg.errors.DiskFull):
+            meaning = "the database server's disk is full"
+        elif isinstance(original, psycopg.OperationalError):
+            meaning = "the database server cannot be reached or closed the connection"
+    if meaning is None:
+        return None
+    rolled_back = "; nothing of this write was saved" if writing else ""
+    return StorageError(f"{where}: {meaning}{rolled_back} ({text})")
+
+
+@contextmanager
+def _storage_errors(where: str, *, writing: bool = False) -> Iterator[None]:
+    """Re-raise environmental database failures (read-only, disk full, unreachable) as StorageError."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as exc:
+        translated = _storage_error(exc, where, writing)
+        if translated is None:
+            raise
+        raise translated from exc
 
 
 def _normalise_url(url: str) -> str:
@@ -138,20 +188,28 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Any]:
         """A DBAPI cursor inside one write transaction; commits on success, rolls back on error."""
-        raw = self.engine.raw_connection()
-        try:
-            cur = raw.cursor()
-            cur.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
+        with _storage_errors(self.url, writing=True):
+            raw = self.engine.raw_connection()
+            broken = False
             try:
-                yield cur
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+                cur = raw.cursor()
+                cur.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
+                try:
+                    yield cur
+                    cur.execute("COMMIT")
+                except BaseException:
+                    try:
+                        cur.execute("ROLLBACK")
+                    except Exception:  # noqa: BLE001 - SQLite already rolled back (full disk), or the link is gone:
+                        broken = True  # discard the connection, and never mask the original error
+                    raise
+                finally:
+                    cur.close()
             finally:
-                cur.close()
-        finally:
-            raw.close()
+                if broken:
+                    raw.invalidate()
+                else:
+                    raw.close()
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
         """Run one write statement in its own transaction; returns the row count."""
@@ -161,27 +219,29 @@ class Store:
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """Run a SELECT and return its rows as a DataFrame (column names from the query)."""
-        raw = self.engine.raw_connection()
-        try:
-            cur = raw.cursor()
-            cur.execute(self.sql(statement), list(params))
-            columns = [d[0] for d in cur.description]
-            rows = cur.fetchall()
-            cur.close()
-        finally:
-            raw.close()
+        with _storage_errors(self.url):
+            raw = self.engine.raw_connection()
+            try:
+                cur = raw.cursor()
+                cur.execute(self.sql(statement), list(params))
+                columns = [d[0] for d in cur.description]
+                rows = cur.fetchall()
+                cur.close()
+            finally:
+                raw.close()
         return pd.DataFrame.from_records(rows, columns=columns)
 
     def scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:
         """The first column of the first row, or None."""
-        raw = self.engine.raw_connection()
-        try:
-            cur = raw.cursor()
-            cur.execute(self.sql(statement), list(params))
-            row = cur.fetchone()
-            cur.close()
-        finally:
-            raw.close()
+        with _storage_errors(self.url):
+            raw = self.engine.raw_connection()
+            try:
+                cur = raw.cursor()
+                cur.execute(self.sql(statement), list(params))
+                row = cur.fetchone()
+                cur.close()
+            finally:
+                raw.close()
         return None if row is None else row[0]
 
     def _set_meta(self, cur: Any, key: str, value: str) -> None:
@@ -519,5 +579,6 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
     """
     store = Store(_create_engine(resolve_database_url(url)))
     if create:
-        store.init_schema()
+        with _storage_errors(store.url):
+            store.init_schema()
     return store

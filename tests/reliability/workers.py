@@ -1,0 +1,121 @@
+"""Child-process entry points of the reliability suite (run through `support.fork_context()`).
+
+The forkserver imports this module once, so walleta, pandas and SQLAlchemy are loaded before any
+child is forked. Each function is a complete process body: it opens its own store, does its work
+with walleta's public API and reports through the shared values or queue it is given.
+"""
+
+from __future__ import annotations
+
+import resource
+import signal
+import traceback
+from typing import Any
+
+import walleta.cli  # noqa: F401 - pre-load every command module in the forkserver
+from walleta.catalog import load_catalog
+from walleta.errors import WalletaError
+from walleta.events import record_events
+from walleta.schema import ROLLUPS
+from walleta.store import open_store
+
+from .support import usage_batches
+
+load_catalog()  # cached: children price without reading the CSV again
+
+
+def bulk_import(url: str, seed: int, batches: int, rows: int, overlap: int, progress: Any) -> None:
+    """Write `usage_batches(seed, ...)` batch by batch; `progress.value` = batches committed."""
+    store = open_store(url)
+    catalog = load_catalog()
+    progress.value = 0
+    for number, frame in enumerate(usage_batches(seed, batches, rows, overlap=overlap), start=1):
+        record_events(store, frame, catalog, source="file")
+        progress.value = number
+    store.close()
+
+
+def usage_writer(url: str, writer: int, batches: int, rows: int, go: Any, done: Any) -> None:
+    """A live app server: many small batches of logged calls with unique request ids."""
+    store = open_store(url, create=False)
+    catalog = load_catalog()
+    frames = usage_batches(1000 + writer, batches, rows, prefix=f"w{writer}_")
+    for number, frame in enumerate(frames):
+        frame["request_id"] = [f"req_w{writer}_b{number}_{i}" for i in range(len(frame))]
+    go.wait()
+    for frame in frames:
+        record_events(store, frame, catalog, source="log")
+    done.value = 1
+    store.close()
+
+
+def file_reimport(url: str, seed: int, batches: int, rows: int, overlap: int, rounds: int, go: Any, done: Any) -> None:
+    """Import the same overlapping file `rounds` times (content uids: repeats add nothing)."""
+    store = open_store(url, create=False)
+    catalog = load_catalog()
+    frames = usage_batches(seed, batches, rows, overlap=overlap, prefix="file")
+    for frame in frames:
+        frame["request_id"] = ""
+    go.wait()
+    for _ in range(rounds):
+        for frame in frames:
+            record_events(store, frame, catalog, source="file")
+    done.value = 1
+    store.close()
+
+
+def rollup_reader(url: str, go: Any, stop: Any, results: Any) -> None:
+    """Query the rollups until `stop` is set; every snapshot must agree with itself.
+
+    One statement reads the event count from the raw table and from every rollup, so all of them
+    come from the same snapshot and must be equal. Puts (reads, mismatches, first error) on `results`.
+    """
+    store = open_store(url, create=False)
+    parts = [f"(SELECT CAST(COALESCE(SUM(events), 0) AS BIGINT) FROM {name})" for name in ROLLUPS]
+    statement = "SELECT (SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events), " + ", ".join(parts)
+    cost = " UNION ALL ".join(
+        f"SELECT CAST(COALESCE(SUM(cost_pico), 0) AS BIGINT) FROM {name}" for name in ROLLUPS
+    )
+    reads = mismatches = 0
+    error = ""
+    go.wait()
+    try:
+        while not stop.is_set():
+            row = store.query(statement).iloc[0].tolist()
+            mismatches += len(set(int(v) for v in row)) != 1
+            per_rollup = store.query(cost).iloc[:, 0].tolist()
+            # Separate statements may see different commits; the customer-month rollups only grow.
+            reads += 2
+            if any(int(v) < 0 for v in per_rollup):
+                mismatches += 1
+            store.query(
+                "SELECT customer_id, CAST(SUM(cost_pico) AS BIGINT) AS cost FROM rollup_customer_month_model "
+                "GROUP BY customer_id ORDER BY cost DESC LIMIT 10"
+            )
+            reads += 1
+    except Exception:  # noqa: BLE001 - reported to the parent, which fails the test
+        error = traceback.format_exc()
+    results.put((reads, mismatches, error))
+    store.close()
+
+
+def write_under_file_size_limit(url: str, limit_bytes: int, seed: int, rows: int, results: Any) -> None:
+    """Disk full: cap this process's file size (RLIMIT_FSIZE) and try to write a big batch.
+
+    Puts (outcome, exception class, message, traceback) on `results`, outcome one of
+    'walleta-error', 'other-error', 'written'.
+    """
+    store = open_store(url)
+    catalog = load_catalog()
+    frame = usage_batches(seed, 1, rows, prefix="full")[0]
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+    try:
+        record_events(store, frame, catalog, source="file")
+    except WalletaError as exc:
+        results.put(("walleta-error", type(exc).__name__, str(exc), ""))
+    except Exception as exc:  # noqa: BLE001 - the parent asserts on it
+        results.put(("other-error", type(exc).__name__, str(exc), traceback.format_exc()))
+    else:
+        results.put(("written", "", "", ""))
+
