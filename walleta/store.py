@@ -81,6 +81,8 @@ def _storage_error(exc: BaseException, where: str, writing: bool) -> StorageErro
     if psycopg is not None and isinstance(original, psycopg.Error):
         if isinstance(original, psycopg.errors.ReadOnlySqlTransaction):
             meaning = "the database is read-only (a standby, or default_transaction_read_only is on)"
+        elif isinstance(original, psycopg.errors.TransactionRollback):
+            meaning = "the write collided with a concurrent one (deadlock or serialization failure); run it again"
         elif isinstance(original, psycopg.errors.DiskFull):
             meaning = "the database server's disk is full"
         elif isinstance(original, psycopg.OperationalError):
@@ -348,7 +350,7 @@ class Store:
                     copy.write_row(row)
             cur.execute(
                 f"INSERT INTO usage_events ({columns}) SELECT {columns} FROM {STAGE_TABLE} "
-                f"ON CONFLICT (uid) DO NOTHING RETURNING uid"
+                f"ORDER BY uid ON CONFLICT (uid) DO NOTHING RETURNING uid"  # uid order: no deadlocks
             )
             inserted = {r[0] for r in cur.fetchall()}
             cur.execute(f"DELETE FROM {STAGE_TABLE}")
@@ -385,7 +387,8 @@ class Store:
             return
         measures = rollup_measures(events)
         for name, keys in ROLLUPS.items():
-            grouped = measures.groupby([events[k] for k in keys], sort=False).sum()
+            # Sorted keys: every writer locks rollup rows in the same order (no deadlocks on PostgreSQL).
+            grouped = measures.groupby([events[k] for k in keys], sort=True).sum()
             if sign < 0:
                 grouped = -grouped
             flat = grouped.reset_index()

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import resource
 import signal
+import time
 import traceback
 from typing import Any
+
+import pandas as pd
 
 import walleta.cli  # noqa: F401 - pre-load every command module in the forkserver
 from walleta.catalog import load_catalog
 from walleta.errors import WalletaError
 from walleta.events import record_events
+from walleta.fx import load_fx
+from walleta.headline import headline
 from walleta.schema import ROLLUPS
 from walleta.store import open_store
 
@@ -35,67 +40,77 @@ def bulk_import(url: str, seed: int, batches: int, rows: int, overlap: int, prog
     store.close()
 
 
-def usage_writer(url: str, writer: int, batches: int, rows: int, go: Any, done: Any) -> None:
-    """A live app server: many small batches of logged calls with unique request ids."""
-    store = open_store(url, create=False)
-    catalog = load_catalog()
+def writer_frames(writer: int, batches: int, rows: int) -> list[pd.DataFrame]:
+    """The batches of logged calls app server `writer` records (unique request ids)."""
     frames = usage_batches(1000 + writer, batches, rows, prefix=f"w{writer}_")
     for number, frame in enumerate(frames):
         frame["request_id"] = [f"req_w{writer}_b{number}_{i}" for i in range(len(frame))]
-    go.wait()
-    for frame in frames:
-        record_events(store, frame, catalog, source="log")
-    done.value = 1
-    store.close()
+    return frames
 
 
-def file_reimport(url: str, seed: int, batches: int, rows: int, overlap: int, rounds: int, go: Any, done: Any) -> None:
-    """Import the same overlapping file `rounds` times (content uids: repeats add nothing)."""
-    store = open_store(url, create=False)
-    catalog = load_catalog()
+def file_frames(seed: int, batches: int, rows: int, overlap: int) -> list[pd.DataFrame]:
+    """A usage file's chunks: anonymous rows (content uids), each chunk overlapping the last."""
     frames = usage_batches(seed, batches, rows, overlap=overlap, prefix="file")
     for frame in frames:
         frame["request_id"] = ""
+    return frames
+
+
+def usage_writer(url: str, writer: int, batches: int, rows: int, go: Any) -> None:
+    """A live app server: many small batches of logged calls with unique request ids."""
+    store = open_store(url, create=False)
+    catalog = load_catalog()
+    frames = writer_frames(writer, batches, rows)
+    go.wait()
+    for frame in frames:
+        record_events(store, frame, catalog, source="log")
+    store.close()
+
+
+def file_reimport(url: str, seed: int, batches: int, rows: int, overlap: int, rounds: int, go: Any) -> None:
+    """Import the same overlapping file `rounds` times (content uids: repeats add nothing)."""
+    store = open_store(url, create=False)
+    catalog = load_catalog()
+    frames = file_frames(seed, batches, rows, overlap)
     go.wait()
     for _ in range(rounds):
         for frame in frames:
             record_events(store, frame, catalog, source="file")
-    done.value = 1
     store.close()
 
 
 def rollup_reader(url: str, go: Any, stop: Any, results: Any) -> None:
-    """Query the rollups until `stop` is set; every snapshot must agree with itself.
+    """The app's queries, repeated until `stop` is set, checking what every answer must satisfy.
 
-    One statement reads the event count from the raw table and from every rollup, so all of them
-    come from the same snapshot and must be equal. Puts (reads, mismatches, first error) on `results`.
+    - One statement reads the event count from the raw table and from every rollup: they come
+      from one snapshot, so they must be equal.
+    - The Overview headline (walleta.headline) only ever sees AI cost grow while usage is added.
+    Puts (reads, violations, first error) on `results`.
     """
     store = open_store(url, create=False)
+    fx = load_fx()
     parts = [f"(SELECT CAST(COALESCE(SUM(events), 0) AS BIGINT) FROM {name})" for name in ROLLUPS]
     statement = "SELECT (SELECT CAST(COUNT(*) AS BIGINT) FROM usage_events), " + ", ".join(parts)
-    cost = " UNION ALL ".join(
-        f"SELECT CAST(COALESCE(SUM(cost_pico), 0) AS BIGINT) FROM {name}" for name in ROLLUPS
-    )
-    reads = mismatches = 0
+    reads = violations = 0
+    last_cost = 0
     error = ""
     go.wait()
     try:
         while not stop.is_set():
-            row = store.query(statement).iloc[0].tolist()
-            mismatches += len(set(int(v) for v in row)) != 1
-            per_rollup = store.query(cost).iloc[:, 0].tolist()
-            # Separate statements may see different commits; the customer-month rollups only grow.
-            reads += 2
-            if any(int(v) < 0 for v in per_rollup):
-                mismatches += 1
+            counts = [int(v) for v in store.query(statement).iloc[0].tolist()]
+            violations += len(set(counts)) != 1
+            cost = headline(store, fx).cost_pico
+            violations += cost < last_cost
+            last_cost = cost
             store.query(
                 "SELECT customer_id, CAST(SUM(cost_pico) AS BIGINT) AS cost FROM rollup_customer_month_model "
                 "GROUP BY customer_id ORDER BY cost DESC LIMIT 10"
             )
-            reads += 1
+            reads += 3
+            time.sleep(0.02)  # an app user, not a busy loop hogging the CPU the writers need
     except Exception:  # noqa: BLE001 - reported to the parent, which fails the test
         error = traceback.format_exc()
-    results.put((reads, mismatches, error))
+    results.put((reads, violations, error))
     store.close()
 
 
