@@ -1,0 +1,152 @@
+"""`walleta simulate PLAN.yaml`: re-run the book's real usage under a pricing scenario.
+
+Prints the summary table (per plan and in total: revenue, AI cost, margin, change against today
+or against another scenario, who pays more or less, who hits a cap), optionally the solver's
+prices for a target margin, cost-side what-ifs and bootstrap ranges; writes per-customer results
+as CSV and the plans as Stripe Price JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..catalog import load_catalog
+from ..errors import InputError
+from ..fx import load_fx
+from ..money import format_usd
+from ..simulator.engine import UsageData, prepare, simulate
+from ..simulator.loader import load_usage
+from ..simulator.plans import load_scenario
+from ..simulator.ranges import METHOD, bootstrap
+from ..simulator.report import caps_table, cells_frame, customers_frame, ranges_table, solution_table, totals_frame, totals_table, whatif_table
+from ..simulator.solver import default_knob, margin_curve, solve
+from ..simulator.stripe_export import scenario_prices, scenario_summary
+from ..simulator.whatif import apply_what_ifs, dominant_models, load_what_ifs
+from .common import FORMATS, print_frame, store_from_args
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("simulate", help="re-run real usage under a pricing scenario (plan file)")
+    parser.add_argument("plan", metavar="PLAN.yaml", help="scenario file (.yaml/.yml or .json)")
+    parser.add_argument("--against", default="current", metavar="current|OTHER.yaml", help="compare with today's revenue (default) or another scenario file")
+    parser.add_argument("--target-margin", metavar="0.6", help="solve each plan's main price for this gross margin (fraction)")
+    parser.add_argument("--solve", action="append", default=[], metavar="PLAN.PATH", help="price to solve, e.g. Pro.base_fee or Starter.allocation.overage_per_1m (repeatable; default: each plan's main price)")
+    parser.add_argument("--curve", action="store_true", help="with --target-margin: print margin against price for each solved price")
+    parser.add_argument("--what-if", metavar="FILE.yaml", help="cost-side what-ifs to apply to history before simulating")
+    parser.add_argument("--ranges", action="store_true", help="bootstrap intervals for the totals")
+    parser.add_argument("--from", dest="start", metavar="YYYY-MM", help="first month (default: first month with usage)")
+    parser.add_argument("--to", dest="end", metavar="YYYY-MM", help="last month (default: last month with usage)")
+    parser.add_argument("--out", metavar="results.csv", help="write per-customer results as CSV")
+    parser.add_argument("--per-month", action="store_true", help="with --out: one row per customer per month")
+    parser.add_argument("--stripe-json", nargs="?", const="-", metavar="PATH", help="write the plans as Stripe Price parameters (JSON; '-' or no value: stdout)")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="format of the summary table")
+    parser.set_defaults(handler=run)
+
+
+def _month(value: str | None, flag: str) -> str | None:
+    if value is None:
+        return None
+    text = value.strip()
+    if len(text) != 7 or text[4] != "-" or not (text[:4] + text[5:]).isdigit() or not 1 <= int(text[5:]) <= 12:
+        raise InputError(f"{flag}: expected YYYY-MM, got {value!r}")
+    return text
+
+
+def _fraction(value: str) -> Decimal:
+    try:
+        result = Decimal(value)
+    except InvalidOperation as exc:
+        raise InputError(f"--target-margin: not a number: {value!r}") from exc
+    if not result.is_finite() or result >= 1:
+        raise InputError("--target-margin: give a fraction below 1, e.g. 0.6 for 60%")
+    return result
+
+
+def _against(data: UsageData, other_path: str, fx: Any) -> tuple[UsageData, str]:
+    """Replace the baseline with another scenario's revenue and served cost."""
+    other = simulate(load_scenario(other_path), prepare(data), fx)
+    base = other.cells[["customer_id", "month", "revenue_pico", "ai_cost_pico"]].rename(columns={"revenue_pico": "baseline_revenue_pico", "ai_cost_pico": "baseline_cost_pico"})
+    cells = data.cells.drop(columns=[c for c in ("baseline_revenue_pico", "baseline_cost_pico") if c in data.cells.columns])
+    cells = cells.merge(base, on=["customer_id", "month"], how="left")
+    cells["baseline_revenue_pico"] = pd.array([int(v) for v in cells["baseline_revenue_pico"]], dtype="Int64")
+    cells["baseline_cost_pico"] = np.array([int(v) for v in cells["baseline_cost_pico"]], dtype=np.int64)
+    label = Path(other_path).stem
+    return UsageData(cells=cells, by_model=data.by_model, by_feature=data.by_feature, months=data.months, notes=data.notes), label
+
+
+def _print_section(title: str, frame: pd.DataFrame, fmt: str) -> None:
+    if fmt == "table":
+        print(f"\n{title}")
+    print_frame(frame, fmt)
+
+
+def run(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.plan)
+    start, end = _month(args.start, "--from"), _month(args.end, "--to")
+    target = _fraction(args.target_margin) if args.target_margin is not None else None
+    fmt = args.format
+    if args.stripe_json == "-":
+        print(json.dumps(scenario_prices(scenario), indent=2))
+        return 0
+    store = store_from_args(args)
+    fx = load_fx()
+    data = load_usage(store, start=start, end=end, fx=fx)
+    if data.cells.empty:
+        print("simulate: no usage or revenue in the database for these months", file=sys.stderr)
+        return 1
+    notes = list(data.notes)
+    if args.what_if:
+        what_ifs = load_what_ifs(args.what_if)
+        applied = apply_what_ifs(data, what_ifs, load_catalog(), dominant=dominant_models(store, data.months[0], data.months[-1]))
+        data = applied.data
+        notes.extend(applied.notes)
+        _print_section("Cost what-ifs applied to history (margin against today's revenue):", whatif_table(applied.summary), fmt)
+    label = "today"
+    if args.against != "current":
+        data, label = _against(data, args.against, fx)
+    book = prepare(data)
+    result = simulate(scenario, book, fx)
+    if fmt == "table":
+        print(scenario_summary(scenario))
+        print(f"\n{result.scenario.name}: {len(result.customers)} customers, {result.months[0]} to {result.months[-1]} ({len(result.months)} months), against {label}")
+    print_frame(totals_table(result, label) if fmt == "table" else totals_frame(result), fmt)
+    if fmt == "table" and (result.customers["capped_months"] > 0).any():
+        _print_section("Customers who hit a hard cap (usage beyond it not served; day estimated from the month's pace):", caps_table(result), fmt)
+    if args.ranges:
+        intervals = bootstrap(result.cells)
+        _print_section(f"Ranges (90%; {METHOD}):", ranges_table(intervals), fmt)
+    if target is not None:
+        solutions = []
+        wanted = args.solve or [f"{p.name}.{default_knob(p)}" for p in scenario.plans if (result.cells["plan"] == p.name).any()]
+        for spec in wanted:
+            plan_name, _, path = spec.partition(".")
+            solutions.append(solve(scenario, book, plan_name, path or None, target=target, fx=fx))
+        _print_section(f"Prices for a {target * 100:.0f}% gross margin (book; median, p90, p95 customer; break-even), assignment held fixed:", solution_table(solutions), fmt)
+        if args.curve:
+            for s in solutions:
+                curve = margin_curve(scenario, book, s.plan, s.path, fx=fx, target=target)
+                shown = curve.assign(revenue=curve["revenue_pico"].map(format_usd), ai_cost=curve["ai_cost_pico"].map(format_usd)).drop(columns=["revenue_pico", "ai_cost_pico"])
+                _print_section(f"Margin against {s.plan}.{s.path}:", shown, fmt)
+    if args.out:
+        frame = cells_frame(result) if args.per_month else customers_frame(result)
+        frame.to_csv(args.out, index=False)
+        if fmt == "table":
+            print(f"\nwrote {len(frame):,} rows to {args.out}")
+    if args.stripe_json:
+        Path(args.stripe_json).write_text(json.dumps(scenario_prices(scenario), indent=2) + "\n", encoding="utf-8")
+        if fmt == "table":
+            print(f"wrote Stripe Price parameters to {args.stripe_json}")
+    all_notes = list(dict.fromkeys([*notes, *result.notes]))
+    if all_notes and fmt == "table":
+        print("\nNotes:")
+        for note in all_notes:
+            print(f"- {note}")
+    return 0
