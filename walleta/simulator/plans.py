@@ -540,9 +540,9 @@ def _credits(data: Any, where: str, currency: str) -> Credits:
 def _plan(data: Any, where: str, currency: str) -> Plan:
     data = _mapping(data, where)
     allowed = {"name", "description", "base_fee", "seats", "allocation", "meters", "payg", "credits", "minimum", "cap"}
-    _check_keys(data, allowed, where)
     name = _text(data.get("name"), f"{where}.name")
     where = f"{where} ({name})"
+    _check_keys(data, allowed, where)
     seats = None
     if data.get("seats") is not None:
         spot = f"{where}.seats"

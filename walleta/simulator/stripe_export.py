@@ -163,16 +163,25 @@ def _money(amount: Decimal | Fraction, currency: str, places: int = 2) -> str:
     return f"${text}" if currency == "USD" else f"{text} {currency}"
 
 
+def _unit_text(minor_per_unit: Decimal, measure: str, currency: str) -> str:
+    """A per-unit amount in minor units as text: per 1M for token measures, per unit otherwise."""
+    if not minor_per_unit:
+        return "free"
+    if measure.endswith("tokens"):
+        return f"{_money(Fraction(minor_per_unit) * 10**6 / 100, currency)} per 1M {measure.replace('_', ' ')}"
+    return f"{_money(Fraction(minor_per_unit) / 100, currency)} per {measure.rstrip('s') if measure != 'seats' else 'seat'}"
+
+
 def _tiers_text(meter: Meter, currency: str) -> list[str]:
     lines = []
     lower = 0
     for tier in meter.tiers:
-        span = f"{lower + 1:,}-{tier.up_to:,}" if tier.up_to is not None else f"{lower + 1:,}+"
         if lower == 0:
             span = f"0-{tier.up_to:,}" if tier.up_to is not None else "all"
-        unit = _money(Fraction(tier.unit_amount_decimal) / 100, currency, 2) if tier.unit_amount_decimal else "free"
+        else:
+            span = f"{lower + 1:,}-{tier.up_to:,}" if tier.up_to is not None else f"{lower + 1:,}+"
         flat = f" + flat {_money(Fraction(tier.flat_amount) / 100, currency)}" if tier.flat_amount else ""
-        lines.append(f"      {span}: {unit} per unit{flat}")
+        lines.append(f"      {span}: {_unit_text(tier.unit_amount_decimal, meter.measure, currency)}{flat}")
         lower = tier.up_to or lower
     return lines
 
@@ -193,7 +202,10 @@ def plan_summary(plan: Plan, currency: str = "USD") -> str:
             lines.extend(_tiers_text(meter, currency))
         else:
             package = f" per {meter.transform_quantity.divide_by:,} (rounded {meter.transform_quantity.round})" if meter.transform_quantity else " per unit"
-            lines.append(f"  {meter.name}: {_money(Fraction(meter.unit_amount_decimal or 0) / 100, currency)}{package} of {meter.measure}")
+            if meter.transform_quantity:
+                lines.append(f"  {meter.name}: {_money(Fraction(meter.unit_amount_decimal or 0) / 100, currency)}{package} of {meter.measure}")
+            else:
+                lines.append(f"  {meter.name}: {_unit_text(meter.unit_amount_decimal or Decimal(0), meter.measure, currency)}")
     if plan.payg is not None:
         if plan.payg.markup_pct is not None:
             lines.append(f"  pay as you go: AI cost + {plan.payg.markup_pct}%")
@@ -223,8 +235,8 @@ def plan_summary(plan: Plan, currency: str = "USD") -> str:
         period = "month" if plan.minimum.period_months == 1 else f"{plan.minimum.period_months} months"
         lines.append(f"  minimum commitment {_money(plan.minimum.amount, currency)} per {period} (true-up)")
     if plan.cap is not None:
-        unit = _money(plan.cap.limit, currency) if plan.cap.measure == "ai_cost_usd" else f"{int(plan.cap.limit):,}"
-        lines.append(f"  hard cap: {unit} {plan.cap.measure.replace('_usd', '')}{' per seat' if plan.cap.per_seat else ''} per month; usage beyond it is not served")
+        what = f"${plan.cap.limit:,.2f} of AI cost" if plan.cap.measure == "ai_cost_usd" else f"{int(plan.cap.limit):,} {plan.cap.measure.replace('_', ' ')}"
+        lines.append(f"  hard cap: {what}{' per seat' if plan.cap.per_seat else ''} per month; usage beyond it is not served")
     if len(lines) == 1:
         lines.append("  free")
     return "\n".join(lines)
