@@ -109,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
         data = applied.data
         notes.extend(applied.notes)
         _print_section("Cost what-ifs applied to history (margin against today's revenue):", whatif_table(applied.summary), fmt)
+        if args.ranges:
+            spread = bootstrap(applied.cells, ("delta_pico",), margin=None)
+            _print_section(f"Range of the combined AI cost change (90%; {METHOD}):", ranges_table(spread), fmt)
     label = "today"
     if args.against != "current":
         data, label = _against(data, args.against, fx)
@@ -129,7 +132,11 @@ def run(args: argparse.Namespace) -> int:
         for spec in wanted:
             plan_name, _, path = spec.partition(".")
             solutions.append(solve(scenario, book, plan_name, path or None, target=target, fx=fx))
-        _print_section(f"Prices for a {target * 100:.0f}% gross margin (book; median, p90, p95 customer; break-even), assignment held fixed:", solution_table(solutions), fmt)
+        table, footnotes = solution_table(solutions)
+        _print_section(f"Prices for a {target * 100:.0f}% gross margin (book; median, p90, p95 customer; break-even), assignment held fixed:", table, fmt)
+        if fmt == "table":
+            for footnote in footnotes:
+                print(f"  n/a {footnote}")
         if args.curve:
             for s in solutions:
                 curve = margin_curve(scenario, book, s.plan, s.path, fx=fx, target=target)

@@ -101,20 +101,25 @@ def exact_sum(values: np.ndarray) -> int:
     return int(high.sum()) * 2**31 + int(low.sum())
 
 
-def exact_sums_by(values: np.ndarray, groups: np.ndarray, count: int) -> list[int]:
-    """Exact integer sums of `values` per group code (0..count-1), without overflow."""
+def exact_sums_by(values: np.ndarray, groups: np.ndarray, count: int) -> np.ndarray:
+    """Exact integer sums of `values` per group code (0..count-1), without overflow.
+
+    Returns int64 when every sum fits, else Python ints (object array).
+    """
     values = np.asarray(values)
     if values.dtype == object:
         totals = [0] * count
         for g, v in zip(groups.tolist(), values.tolist()):
             totals[g] += int(v)
-        return totals
+        return _narrow(np.array(totals, dtype=object))
     high, low = np.divmod(values.astype(np.int64), 2**31)
     high_sums = np.zeros(count, dtype=np.int64)
     low_sums = np.zeros(count, dtype=np.int64)
     np.add.at(high_sums, groups, high)
     np.add.at(low_sums, groups, low)
-    return [int(h) * 2**31 + int(lo) for h, lo in zip(high_sums.tolist(), low_sums.tolist())]
+    if count == 0 or (high_sums.max() < 2**31 and high_sums.min() >= -(2**31)):
+        return high_sums * 2**31 + low_sums  # |high| < 2**31 and 0 <= low < 2**62: fits int64
+    return _narrow(np.array([int(h) * 2**31 + int(lo) for h, lo in zip(high_sums.tolist(), low_sums.tolist())], dtype=object))
 
 
 def scale_by(values: np.ndarray, num: np.ndarray, den: np.ndarray, rounding: str) -> np.ndarray:

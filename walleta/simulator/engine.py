@@ -134,8 +134,19 @@ def _int_column(frame: pd.DataFrame, name: str, default: int = 0) -> np.ndarray:
 
 
 def _days_in(months: np.ndarray) -> np.ndarray:
-    lookup = {m: calendar.monthrange(int(m[:4]), int(m[5:7]))[1] for m in pd.unique(months)}
-    return np.array([lookup[m] for m in months], dtype=np.int64) if len(months) else np.zeros(0, dtype=np.int64)
+    if not len(months):
+        return np.zeros(0, dtype=np.int64)
+    codes, names = pd.factorize(np.asarray(months, dtype=object))
+    lengths = np.array([calendar.monthrange(int(m[:4]), int(m[5:7]))[1] for m in names], dtype=np.int64)
+    return lengths[codes]
+
+
+def _codes(series: pd.Series, index: pd.Index) -> np.ndarray:
+    """Positions of a column's values in `index` (-1 when absent), factorising first so that
+    only the distinct values are looked up."""
+    codes, uniques = pd.factorize(series.astype(str))
+    positions = index.get_indexer(np.asarray(uniques, dtype=object))
+    return np.where(codes >= 0, positions[codes], -1).astype(np.int64)
 
 
 def prepare(data: UsageData) -> Book:
@@ -144,37 +155,46 @@ def prepare(data: UsageData) -> Book:
     for column in ("customer_id", "month"):
         if column not in cells.columns:
             raise PlanError("usage", f"the usage frame needs a {column!r} column")
-    cells = cells.sort_values(["customer_id", "month"], kind="stable").reset_index(drop=True)
-    if cells.duplicated(["customer_id", "month"]).any():
+    raw_cust, customer_ids = pd.factorize(cells["customer_id"].astype(str), sort=True)
+    month_codes, month_values = pd.factorize(cells["month"].astype(str))
+    present = sorted(str(m) for m in month_values)
+    months = tuple(data.months) if data.months else tuple(present)
+    outside = [m for m in present if m not in set(months)]
+    if outside:
+        raise PlanError("usage", f"month {outside[0]} is outside the simulated months")
+    raw_month = pd.Index(list(months), dtype=object).get_indexer(np.asarray(month_values, dtype=object))[month_codes].astype(np.int64)
+    order = np.lexsort((raw_month, raw_cust))
+    cust, month = raw_cust[order].astype(np.int64), raw_month[order]
+    key = cust * max(len(months), 1) + month
+    if len(key) > 1 and (np.diff(key) == 0).any():
         raise PlanError("usage", "the usage frame has more than one row for a customer and month")
-    month_text = cells["month"].astype(str).to_numpy(dtype=object)
-    months = tuple(data.months) if data.months else tuple(sorted(set(month_text)))
-    month_pos = {m: i for i, m in enumerate(months)}
-    unknown = [m for m in set(month_text) if m not in month_pos]
-    if unknown:
-        raise PlanError("usage", f"month {sorted(unknown)[0]} is outside the simulated months")
-    cust, customer_ids = pd.factorize(cells["customer_id"].astype(str).to_numpy(dtype=object), sort=True)
-    month = np.array([month_pos[m] for m in month_text], dtype=np.int64) if len(cells) else np.zeros(0, dtype=np.int64)
-    measures = {m: _int_column(cells, m) for m in CELL_MEASURES}
+
+    def column(name: str, default: int = 0) -> np.ndarray:
+        return _int_column(cells, name, default)[order]
+
+    month_text = np.array(months, dtype=object)[month] if len(month) else np.zeros(0, dtype=object)
+    measures = {m: column(m) for m in CELL_MEASURES}
     measures["tokens"] = measures["input_tokens"] + measures["output_tokens"]
     measures["uncached_input_tokens"] = measures["input_tokens"] - measures["cached_input_tokens"]
-    seats = _int_column(cells, "seats", -1)
-    days = _int_column(cells, "days_in_month") if "days_in_month" in cells.columns else _days_in(month_text)
+    seats = column("seats", -1)
+    days = column("days_in_month") if "days_in_month" in cells.columns else _days_in(month_text)
     if "baseline_revenue_pico" in cells.columns:
         raw = cells["baseline_revenue_pico"]
-        known = raw.notna().to_numpy()
-        baseline = raw.fillna(0).to_numpy(dtype=np.int64)
+        known = raw.notna().to_numpy()[order]
+        baseline = raw.fillna(0).to_numpy(dtype=np.int64)[order]
     else:
         known = np.zeros(len(cells), dtype=bool)
         baseline = np.zeros(len(cells), dtype=np.int64)
-    baseline_cost = _int_column(cells, "baseline_cost_pico") if "baseline_cost_pico" in cells.columns else measures["cost_pico"].copy()
-    plans_by_cell = cells["current_plan"].fillna("").astype(str).to_numpy(dtype=object) if "current_plan" in cells.columns else np.full(len(cells), "", dtype=object)
+    baseline_cost = column("baseline_cost_pico") if "baseline_cost_pico" in cells.columns else measures["cost_pico"].copy()
     current_plan = np.full(len(customer_ids), "", dtype=object)
-    current_plan[cust[::-1]] = plans_by_cell[::-1]  # the first cell's plan per customer
+    if "current_plan" in cells.columns:
+        plan_codes, plan_names = pd.factorize(cells["current_plan"].fillna("").astype(str))
+        plans_by_cell = np.asarray(plan_names, dtype=object)[plan_codes[order]]
+        current_plan[cust[::-1]] = plans_by_cell[::-1]  # the first cell's plan per customer
     book = Book(
         customer_ids=np.asarray(customer_ids, dtype=object),
         months=months,
-        cust=cust.astype(np.int64),
+        cust=cust,
         month=month,
         month_text=month_text,
         current_plan=current_plan,
@@ -188,22 +208,23 @@ def prepare(data: UsageData) -> Book:
     )
     grid = np.full((len(customer_ids), len(months)), -1, dtype=np.int64)
     grid[book.cust, book.month] = np.arange(book.size)
-    cust_pos = {c: i for i, c in enumerate(book.customer_ids)}
+    customer_index, month_index = pd.Index(book.customer_ids, dtype=object), pd.Index(list(months), dtype=object)
     for kind, frame in (("model", data.by_model), ("feature", data.by_feature)):
         if frame is not None:
-            book.detail[kind] = _detail(frame, kind, grid, cust_pos, month_pos)
+            book.detail[kind] = _detail(frame, kind, grid, customer_index, month_index)
     return book
 
 
-def _detail(frame: pd.DataFrame, kind: str, grid: np.ndarray, cust_pos: dict[str, int], month_pos: dict[str, int]) -> _Detail:
-    customers = frame["customer_id"].astype(str).map(cust_pos).fillna(-1).to_numpy(dtype=np.int64)
-    months = frame["month"].astype(str).map(month_pos).fillna(-1).to_numpy(dtype=np.int64)
-    inside = (customers >= 0) & (months >= 0)
+def _detail(frame: pd.DataFrame, kind: str, grid: np.ndarray, customers: pd.Index, months: pd.Index) -> _Detail:
+    cust = _codes(frame["customer_id"], customers)
+    month = _codes(frame["month"], months)
+    inside = (cust >= 0) & (month >= 0)
     cell = np.full(len(frame), -1, dtype=np.int64)
-    cell[inside] = grid[customers[inside], months[inside]]
+    cell[inside] = grid[cust[inside], month[inside]]
     keep = cell >= 0
-    frame = frame[keep]
-    code, names = pd.factorize(frame[kind].astype(str).to_numpy(dtype=object))
+    if not keep.all():
+        frame = frame[keep]
+    code, names = pd.factorize(frame[kind].astype(str))
     inputs = _int_column(frame, "input_tokens")
     cached = _int_column(frame, "cached_input_tokens")
     return _Detail(
@@ -587,6 +608,12 @@ def margin_fraction(margin: int, revenue: int) -> Decimal | None:
     return (Decimal(int(margin)) / Decimal(int(revenue))).quantize(Decimal("0.0001"))
 
 
+def _labels(values: np.ndarray) -> pd.Categorical:
+    """A categorical of text labels (few distinct values, many rows)."""
+    codes, names = pd.factorize(values)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(names, dtype=object))
+
+
 def _stack(outcomes: list[tuple[PlanOutcome, np.ndarray]], size: int, getter: Callable[[PlanOutcome], np.ndarray], dtype: object = np.int64) -> np.ndarray:
     values = [getter(o)[mask] for o, mask in outcomes]
     use_object = any(v.dtype == object for v in values)
@@ -625,10 +652,11 @@ def simulate(scenario: Scenario, data: UsageData | Book, fx: FxTable | None = No
     baseline_revenue = np.where(known, book.baseline_revenue, 0)
     baseline_cost = np.where(known, book.baseline_cost, 0)
     columns: dict[str, np.ndarray] = {
-        "customer_id": book.customer_ids[book.cust],
-        "month": book.month_text,
-        "current_plan": book.current_plan[book.cust],
-        "plan": np.array([p.name for p in scenario.plans], dtype=object)[cell_plan],
+        # Repeated labels as categoricals: no per-row string conversion for large books.
+        "customer_id": pd.Categorical.from_codes(book.cust, categories=pd.Index(book.customer_ids, dtype=object)),
+        "month": pd.Categorical.from_codes(book.month, categories=pd.Index(list(book.months), dtype=object)),
+        "current_plan": _labels(book.current_plan[book.cust]),
+        "plan": pd.Categorical.from_codes(cell_plan, categories=pd.Index([p.name for p in scenario.plans], dtype=object)),
         "revenue_minor": revenue_minor,
         "revenue_pico": revenue,
         "ai_cost_pico": cost,
@@ -681,10 +709,7 @@ _SUMMED = (
 
 def _sums(values: np.ndarray, groups: np.ndarray, count: int) -> np.ndarray:
     """Exact per-group sums as int64 when they fit, else Python ints."""
-    sums = exact_sums_by(values, groups, count)
-    if all(-(2**63) <= v < 2**63 for v in sums):
-        return np.array(sums, dtype=np.int64)
-    return np.array(sums, dtype=object)
+    return exact_sums_by(values, groups, count)
 
 
 def _customer_table(book: Book, columns: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -693,7 +718,7 @@ def _customer_table(book: Book, columns: dict[str, np.ndarray]) -> pd.DataFrame:
     cust = book.cust
     table: dict[str, object] = {"customer_id": book.customer_ids, "current_plan": book.current_plan}
     plan = np.empty(count, dtype=object)
-    plan[cust[::-1]] = columns["plan"][::-1]
+    plan[cust[::-1]] = np.asarray(columns["plan"], dtype=object)[::-1]
     table["plan"] = plan
     table["months"] = np.bincount(cust, minlength=count)
     sums = {name: _sums(columns[name], cust, count) for name in _SUMMED}

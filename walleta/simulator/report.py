@@ -165,16 +165,21 @@ def caps_table(result: SimulationResult, limit: int = 10) -> pd.DataFrame:
     )
 
 
-def solution_table(solutions: list[Any]) -> pd.DataFrame:
-    """Solver answers, one row per plan knob: today's value and the value per criterion."""
-    rows = []
+def solution_table(solutions: list[Any]) -> tuple[pd.DataFrame, list[str]]:
+    """Solver answers, one row per plan price (today's value and the value per criterion), and
+    footnotes saying why a criterion has no value."""
+    rows, notes = [], []
     for s in solutions:
         row: dict[str, Any] = {"plan": s.plan, "price": s.path, "today": s.current}
+        reasons = set()
         for record in s.table.to_dict("records"):
             label = "book" if record["criterion"] == "book" else record["criterion"].replace(" customer", "")
-            row[label] = record["value"] if record["value"] is not None else f"- ({record['note']})"
+            row[label] = record["value"] if record["value"] is not None else "n/a"
+            if record["value"] is None:
+                reasons.add(record["note"])
         rows.append(row)
-    return pd.DataFrame(rows)
+        notes.extend(f"{s.plan}.{s.path}: {reason}" for reason in sorted(reasons))
+    return pd.DataFrame(rows), notes
 
 
 def whatif_table(summary: pd.DataFrame) -> pd.DataFrame:

@@ -89,7 +89,8 @@ def knob_for(plan: Plan, path: str, step: Decimal | None = None, exponent: int =
 
 
 def default_knob(plan: Plan) -> str:
-    """The plan's main price: base fee, markup, credit price, overage, seat or first tier price."""
+    """The plan's main price: base fee, markup, credit pack or credit price, seat price, overage,
+    first paid tier, list price (in that order of preference)."""
     if plan.payg is not None and plan.payg.markup_pct is not None:
         return "payg.markup_pct"
     if plan.base_fee > 0 or not (plan.credits or plan.allocation or plan.meters or plan.seats or plan.payg):
@@ -98,10 +99,10 @@ def default_knob(plan: Plan) -> str:
         return "credits.pack.price"
     if plan.credits is not None and plan.credits.price_per_credit is not None:
         return "credits.price_per_credit"
-    if plan.allocation is not None:
-        return "allocation.overage_per_1m"
     if plan.seats is not None:
         return "seats.price"
+    if plan.allocation is not None:
+        return "allocation.overage_per_1m"
     if plan.meters:
         meter = plan.meters[0]
         if meter.billing_scheme == "per_unit":
