@@ -125,14 +125,18 @@ def generate(customers: int, months: int, seed: int = 11) -> UsageData:
     return UsageData(cells=cells, by_model=by_model, months=tuple(month_names))
 
 
-def timed(fn, repeat: int) -> tuple[float, object]:
-    """Median wall time of `repeat` runs, and the last result."""
-    times, result = [], None
+def timed(fn, repeat: int) -> tuple[float, float, object]:
+    """Median wall time and median CPU time of this process over `repeat` runs, and the last result.
+
+    CPU time is shown because the bench machine may be shared: other processes inflate wall time.
+    """
+    walls, cpus, result = [], [], None
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), result
+        walls.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus), result
 
 
 def main() -> int:
@@ -148,14 +152,14 @@ def main() -> int:
     money = money_for("USD", None)
     print(f"book: {customers:,} customers x {args.months} months = {len(data.cells):,} active customer-months, "
           f"{len(data.by_model):,} rows by model; {len(scenario.plans)} plans, assignment 'cheapest' (every plan on every customer-month)")
-    prepare_time, book = timed(lambda: prepare(data), args.repeat)
-    engine_time, result = timed(lambda: simulate(scenario, book), args.repeat)
+    prepare_time, prepare_cpu, book = timed(lambda: prepare(data), args.repeat)
+    engine_time, engine_cpu, result = timed(lambda: simulate(scenario, book), args.repeat)
     print(f"vectorised: prepare {prepare_time * 1000:,.0f} ms + simulate {engine_time * 1000:,.0f} ms "
-          f"= {(prepare_time + engine_time) * 1000:,.0f} ms (median of {args.repeat})")
-    started = time.perf_counter()
+          f"= {(prepare_time + engine_time) * 1000:,.0f} ms wall (CPU: {prepare_cpu * 1000:,.0f} + {engine_cpu * 1000:,.0f} ms; median of {args.repeat})")
+    started, cpu = time.perf_counter(), time.process_time()
     reference = simulate_reference(scenario, data, money)
-    loop_time = time.perf_counter() - started
-    print(f"per-customer Python loop (same data, same rules): {loop_time:,.2f} s (1 run)")
+    loop_time, loop_cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(f"per-customer Python loop (same data, same rules): {loop_time:,.2f} s wall (CPU {loop_cpu:,.2f} s; 1 run)")
     print(f"speed-up: {loop_time / engine_time:,.0f}x on simulate, {loop_time / (prepare_time + engine_time):,.0f}x including prepare")
     cells = result.cells  # type: ignore[attr-defined]
     mismatches = 0
@@ -168,8 +172,9 @@ def main() -> int:
     shown = totals.assign(revenue=totals["revenue_pico"].map(format_usd), ai_cost=totals["ai_cost_pico"].map(format_usd))
     print(shown[["plan", "customers", "revenue", "ai_cost", "margin_pct"]].to_string(index=False))
     target = 1.0
-    verdict = "meets" if engine_time <= target else "MISSES"
-    print(f"target: simulate <= {target:.1f} s at 10,000 x 12 x 6 -> {verdict} ({engine_time:.3f} s at {customers:,} customers)")
+    verdict = "meets" if prepare_time + engine_time <= target else "MISSES"
+    print(f"target: prepare + simulate <= {target:.1f} s at 10,000 x 12 x 6 -> {verdict} "
+          f"({prepare_time + engine_time:.3f} s wall, {prepare_cpu + engine_cpu:.3f} s CPU at {customers:,} customers)")
     return 0 if mismatches == 0 else 1
 
 

@@ -75,7 +75,8 @@ def mul_div(values: np.ndarray, num: int, den: int, rounding: str = HALF_UP) -> 
     if den <= 0:
         raise ValueError("denominator must be positive")
     if _max_abs(values) * abs(num) < _SAFE and values.dtype != object:
-        return _round_div(values.astype(np.int64) * num, den, rounding)
+        product = values.astype(np.int64) * num
+        return product if den == 1 else _round_div(product, den, rounding)
     exact = values.astype(object) * num
     result = _round_div(exact, den, rounding)
     return _narrow(result)

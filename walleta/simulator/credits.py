@@ -183,9 +183,11 @@ def run_ledger(credits: Credits, burn: np.ndarray, grant: np.ndarray, exponent: 
         out["expired_included"][:, j] = inc[:, 0]
         out["expired_purchased"][:, j] = expired_pur
         out["breakage_minor"][:, j] = mul_div(expired_pur, breakage_num, breakage_den, HALF_UP)
-        inc = np.concatenate([inc[:, 1:], np.zeros((customers, 1), dtype=np.int64)], axis=1)
+        inc[:, :-1] = inc[:, 1:]  # one month on: every bucket is a month closer to expiry
+        inc[:, -1] = 0
         if expiry_pur:
-            pur = np.concatenate([pur[:, 1:], np.zeros((customers, 1), dtype=np.int64)], axis=1)
+            pur[:, :-1] = pur[:, 1:]
+            pur[:, -1] = 0
         out["balance_end"][:, j] = inc.sum(axis=1) + pur.sum(axis=1)
     return LedgerResult(**out)
 

@@ -39,7 +39,7 @@ import pandas as pd
 
 from ..fx import FxTable
 from ..money import minor_unit_exponent
-from ._num import DOWN, HALF_EVEN, HALF_UP, UP, exact_sum, exact_sums_by, mul_div, ratio, scale_by
+from ._num import DOWN, HALF_EVEN, HALF_UP, UP, _round_div, exact_sums_by, mul_div, ratio, scale_by
 from .credits import MICRO, burn_micro_array, rule_index, run_ledger
 from .plans import Credits, Plan, PlanError, Scenario
 from .tiers import meter_amount_array
@@ -300,6 +300,8 @@ class _View:
 
 
 def _view(book: Book, idx: np.ndarray) -> _View:
+    if len(idx) == book.size:  # the whole book: customer codes are already dense
+        return _View(idx=idx, cust=book.cust, month=book.month, customers=len(book.customer_ids), months=len(book.months))
     local, inverse = np.unique(book.cust[idx], return_inverse=True)
     return _View(idx=idx, cust=inverse.astype(np.int64), month=book.month[idx], customers=len(local), months=len(book.months))
 
@@ -407,16 +409,27 @@ def _served(q: dict[str, np.ndarray], capped: np.ndarray, num: np.ndarray, den: 
     return out
 
 
+def _cap_share(plan: Plan, q: dict[str, np.ndarray], seats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cells over the plan's hard cap, and the served share num/den (limit / usage) per cell."""
+    assert plan.cap is not None
+    usage = q["cost_pico"] if plan.cap.measure == "ai_cost_usd" else q[plan.cap.measure]
+    limit_each = int(plan.cap.limit * PICO) if plan.cap.measure == "ai_cost_usd" else int(plan.cap.limit)
+    limit = limit_each * (seats if plan.cap.per_seat else np.ones(len(seats), dtype=np.int64))
+    capped = usage > limit
+    return capped, np.where(capped, limit, 1), np.where(capped, usage, 1)
+
+
 def evaluate_plan(plan: Plan, book: Book, idx: np.ndarray, money: Money) -> PlanOutcome:
     """Evaluate one plan on the cells `idx` (sorted indices into the book)."""
     view = _view(book, idx)
     n = len(idx)
-    q = {name: values[idx] for name, values in book.measures.items()}
+    whole = n == book.size  # idx is then 0..size-1: use the book's arrays as they are (never modified)
+    q = {name: (values if whole else values[idx]) for name, values in book.measures.items()}
     seat_default = plan.seats.default_seats if plan.seats is not None else 1
-    raw_seats = book.seats[idx]
+    raw_seats = book.seats if whole else book.seats[idx]
     seats = np.where(raw_seats >= 0, raw_seats, seat_default)
     q["seats"] = seats
-    days = book.days[idx]
+    days = book.days if whole else book.days[idx]
     capped = np.zeros(n, dtype=bool)
     num = np.ones(n, dtype=np.int64)
     den = np.ones(n, dtype=np.int64)
@@ -428,12 +441,7 @@ def evaluate_plan(plan: Plan, book: Book, idx: np.ndarray, money: Money) -> Plan
         per_cell_grant = plan.credits.included * MICRO * (seats if plan.credits.included_per_seat else 1)
         grant = _grid(view, np.broadcast_to(per_cell_grant, (n,)))
     if plan.cap is not None:
-        usage = q["cost_pico"] if plan.cap.measure == "ai_cost_usd" else q[plan.cap.measure]
-        limit_each = int(plan.cap.limit * PICO) if plan.cap.measure == "ai_cost_usd" else int(plan.cap.limit)
-        limit = limit_each * (seats if plan.cap.per_seat else np.ones(n, dtype=np.int64))
-        capped = usage > limit
-        num = np.where(capped, limit, 1)
-        den = np.where(capped, usage, 1)
+        capped, num, den = _cap_share(plan, q, seats)
     ledger = None
     if plan.credits is not None and plan.credits.on_exhausted == "block":
         ledger = run_ledger(plan.credits, _grid(view, burn), grant, money.exponent)
@@ -601,11 +609,30 @@ class SimulationResult:
     notes: tuple[str, ...] = ()
 
 
+def margin_fractions(margins: np.ndarray, revenues: np.ndarray) -> list[Decimal | None]:
+    """margin / revenue per element as Decimals with 4 places, rounded half-even (None: no revenue)."""
+    margins, revenues = np.asarray(margins), np.asarray(revenues)
+    if margins.dtype != object and revenues.dtype != object and len(margins) and int(np.abs(margins).max()) < 2**62 // 10_000:
+        sign = np.where(revenues < 0, -1, 1)
+        den = np.where(revenues != 0, revenues * sign, 1)
+        quotients = _round_div(margins.astype(np.int64) * sign * 10_000, den, HALF_EVEN).tolist()
+        return [None if r == 0 else Decimal(q).scaleb(-4) for q, r in zip(quotients, revenues.tolist())]
+    out: list[Decimal | None] = []
+    for margin, revenue in zip(margins.tolist(), revenues.tolist()):
+        if revenue == 0:
+            out.append(None)
+            continue
+        sign = -1 if revenue < 0 else 1
+        quotient, remainder = divmod(int(margin) * sign * 10_000, int(revenue) * sign)
+        if 2 * remainder > abs(revenue) or (2 * remainder == abs(revenue) and quotient % 2):
+            quotient += 1
+        out.append(Decimal(quotient).scaleb(-4))
+    return out
+
+
 def margin_fraction(margin: int, revenue: int) -> Decimal | None:
-    """margin / revenue as a Decimal with 4 places (None when there is no revenue)."""
-    if revenue == 0:
-        return None
-    return (Decimal(int(margin)) / Decimal(int(revenue))).quantize(Decimal("0.0001"))
+    """margin / revenue as a Decimal with 4 places, rounded half-even (None when there is no revenue)."""
+    return margin_fractions(np.array([int(margin)], dtype=object), np.array([int(revenue)], dtype=object))[0]
 
 
 def _labels(values: np.ndarray) -> pd.Categorical:
@@ -615,11 +642,12 @@ def _labels(values: np.ndarray) -> pd.Categorical:
 
 
 def _stack(outcomes: list[tuple[PlanOutcome, np.ndarray]], size: int, getter: Callable[[PlanOutcome], np.ndarray], dtype: object = np.int64) -> np.ndarray:
-    values = [getter(o)[mask] for o, mask in outcomes]
+    """One array over the book from each plan outcome's chosen cells (`mask` = index array)."""
+    values = [getter(o)[chosen] for o, chosen in outcomes]
     use_object = any(v.dtype == object for v in values)
     result = np.zeros(size, dtype=object if use_object else dtype)
-    for (outcome, mask), chosen in zip(outcomes, values):
-        result[outcome.cells[mask]] = chosen
+    for (outcome, chosen), picked in zip(outcomes, values):
+        result[outcome.cells[chosen]] = picked
     return result
 
 
@@ -637,11 +665,11 @@ def simulate(scenario: Scenario, data: UsageData | Book, fx: FxTable | None = No
             continue
         if p in precomputed:
             outcome = precomputed[p]
-            mask = cell_plan[outcome.cells] == p
+            chosen = np.flatnonzero(cell_plan[outcome.cells] == p)
         else:
             outcome = evaluate_plan(plan, book, cells, money)
-            mask = np.ones(len(cells), dtype=bool)
-        picked.append((outcome, mask))
+            chosen = np.arange(len(cells))
+        picked.append((outcome, chosen))
         if outcome.unmatched:
             notes.append(f"plan {plan.name}: no burn rule matches {', '.join(outcome.unmatched)}; that usage burns no credits")
     size = book.size
@@ -737,10 +765,10 @@ def _customer_table(book: Book, columns: dict[str, np.ndarray]) -> pd.DataFrame:
             "revenue_pico": revenue,
             "ai_cost_pico": sums["ai_cost_pico"],
             "margin_pico": margin,
-            "margin_pct": [margin_fraction(m, r) for m, r in zip(margin.tolist(), revenue.tolist())],
+            "margin_pct": margin_fractions(margin, revenue),
             "baseline_revenue_pico": base_revenue,
             "baseline_margin_pico": base_margin,
-            "baseline_margin_pct": [margin_fraction(m, r) for m, r in zip(base_margin.tolist(), base_revenue.tolist())],
+            "baseline_margin_pct": margin_fractions(base_margin, base_revenue),
             "revenue_change_pico": change,
             "margin_change_pico": sums["margin_change_pico"],
             "outcome": outcome.astype(object),

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..catalog import ALWAYS, Catalog, PriceRow
+from ..catalog import ALWAYS, Catalog
 from ..costing import price_events
 from ..store import Store
 from ._num import HALF_EVEN, exact_sum, scale_by
