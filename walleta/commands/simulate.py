@@ -82,6 +82,17 @@ def _against(data: UsageData, other_path: str, fx: Any) -> tuple[UsageData, str]
     return UsageData(cells=cells, by_model=data.by_model, by_feature=data.by_feature, months=data.months, notes=data.notes), label
 
 
+def _split_knob(spec: str, plans: list[str]) -> tuple[str, str | None]:
+    """'Pro.allocation.overage_per_1m' -> ('Pro', 'allocation.overage_per_1m'); the longest plan
+    name that prefixes the spec wins, so plan names may contain dots."""
+    for name in sorted(plans, key=len, reverse=True):
+        if spec == name:
+            return name, None
+        if spec.startswith(f"{name}."):
+            return name, spec[len(name) + 1 :]
+    raise InputError(f"--solve {spec}: start with a plan name ({', '.join(plans)}), e.g. {plans[0]}.base_fee")
+
+
 def _print_section(title: str, frame: pd.DataFrame, fmt: str) -> None:
     if fmt == "table":
         print(f"\n{title}")
@@ -130,8 +141,8 @@ def run(args: argparse.Namespace) -> int:
         solutions = []
         wanted = args.solve or [f"{p.name}.{default_knob(p)}" for p in scenario.plans if (result.cells["plan"] == p.name).any()]
         for spec in wanted:
-            plan_name, _, path = spec.partition(".")
-            solutions.append(solve(scenario, book, plan_name, path or None, target=target, fx=fx))
+            plan_name, path = _split_knob(spec, [p.name for p in scenario.plans])
+            solutions.append(solve(scenario, book, plan_name, path, target=target, fx=fx))
         table, footnotes = solution_table(solutions)
         _print_section(f"Prices for a {target * 100:.0f}% gross margin (book; median, p90, p95 customer; break-even), assignment held fixed:", table, fmt)
         if fmt == "table":
