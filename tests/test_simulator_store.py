@@ -144,6 +144,11 @@ def test_cli_against_another_scenario_and_errors(demo_url, tmp_path, capsys, mon
     table = list(csv.DictReader(capsys.readouterr().out.splitlines()))
     assert table[-1]["plan"] == "TOTAL" and D(table[-1]["margin_pct"]) == D("37.50")  # cost + 60% is a 37.5% margin
     assert D(table[-1]["baseline_revenue_usd"]) > 0  # the flat plans' revenue is the baseline now
+    assert main(["--db", demo_url, "simulate", "data/plans/token-allocation.yaml", "--format", "json", "--ranges", "--target-margin", "0.5"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert {"totals", "caps", "ranges", "prices", "notes"} <= set(document)
+    assert document["totals"][-1]["plan"] == "TOTAL" and document["caps"][0]["first_cap"]
+    assert [p["plan"] for p in document["prices"]] == ["Free", "Starter", "Pro", "Business"]
     bad = tmp_path / "bad.yaml"
     bad.write_text("plans: [{name: A, base_fee: '1.001'}]\n")
     assert main(["--db", demo_url, "simulate", str(bad)]) == 1

@@ -26,7 +26,20 @@ from ..simulator.engine import UsageData, prepare, simulate
 from ..simulator.loader import load_usage
 from ..simulator.plans import load_scenario
 from ..simulator.ranges import METHOD, bootstrap
-from ..simulator.report import caps_table, cells_frame, customers_frame, ranges_table, solution_table, totals_frame, totals_table, whatif_table
+from ..simulator.report import (
+    caps_frame,
+    caps_table,
+    cells_frame,
+    customers_frame,
+    ranges_frame,
+    ranges_table,
+    solution_table,
+    totals_frame,
+    totals_table,
+    usd,
+    whatif_frame,
+    whatif_table,
+)
 from ..simulator.solver import default_knob, margin_curve, solve
 from ..simulator.stripe_export import scenario_prices, scenario_summary
 from ..simulator.whatif import apply_what_ifs, dominant_models, load_what_ifs
@@ -93,20 +106,87 @@ def _split_knob(spec: str, plans: list[str]) -> tuple[str, str | None]:
     raise InputError(f"--solve {spec}: start with a plan name ({', '.join(plans)}), e.g. {plans[0]}.base_fee")
 
 
-def _print_section(title: str, frame: pd.DataFrame, fmt: str) -> None:
-    if fmt == "table":
-        print(f"\n{title}")
-    print_frame(frame, fmt)
+class _Output:
+    """Prints sections as tables for people; `--format json` gathers them into one JSON object;
+    `--format csv` prints the totals table only (one CSV document)."""
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        self.sections: dict[str, Any] = {}
+
+    def section(self, key: str, title: str, table: pd.DataFrame, machine: pd.DataFrame | None = None) -> None:
+        if self.fmt == "table":
+            print(f"\n{title}")
+            print_frame(table, "table")
+        elif self.fmt == "json":
+            frame = table if machine is None else machine
+            self.sections[key] = json.loads(frame.to_json(orient="records", default_handler=str))
+        elif key == "totals":
+            print_frame(machine if machine is not None else table, "csv")
+
+    def text(self, line: str) -> None:
+        if self.fmt == "table":
+            print(line)
+
+    def finish(self, notes: list[str]) -> None:
+        if self.fmt == "json":
+            print(json.dumps({**self.sections, "notes": notes}, indent=2))
+        elif self.fmt == "table" and notes:
+            print("\nNotes:")
+            for note in notes:
+                print(f"- {note}")
+
+
+def _apply_what_ifs(args: argparse.Namespace, store: Any, data: UsageData, out: _Output, notes: list[str]) -> UsageData:
+    """Re-price history with the what-if file; print the impact (and its range)."""
+    what_ifs = load_what_ifs(args.what_if)
+    applied = apply_what_ifs(data, what_ifs, load_catalog(), dominant=dominant_models(store, data.months[0], data.months[-1]))
+    notes.extend(applied.notes)
+    out.section("what_ifs", "Cost what-ifs applied to history (margin against today's revenue):", whatif_table(applied.summary), whatif_frame(applied.summary))
+    if args.ranges:
+        spread = bootstrap(applied.cells, ("delta_pico",), margin=None)
+        out.section("what_if_range", f"Range of the combined AI cost change (90%; {METHOD}):", ranges_table(spread), ranges_frame(spread))
+    return applied.data
+
+
+def _solve_prices(args: argparse.Namespace, scenario: Any, book: Any, result: Any, target: Decimal, fx: Any, out: _Output) -> None:
+    """Solve each requested (or each plan's main) price for the target margin; optional curves."""
+    names = [p.name for p in scenario.plans]
+    wanted = args.solve or [f"{p.name}.{default_knob(p)}" for p in scenario.plans if (result.cells["plan"] == p.name).any()]
+    solutions = []
+    for spec in wanted:
+        plan_name, path = _split_knob(spec, names)
+        solutions.append(solve(scenario, book, plan_name, path, target=target, fx=fx))
+    table, footnotes = solution_table(solutions)
+    out.section("prices", f"Prices for a {target * 100:.0f}% gross margin (book; median, p90, p95 customer; break-even), assignment held fixed:", table)
+    for footnote in footnotes:
+        out.text(f"  n/a {footnote}")
+    if args.curve:
+        for s in solutions:
+            curve = margin_curve(scenario, book, s.plan, s.path, fx=fx, target=target)
+            shown = curve.assign(revenue=curve["revenue_pico"].map(format_usd), ai_cost=curve["ai_cost_pico"].map(format_usd)).drop(columns=["revenue_pico", "ai_cost_pico"])
+            machine = curve.assign(revenue_usd=curve["revenue_pico"].map(usd), ai_cost_usd=curve["ai_cost_pico"].map(usd)).drop(columns=["revenue_pico", "ai_cost_pico"])
+            out.section(f"curve {s.plan}.{s.path}", f"Margin against {s.plan}.{s.path}:", shown, machine)
+
+
+def _write_files(args: argparse.Namespace, scenario: Any, result: Any, out: _Output) -> None:
+    if args.out:
+        frame = cells_frame(result) if args.per_month else customers_frame(result)
+        frame.to_csv(args.out, index=False)
+        out.text(f"\nwrote {len(frame):,} rows to {args.out}")
+    if args.stripe_json:
+        Path(args.stripe_json).write_text(json.dumps(scenario_prices(scenario), indent=2) + "\n", encoding="utf-8")
+        out.text(f"wrote Stripe Price parameters to {args.stripe_json}")
 
 
 def run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.plan)
     start, end = _month(args.start, "--from"), _month(args.end, "--to")
     target = _fraction(args.target_margin) if args.target_margin is not None else None
-    fmt = args.format
     if args.stripe_json == "-":
         print(json.dumps(scenario_prices(scenario), indent=2))
         return 0
+    out = _Output(args.format)
     store = store_from_args(args)
     fx = load_fx()
     data = load_usage(store, start=start, end=end, fx=fx)
@@ -115,56 +195,22 @@ def run(args: argparse.Namespace) -> int:
         return 1
     notes = list(data.notes)
     if args.what_if:
-        what_ifs = load_what_ifs(args.what_if)
-        applied = apply_what_ifs(data, what_ifs, load_catalog(), dominant=dominant_models(store, data.months[0], data.months[-1]))
-        data = applied.data
-        notes.extend(applied.notes)
-        _print_section("Cost what-ifs applied to history (margin against today's revenue):", whatif_table(applied.summary), fmt)
-        if args.ranges:
-            spread = bootstrap(applied.cells, ("delta_pico",), margin=None)
-            _print_section(f"Range of the combined AI cost change (90%; {METHOD}):", ranges_table(spread), fmt)
+        data = _apply_what_ifs(args, store, data, out, notes)
     label = "today"
     if args.against != "current":
         data, label = _against(data, args.against, fx)
     book = prepare(data)
     result = simulate(scenario, book, fx)
-    if fmt == "table":
-        print(scenario_summary(scenario))
-        print(f"\n{result.scenario.name}: {len(result.customers)} customers, {result.months[0]} to {result.months[-1]} ({len(result.months)} months), against {label}")
-    print_frame(totals_table(result, label) if fmt == "table" else totals_frame(result), fmt)
-    if fmt == "table" and (result.customers["capped_months"] > 0).any():
-        _print_section("Customers who hit a hard cap (usage beyond it not served; day estimated from the month's pace):", caps_table(result), fmt)
+    out.text(scenario_summary(scenario))
+    out.text(f"\n{result.scenario.name}: {len(result.customers)} customers, {result.months[0]} to {result.months[-1]} ({len(result.months)} months), against {label}")
+    out.section("totals", "Summary:", totals_table(result, label), totals_frame(result))
+    if (result.customers["capped_months"] > 0).any():
+        out.section("caps", "Customers who hit a hard cap (usage beyond it not served; day estimated from the month's pace):", caps_table(result), caps_frame(result))
     if args.ranges:
         intervals = bootstrap(result.cells)
-        _print_section(f"Ranges (90%; {METHOD}):", ranges_table(intervals), fmt)
+        out.section("ranges", f"Ranges (90%; {METHOD}):", ranges_table(intervals), ranges_frame(intervals))
     if target is not None:
-        solutions = []
-        wanted = args.solve or [f"{p.name}.{default_knob(p)}" for p in scenario.plans if (result.cells["plan"] == p.name).any()]
-        for spec in wanted:
-            plan_name, path = _split_knob(spec, [p.name for p in scenario.plans])
-            solutions.append(solve(scenario, book, plan_name, path, target=target, fx=fx))
-        table, footnotes = solution_table(solutions)
-        _print_section(f"Prices for a {target * 100:.0f}% gross margin (book; median, p90, p95 customer; break-even), assignment held fixed:", table, fmt)
-        if fmt == "table":
-            for footnote in footnotes:
-                print(f"  n/a {footnote}")
-        if args.curve:
-            for s in solutions:
-                curve = margin_curve(scenario, book, s.plan, s.path, fx=fx, target=target)
-                shown = curve.assign(revenue=curve["revenue_pico"].map(format_usd), ai_cost=curve["ai_cost_pico"].map(format_usd)).drop(columns=["revenue_pico", "ai_cost_pico"])
-                _print_section(f"Margin against {s.plan}.{s.path}:", shown, fmt)
-    if args.out:
-        frame = cells_frame(result) if args.per_month else customers_frame(result)
-        frame.to_csv(args.out, index=False)
-        if fmt == "table":
-            print(f"\nwrote {len(frame):,} rows to {args.out}")
-    if args.stripe_json:
-        Path(args.stripe_json).write_text(json.dumps(scenario_prices(scenario), indent=2) + "\n", encoding="utf-8")
-        if fmt == "table":
-            print(f"wrote Stripe Price parameters to {args.stripe_json}")
-    all_notes = list(dict.fromkeys([*notes, *result.notes]))
-    if all_notes and fmt == "table":
-        print("\nNotes:")
-        for note in all_notes:
-            print(f"- {note}")
+        _solve_prices(args, scenario, book, result, target, fx, out)
+    _write_files(args, scenario, result, out)
+    out.finish(list(dict.fromkeys([*notes, *result.notes])))
     return 0

@@ -15,7 +15,21 @@ import pandas as pd
 from ..money import PICO_PER_USD, format_usd, minor_to_major
 from .engine import SimulationResult
 
-__all__ = ["usd", "pct", "totals_table", "totals_frame", "customers_frame", "cells_frame", "caps_table", "solution_table", "whatif_table", "ranges_table"]
+__all__ = [
+    "usd",
+    "pct",
+    "totals_table",
+    "totals_frame",
+    "customers_frame",
+    "cells_frame",
+    "caps_table",
+    "caps_frame",
+    "solution_table",
+    "whatif_table",
+    "whatif_frame",
+    "ranges_table",
+    "ranges_frame",
+]
 
 _CENT = Decimal("0.01")
 
@@ -208,5 +222,54 @@ def ranges_table(frame: pd.DataFrame) -> pd.DataFrame:
             "estimate": [show(m, v) for m, v in zip(frame["measure"], frame["estimate"])],
             "low": [show(m, v) for m, v in zip(frame["measure"], frame["low"])],
             "high": [show(m, v) for m, v in zip(frame["measure"], frame["high"])],
+        }
+    )
+
+
+def caps_frame(result: SimulationResult) -> pd.DataFrame:
+    """Customers who hit a hard cap, as a machine table."""
+    c = result.customers
+    hit = c[c["capped_months"] > 0].sort_values(["unserved_cost_pico", "customer_id"], ascending=[False, True])
+    return pd.DataFrame(
+        {
+            "customer_id": hit["customer_id"],
+            "plan": hit["plan"],
+            "capped_months": hit["capped_months"],
+            "first_cap": hit["first_cap"],
+            "unserved_cost_usd": hit["unserved_cost_pico"].map(usd),
+            "revenue_lost_usd": hit["revenue_lost_pico"].map(usd),
+        }
+    )
+
+
+def whatif_frame(summary: pd.DataFrame) -> pd.DataFrame:
+    """What-if summary as a machine table."""
+    return pd.DataFrame(
+        {
+            "what_if": summary["what_if"],
+            "ai_cost_before_usd": summary["cost_before_pico"].map(usd),
+            "ai_cost_change_usd": summary["cost_delta_pico"].map(usd),
+            "ai_cost_after_usd": summary["cost_after_pico"].map(usd),
+            "margin_before_pct": summary["margin_before_pct"].map(pct),
+            "margin_after_pct": summary["margin_after_pct"].map(pct),
+            "customers_affected": summary["customers_affected"],
+        }
+    )
+
+
+def ranges_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Bootstrap intervals as a machine table (`*_usd` amounts, `margin_pct` in percent)."""
+    names = {"revenue_pico": "revenue_usd", "ai_cost_pico": "ai_cost_usd", "margin_pico": "margin_usd", "margin_pct": "margin_pct", "delta_pico": "ai_cost_change_usd"}
+
+    def value(measure: str, v: Any) -> Any:
+        return pct(v) if measure == "margin_pct" else usd(v)
+
+    return pd.DataFrame(
+        {
+            "measure": frame["measure"].map(lambda m: names.get(m, m)),
+            "estimate": [value(m, v) for m, v in zip(frame["measure"], frame["estimate"])],
+            "low": [value(m, v) for m, v in zip(frame["measure"], frame["low"])],
+            "high": [value(m, v) for m, v in zip(frame["measure"], frame["high"])],
+            "level": frame["level"],
         }
     )
