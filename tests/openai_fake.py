@@ -4,11 +4,12 @@
 - `FakeOpenAI.serve()` a real HTTP server on 127.0.0.1 (bodies streamed in chunks, SSE events
   written one by one), for `base_url=...`.
 
-Payloads come from `tests/data/openai/` (copies of the spec examples in
-`../shared/reference/openai-spec-examples/`: chat and responses create examples, verbatim apart from the fields a test varies) or follow the SDK's types for the other
-endpoints. Every response carries a unique `x-request-id` (`req_<n>`). A request's `model`
-`error-<status>` gets that HTTP error; `send_usage=False` makes streams carry no usage (like a
-proxy that drops it).
+Payloads come from `tests/data/openai/` (verbatim copies of the chat and responses create
+examples in `../shared/reference/openai-spec-examples/`; a test may vary model or usage) or
+follow the SDK's types for the other endpoints. Every response carries a unique `x-request-id`
+(`req_<n>`). A request whose `model` is `error-<status>` gets that HTTP error;
+`send_usage=False` makes streams carry no usage (like a proxy that drops it); `chunked=True`
+makes the mock handler produce the body lazily, chunk by chunk.
 """
 
 from __future__ import annotations
@@ -68,12 +69,15 @@ class FakeOpenAI:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     record_requests: bool = True
     send_usage: bool = True  # False: streams never carry usage (a proxy that drops it)
+    chunked: bool = False  # True: the mock handler streams the body chunk by chunk (lazy)
 
     # -- adapters ---------------------------------------------------------------------------------
 
     def handler(self, request: httpx2.Request) -> httpx2.Response:
         """For httpx2.MockTransport (sync or async client)."""
         reply = self.reply(request.method, request.url.path, dict(request.headers), request.content)
+        if self.chunked:
+            return httpx2.Response(reply.status, headers=reply.headers, stream=_Chunks(reply.chunks))
         return httpx2.Response(reply.status, headers=reply.headers, content=b"".join(reply.chunks))
 
     def serve(self) -> "LocalServer":
@@ -209,6 +213,24 @@ class FakeOpenAI:
             return _json(base, {"text": text, "usage": {"type": "duration", "seconds": 9.5}})
         usage = {"type": "tokens", "input_tokens": 14, "input_token_details": {"text_tokens": 0, "audio_tokens": 14}, "output_tokens": 45, "total_tokens": 59}
         return _json(base, {"text": text, "usage": usage})
+
+
+class _Chunks(httpx2.SyncByteStream, httpx2.AsyncByteStream):
+    """A response body produced lazily, one chunk per iteration step (sync or async)."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+        self.consumed = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            self.consumed += 1
+            yield chunk
+
+    async def __aiter__(self):  # type: ignore[no-untyped-def]
+        for chunk in self.chunks:
+            self.consumed += 1
+            yield chunk
 
 
 def _json(base: dict[str, str], body: dict[str, Any]) -> Reply:

@@ -48,6 +48,9 @@ class Attribution:
 
 
 EMPTY = Attribution()
+# True once tag() has been called in this process: until then the transport skips looking for
+# per-call headers (keeps the caller's path short for apps that only use `attribute`).
+TAGS_USED = False
 _CURRENT: ContextVar[Attribution] = ContextVar("walleta_attribution", default=EMPTY)
 
 
@@ -103,6 +106,8 @@ def tag(customer: str | None = None, feature: str | None = None, *, user: str | 
     Values are percent-encoded (any text is allowed); the instrumented transport strips these
     headers, so they never reach OpenAI.
     """
+    global TAGS_USED
+    TAGS_USED = True
     headers: dict[str, str] = {}
     for name, value in (("customer", customer), ("feature", feature), ("user", user)):
         if value is not None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 import httpx2
 
+from . import context
 from .context import HEADER_FIELDS, Attribution, _CURRENT, decode_header_value
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,6 +50,7 @@ _KINDS: dict[tuple[bytes | None, bytes], str] = {
 }
 _HEADER_TO_FIELD = {name.encode(): field for field, name in HEADER_FIELDS.items()}
 _PREFIX = b"x-walleta-"
+_KIND_CACHE: dict[bytes, str] = {}  # raw path -> kind ("" = not billable)
 
 
 def endpoint_kind(raw_path: bytes) -> str | None:
@@ -61,7 +63,11 @@ def endpoint_kind(raw_path: bytes) -> str | None:
 
 
 class CallRecord:
-    """What the caller's path hands to the recorder for one HTTP attempt (no parsing done)."""
+    """What the caller's path hands to the recorder for one HTTP attempt.
+
+    Holds references only (request, response, body chunks); headers and bodies are read on the
+    recorder's thread (`finalize`), so the caller pays for a few attribute stores.
+    """
 
     __slots__ = (
         "kind",
@@ -69,55 +75,70 @@ class CallRecord:
         "start_ns",
         "end_ns",
         "attribution",
-        "request_body",
+        "request",
         "request_stream",
-        "project",
-        "status_code",
-        "request_id",
-        "content_type",
+        "response",
         "chunks",
         "error",
         "injected",
         "uid",
-        "counted",
     )
 
     def __init__(self, kind: str, attribution: Attribution, request: httpx2.Request) -> None:
         self.kind = kind
         self.ts_us = time.time_ns() // 1000
-        self.start_ns = time.perf_counter_ns()
-        self.end_ns = 0
         self.attribution = attribution
-        stream = request.stream
-        self.request_stream: Any = None
-        if isinstance(stream, httpx2.ByteStream):
-            self.request_body: bytes = request.content
-        else:  # multipart (audio, image edits): fields are read later from the stream object
-            self.request_body = b""
-            self.request_stream = stream
-        self.project = ""
-        self.status_code = 0
-        self.request_id = ""
-        self.content_type = ""
+        self.request = request
+        self.request_stream = request.stream  # multipart forms: read the fields later
+        self.response: httpx2.Response | None = None
         self.chunks: list[bytes] = []
         self.error = ""
         self.injected = False
         self.uid = ""
-        self.counted = False
+        self.end_ns = 0
+        self.start_ns = time.perf_counter_ns()
 
     @property
     def latency_ms(self) -> int:
         """Milliseconds from sending the request to the end of the response body."""
         return max(0, (self.end_ns - self.start_ns) // 1_000_000)
 
+    @property
+    def status_code(self) -> int:
+        """HTTP status (0 when no response arrived)."""
+        return self.response.status_code if self.response is not None else 0
+
+    def response_header(self, name: str) -> str:
+        """A response header ("" when absent or no response)."""
+        return self.response.headers.get(name, "") if self.response is not None else ""
+
+    @property
+    def request_id(self) -> str:
+        return self.response_header("x-request-id")
+
+    @property
+    def content_type(self) -> str:
+        return self.response_header("content-type")
+
+    @property
+    def project(self) -> str:
+        """The OpenAI project the client sent the call under (OpenAI-Project header), if any."""
+        return self.request.headers.get("openai-project", "")
+
+    @property
+    def request_body(self) -> bytes:
+        """The JSON request body (b"" for multipart forms)."""
+        if isinstance(self.request_stream, httpx2.ByteStream):
+            return self.request.content
+        return b""
+
     def body(self) -> bytes:
         """The response body as received (before any filtering for the caller)."""
         return b"".join(self.chunks)
 
 
-def _resolve(request: httpx2.Request) -> Attribution:
-    """Current attribution merged with per-call `x-walleta-*` headers (which are removed)."""
-    attribution = _CURRENT.get()
+def _resolve(request: httpx2.Request, attribution: Attribution) -> Attribution:
+    """`attribution` merged with per-call `x-walleta-*` headers (which are removed)."""
     raw = request.headers.raw
     overrides: dict[str, str] = {}
     for key, value in raw:
@@ -286,50 +307,54 @@ class _TeeBase:
         """Steps 1-4 of the module docstring; returns the request to send and its record."""
         if request.method != "POST":
             return request, None
-        kind = endpoint_kind(request.url.raw_path)
+        path = request.url.raw_path
+        kind = _KIND_CACHE.get(path)
         if kind is None:
+            kind = endpoint_kind(path) or ""
+            if len(_KIND_CACHE) < 256:
+                _KIND_CACHE[path] = kind
+        if not kind:
             return request, None
-        attribution = _resolve(request)
+        attribution = _CURRENT.get()
+        if context.TAGS_USED:
+            attribution = _resolve(request, attribution)
         if self.limits is not None:
             self.limits.check(attribution.customer)
         record = CallRecord(kind, attribution, request)
-        project = request.headers.get("openai-project")
-        if project:
-            record.project = project
-        if kind == "chat" and record.request_body:
-            changed = add_include_usage(record.request_body)
+        if kind == "chat" and isinstance(record.request_stream, httpx2.ByteStream):
+            changed = add_include_usage(request.content)
             if changed is not None:
                 record.injected = True
                 request = _rebuild(request, changed)
+                record.request = request
+                record.request_stream = request.stream
         return request, record
 
     @staticmethod
-    def _note_response(record: CallRecord, response: httpx2.Response) -> bool:
-        """Copy status and headers into the record; True when the body needs usage stripping."""
-        record.status_code = response.status_code
-        headers = response.headers
-        record.request_id = headers.get("x-request-id", "")
-        record.content_type = headers.get("content-type", "")
-        return record.injected and response.status_code < 400 and record.content_type.startswith("text/event-stream")
+    def _strip(record: CallRecord, response: httpx2.Response) -> bool:
+        """True when we added include_usage and this is a successful SSE body to filter."""
+        return (
+            record.injected
+            and response.status_code < 400
+            and response.headers.get("content-type", "").startswith("text/event-stream")
+        )
 
     def _failed(self, record: CallRecord, exc: BaseException) -> None:
         record.end_ns = time.perf_counter_ns()
         record.error = type(exc).__name__
         self.recorder.enqueue(record)
 
-    def _finish_in_memory(self, record: CallRecord, response: httpx2.Response, strip: bool) -> httpx2.Response:
+    def _finish_in_memory(self, record: CallRecord, response: httpx2.Response) -> httpx2.Response:
         """The body is already in memory (ByteStream): record it now; filter it if needed."""
         content = response.content
         record.chunks.append(content)
         record.end_ns = time.perf_counter_ns()
         self.recorder.enqueue(record)
-        if not strip:
+        if not record.injected or not self._strip(record, response):
             return response
         kept, rest = strip_usage_events(content)
         headers = [(k, v) for k, v in response.headers.raw if k.lower() != b"content-length"]
-        return httpx2.Response(
-            response.status_code, headers=headers, content=kept + rest, extensions=response.extensions
-        )
+        return httpx2.Response(response.status_code, headers=headers, content=kept + rest, extensions=response.extensions)
 
 
 class TeeTransport(_TeeBase, httpx2.BaseTransport):
@@ -344,10 +369,10 @@ class TeeTransport(_TeeBase, httpx2.BaseTransport):
         except BaseException as exc:
             self._failed(record, exc)
             raise
-        strip = self._note_response(record, response)
+        record.response = response
         if isinstance(response.stream, httpx2.ByteStream):
-            return self._finish_in_memory(record, response, strip)
-        response.stream = _TeeStream(response.stream, record, self, strip)
+            return self._finish_in_memory(record, response)
+        response.stream = _TeeStream(response.stream, record, self, record.injected and self._strip(record, response))
         return response
 
     def close(self) -> None:
@@ -373,10 +398,10 @@ class AsyncTeeTransport(_TeeBase, httpx2.AsyncBaseTransport):
         except BaseException as exc:
             self._failed(record, exc)
             raise
-        strip = self._note_response(record, response)
+        record.response = response
         if isinstance(response.stream, httpx2.ByteStream):
-            return self._finish_in_memory(record, response, strip)
-        response.stream = _AsyncTeeStream(response.stream, record, self, strip)
+            return self._finish_in_memory(record, response)
+        response.stream = _AsyncTeeStream(response.stream, record, self, record.injected and self._strip(record, response))
         return response
 
     async def aclose(self) -> None:
