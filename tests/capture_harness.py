@@ -69,12 +69,6 @@ class Harness:
     def recorder(self) -> Recorder:
         return recorder_of(self.client)
 
-    def run(self, value: Any) -> Any:
-        """Await `value` when the client is async (a coroutine), else return it."""
-        if self.is_async:
-            return asyncio.run(value) if asyncio.iscoroutine(value) else value
-        return value
-
     def rows(self) -> list[dict[str, Any]]:
         """Every stored event (after a flush), oldest first, as plain dicts."""
         assert self.recorder.flush(), "recorder could not write"
@@ -86,7 +80,8 @@ class Harness:
 
     def close(self) -> None:
         if self.is_async:
-            asyncio.run(self.client.close())
+            if not self.client.is_closed():
+                asyncio.run(self.client.close())
         else:
             self.client.close()
         if self.server is not None:

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from ..catalog import Catalog
 from ..schema import NO_FEATURE, TOKEN_COLUMNS, UNATTRIBUTED
-from .tokens import TokenCounter, chat_input_tokens, responses_input_tokens, texts_of
+from .tokens import SafeCounter, TokenCounter, chat_input_tokens, responses_input_tokens, texts_of
 from .transport import CallRecord
 
 __all__ = ["extract_event", "parse_sse", "usage_columns", "UNPRICED_NOTE"]
@@ -282,6 +282,7 @@ def _estimate(
 ) -> None:
     """Fill token columns from tiktoken (or the heuristic) when the API reported no usage."""
     model = event["model"]
+    counter = SafeCounter(counter)
     event["estimated"] = 1
     if kind == "speech":
         resolved = catalog.resolve(model)

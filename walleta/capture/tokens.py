@@ -28,6 +28,7 @@ __all__ = [
     "TokenCounter",
     "TiktokenCounter",
     "HeuristicCounter",
+    "SafeCounter",
     "heuristic_count",
     "default_counter",
     "load_encoding",
@@ -216,6 +217,16 @@ def _safe(counter: TokenCounter, text: str, model: str) -> int:
         return int(counter.count(text, model))
     except Exception:  # noqa: BLE001 - an injected counter must not break recording either
         return heuristic_count(text)
+
+
+class SafeCounter:
+    """Wraps any TokenCounter so that a failure counts with the heuristic instead of raising."""
+
+    def __init__(self, inner: TokenCounter) -> None:
+        self.inner = inner
+
+    def count(self, text: str, model: str) -> int:
+        return _safe(self.inner, text, model)
 
 
 _NOT_COUNTED = frozenset({"type", "id", "status", "call_id"})
