@@ -70,6 +70,7 @@ class FakeOpenAI:
     record_requests: bool = True
     send_usage: bool = True  # False: streams never carry usage (a proxy that drops it)
     chunked: bool = False  # True: the mock handler streams the body chunk by chunk (lazy)
+    id_prefix: str = "req_"  # request ids are <id_prefix><n>
 
     # -- adapters ---------------------------------------------------------------------------------
 
@@ -88,7 +89,7 @@ class FakeOpenAI:
 
     def reply(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         with self._lock:
-            request_id = f"req_{next(self._ids)}"
+            request_id = f"{self.id_prefix}{next(self._ids)}"
         payload: dict[str, Any] = {}
         content_type = headers.get("content-type", "")
         if body and content_type.startswith("application/json"):

@@ -182,7 +182,8 @@ class Recorder:
 
     def stats(self) -> dict[str, int]:
         """Counters: events written, write failures, events spilled / replayed, queue and buffer sizes."""
-        return {**self.counts, "queued": len(self._queue), "buffered": self._pending_rows}
+        keys = ("captured", "written", "duplicates", "write_failures", "spilled", "replayed", "dropped")
+        return {**{k: self.counts.get(k, 0) for k in keys}, "queued": len(self._queue), "buffered": self._pending_rows}
 
     # -- the thread ----------------------------------------------------------------------------
 
