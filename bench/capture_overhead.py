@@ -99,9 +99,9 @@ def report(title: str, timings: dict[str, list[int]]) -> dict[str, tuple[float, 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=20_000, help="calls per client (default 20,000)")
-    parser.add_argument("--quick", action="store_true", help="500 calls per client")
+    parser.add_argument("--quick", action="store_true", help="200 calls per client")
     args = parser.parse_args()
-    calls = 500 if args.quick else args.calls
+    calls = 200 if args.quick else args.calls
 
     with tempfile.TemporaryDirectory() as tmp:
         untracked = make_client()

@@ -109,6 +109,10 @@ class FakeOpenAI:
         name = "/".join(kind[-2:])
         if name == "chat/completions":
             return self._chat(payload, base)
+        if kind[-1] == "completions":  # legacy completions
+            usage = {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
+            return _json(base, {"id": "cmpl-1", "object": "text_completion", "created": 1741569952, "model": payload.get("model"),
+                                "choices": [{"text": "This is a test.", "index": 0, "logprobs": None, "finish_reason": "stop"}], "usage": usage})
         if kind[-1] == "responses":
             return self._responses(payload, base)
         if kind[-1] == "embeddings":

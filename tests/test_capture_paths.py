@@ -272,6 +272,18 @@ def test_connection_errors_are_recorded_without_request_id(sqlite_url: str) -> N
     assert row["cost_pico"] == 0  # priced: a known model with no tokens costs nothing
 
 
+def test_with_options_copies_and_legacy_completions_are_recorded(harness: Harness) -> None:
+    copy = harness.client.with_options(max_retries=0, timeout=5)
+    with walleta.attribute(customer="acme"):
+        copy.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        harness.client.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say this is a test")
+    chat, legacy = harness.rows()
+    expect(chat, customer_id="acme", model="gpt-4o", input_tokens=19, output_tokens=10, cost_pico=147_500_000)
+    # gpt-3.5-turbo-instruct: $1.50 in / $2.00 out per 1M tokens
+    expect(legacy, customer_id="acme", model="gpt-3.5-turbo-instruct", input_tokens=5, output_tokens=7,
+           cost_pico=5 * 1_500_000 + 7 * 2_000_000)
+
+
 def test_non_billable_requests_pass_through_unrecorded(harness: Harness) -> None:
     with pytest.raises(openai.NotFoundError):
         harness.client.models.list()  # GET: not a model call

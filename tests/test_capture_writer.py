@@ -88,7 +88,8 @@ def test_flush_points_context_manager_recorder_and_interpreter_exit(sqlite_url: 
 
 
 def test_four_processes_write_one_sqlite_file(sqlite_url: str) -> None:
-    processes = [worker(sqlite_url, 5_000, f"p{i}_") for i in range(4)]
+    # Batches of 500 (the default count trigger) from each process interleave on one file.
+    processes = [worker(sqlite_url, 5_000, f"p{i}_", "--flush-interval", "1.0") for i in range(4)]
     for process in processes:
         _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err[-2000:]

@@ -123,6 +123,7 @@ class Recorder:
         self._pending: list[pd.DataFrame] = []
         self._pending_rows = 0
         self._failures = 0
+        self._retry_at = 0.0
         self._maybe_spilled = True
         self._spill_name = f"walleta-capture-{os.getpid()}-{uuid.uuid4().hex[:12]}.spill"
         self._trackers: list["LimitTracker"] = []
@@ -141,7 +142,10 @@ class Recorder:
             self._wake.set()
 
     def flush(self, timeout: float | None = 30.0) -> bool:
-        """Wait until everything enqueued so far is written. False if it is only buffered/spilled."""
+        """Wait until everything enqueued so far is written.
+
+        False when some events are only buffered in memory or in a spill file (database away).
+        """
         if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
             return not self._queue and not self._pending
         marker = _Marker()
@@ -202,8 +206,9 @@ class Recorder:
 
     def _loop(self) -> None:
         while True:
-            wait = self._backoff() if self._pending else self.flush_interval
-            self._wake.wait(wait)
+            # While the database is away the thread still wakes every flush_interval to move new
+            # events into the buffer (and spill it when full); writes wait for the backoff.
+            self._wake.wait(self.flush_interval)
             self._wake.clear()
             stopping = self._stopping
             try:
@@ -228,9 +233,10 @@ class Recorder:
             prepared = self._prepare(records)
             if len(prepared):
                 self._add_pending(prepared)
-        ok = self._write_pending()
-        if ok and self._maybe_spilled:
+        ok = self._write_pending(force=final)
+        if ok and self._maybe_spilled and (final or time.monotonic() >= self._retry_at):
             self._replay_spills()
+        ok = ok and not self._maybe_spilled  # spilled events are not written yet either
         if not ok and (final or self._pending_rows > self.max_buffer):
             self._spill_pending()
         for marker in markers:
@@ -292,15 +298,22 @@ class Recorder:
             self._store = open_store(self._store_url)
         return self._store
 
-    def _write_pending(self) -> bool:
-        """Write every buffered frame in one transaction; True on success (or nothing to do)."""
+    def _write_pending(self, *, force: bool = False) -> bool:
+        """Write every buffered frame in one transaction; True on success (or nothing to do).
+
+        After a failure, no new attempt is made before the backoff delay has passed (unless
+        `force`, used at close), however often the thread wakes to take in new events.
+        """
         if not self._pending:
             return True
+        if not force and time.monotonic() < self._retry_at:
+            return False
         frame = self._pending[0] if len(self._pending) == 1 else pd.concat(self._pending, ignore_index=True)
         try:
             result = self._open_store().write_events(frame, on_conflict="ignore")
         except Exception as exc:  # noqa: BLE001 - any database error: keep the events, retry later
             self._failures += 1
+            self._retry_at = time.monotonic() + self._backoff()
             self._maybe_spilled = True
             self.counts["write_failures"] += 1
             level = logging.WARNING if self._failures == 1 else logging.DEBUG
@@ -370,7 +383,10 @@ class Recorder:
                 self._replay_file(path)
             except Exception as exc:  # noqa: BLE001 - leave the file for the next attempt
                 self._maybe_spilled = True
-                log.warning("walleta: could not replay spill file %s yet (%s)", path, exc)
+                self._failures += 1
+                self._retry_at = time.monotonic() + self._backoff()
+                level = logging.WARNING if self._failures == 1 else logging.DEBUG
+                log.log(level, "walleta: could not replay spill file %s yet (%s)", path, exc)
                 return
 
     def _replay_file(self, path: str) -> None:
@@ -445,6 +461,17 @@ def _bare_event(record: CallRecord, note: str) -> dict[str, Any]:
         "status": "error" if failed else "ok",
         UNPRICED_NOTE: note,
     }
+
+
+def _after_fork_in_child() -> None:
+    """Locks and events copied from the parent may be in any state: give each recorder fresh ones."""
+    for recorder in list(_RECORDERS):
+        recorder._start_lock = threading.Lock()
+        recorder._wake = threading.Event()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register
