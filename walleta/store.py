@@ -13,6 +13,7 @@ PostgreSQL); sums are CAST to BIGINT in SQL so both databases return Python ints
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import sys
 import time
@@ -315,6 +316,8 @@ class Store:
         """
         if frame.empty:
             return WriteResult(0, 0, 0)
+        if self.dialect == "postgresql":
+            frame = _bounded_uids(frame)
         if cur is not None:
             return self._merge_events(cur, frame, on_conflict)
         with self.transaction() as own:
@@ -466,6 +469,25 @@ class Store:
     def has_events(self) -> bool:
         """True when at least one usage event is stored."""
         return self.scalar("SELECT 1 FROM usage_events LIMIT 1") is not None
+
+
+UID_MAX_LENGTH = 64  # usage_events.uid is VARCHAR(64); PostgreSQL enforces it, SQLite does not
+
+
+def _bounded_uids(frame: pd.DataFrame) -> pd.DataFrame:
+    """Replace uids longer than the column (e.g. `req:` + a very long request id) by a stable
+    digest, `<prefix>:sha256:<52 hex>` (208 bits), so they still identify the event across re-imports
+    instead of failing the whole batch. Returns `frame` itself when every uid fits."""
+    uids = frame["uid"].tolist()
+    if all(len(u) <= UID_MAX_LENGTH for u in uids):
+        return frame
+    bounded = [
+        u if len(u) <= UID_MAX_LENGTH else f"{u.split(':', 1)[0][:3]}:sha256:{hashlib.sha256(u.encode()).hexdigest()[:52]}"
+        for u in uids
+    ]
+    out = frame.copy()
+    out["uid"] = pd.Series(bounded, index=frame.index, dtype=object)
+    return out
 
 
 def _frame_to_rows(frame: pd.DataFrame) -> list[tuple]:

@@ -1,0 +1,404 @@
+"""Security: hostile names, planted secrets, CSV formula injection.
+
+- Hostile customer, feature, model, project and request names (quotes, `'; DROP TABLE`, unicode,
+  control characters, placeholders, very long) round-trip unchanged through every write path and
+  the queries on top of them: all SQL is parameterised.
+- Planted API keys (`sk-test-PLANTED-...`, `sk_live_PLANTED...`, a database password) never
+  appear in the database file, logs, exception messages, CLI output or spill files, on every code
+  path driven here: capture with a key (successful, failing and unreachable API, database away),
+  the Stripe import and meter push against failing servers, a bad database URL.
+- Exported CSVs neutralise formula injection (`walleta.export`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+import pandas as pd
+import pytest
+from sqlalchemy import inspect
+
+import walleta
+from walleta import cli
+from walleta.catalog import load_catalog
+from walleta.errors import WalletaError
+from walleta.events import record_events
+from walleta.export import neutralise_cell, safe_csv, safe_frame, write_safe_csv
+from walleta.fx import load_fx
+from walleta.headline import headline
+from walleta.store import Store, open_store
+
+from ..fakes.stripe_server import FakeStripe
+from ..openai_fake import FakeOpenAI
+from .support import record_figures, sqlite_path
+
+HOSTILE = [
+    "O'Brien & Sons",
+    'Robert"); DROP TABLE usage_events; --',
+    "'; DROP TABLE customers; --",
+    "x' OR '1'='1",
+    "1; DELETE FROM rollup_customer_day",
+    "100%_\\%_wild",
+    "?",
+    "%s %(name)s $1 :name {0}",
+    "客户 ✓ Ünïcödé ß",
+    "emoji 🧾💸👩🏽‍💻",
+    "\u202eright-to-left override",
+    "zero\u200bwidth",
+    "tab\tsep",
+    "line\nbreak\r\nwindows",
+    "bell\x07 escape\x1b[31m del\x7f ctrl\x01\x1f",
+    '=HYPERLINK("http://evil.invalid","click")',
+    "@SUM(1+1)",
+    "-2+3",
+    "  padded  ",
+    "(unattributed)-lookalike",
+    "L" * 255,
+]
+PLANTED = {
+    "openai": "sk-test-PLANTED-9f3b2c1d0e4a5b6c7d8e9f00112233445566",
+    "openai_admin": "sk-admin-PLANTED-a1b2c3d4e5f60718293a4b5c6d7e8f90",
+    "stripe": "sk_live_PLANTED51Habcdefghijklmnopqrstuvwxyz0123456789",
+    "stripe_restricted": "rk_live_PLANTED51Hzyxwvutsrqponmlkjihgfedcba9876543210",
+    "db_password": "PLANTEDdbPassw0rd",
+}
+MESSAGES = [{"role": "user", "content": "Hello"}]
+LONG_KEY_BUG = ("bug: rollup key columns are VARCHAR(255) in walleta/schema.py while usage_events columns are TEXT: "
+                "on PostgreSQL a customer/feature/model name over 255 characters fails the whole batch")
+
+
+def _hostile_frame() -> pd.DataFrame:
+    n = len(HOSTILE)
+    return pd.DataFrame(
+        {
+            "ts_us": [1_767_225_600_000_000 + i * 3_600_000_000 for i in range(n)],
+            "customer_id": HOSTILE,
+            "feature": list(reversed(HOSTILE)),
+            "model": ["gpt-4o" if i % 3 else HOSTILE[i] for i in range(n)],  # hostile model names are unpriced
+            "project_id": HOSTILE,
+            "user_id": list(reversed(HOSTILE)),
+            "request_id": [f"req_'\";--{i}" for i in range(n)],
+            "input_tokens": [1000 + i for i in range(n)],
+            "output_tokens": [10 * i for i in range(n)],
+        }
+    )
+
+
+def test_hostile_names_round_trip_through_writes_and_queries(store: Store) -> None:
+    tables_before = set(inspect(store.engine).get_table_names())
+    frame = _hostile_frame()
+    result = record_events(store, frame, load_catalog(), source="file")
+    assert result.inserted == len(frame)
+    again = record_events(store, frame, load_catalog(), source="file")
+    assert again.skipped == len(frame)  # idempotent even with quotes in the request ids
+
+    back = store.query(
+        "SELECT customer_id, feature, model, project_id, user_id, request_id, uid FROM usage_events ORDER BY ts_us"
+    )
+    for column in ("customer_id", "feature", "model", "project_id", "user_id", "request_id"):
+        assert back[column].tolist() == frame[column].tolist(), column
+    assert back["uid"].tolist() == [f"req:{r}" for r in frame["request_id"]]
+    for name in HOSTILE:  # parameterised lookups find exactly the one row
+        assert store.scalar("SELECT COUNT(*) FROM usage_events WHERE customer_id = ?", [name]) == 1
+        assert store.scalar("SELECT COUNT(*) FROM rollup_customer_month_feature WHERE customer_id = ?", [name]) == 1
+    rollup_keys = store.query("SELECT customer_id FROM rollup_customer_day")["customer_id"].tolist()
+    assert sorted(rollup_keys) == sorted(HOSTILE)
+    unpriced = store.query("SELECT model FROM rollup_customer_month_model WHERE unpriced_events > 0")["model"].tolist()
+    assert sorted(unpriced) == sorted(HOSTILE[i] for i in range(len(HOSTILE)) if i % 3 == 0)
+    assert set(inspect(store.engine).get_table_names()) == tables_before
+    assert headline(store, load_fx()).customers == len(HOSTILE)
+    record_figures(f"security.hostile_names[{store.dialect}]", kind="security", inputs=len(HOSTILE))
+
+
+@pytest.mark.parametrize("length", [1_000, 20_000])
+def test_very_long_names_round_trip(store: Store, length: int, request: pytest.FixtureRequest) -> None:
+    """Names far beyond any UI limit are stored whole."""
+    if store.dialect == "postgresql":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=LONG_KEY_BUG))
+    name = ("ü" + "x" * 9) * (length // 10)
+    frame = pd.DataFrame({"ts_us": [1_767_225_600_000_000], "customer_id": [name], "feature": [name],
+                          "model": ["gpt-4o"], "input_tokens": [5]})
+    record_events(store, frame, load_catalog(), source="file")
+    assert store.query("SELECT customer_id, feature FROM usage_events").iloc[0].tolist() == [name, name]
+    assert store.query("SELECT customer_id FROM rollup_customer_day")["customer_id"].tolist() == [name]
+
+
+def test_long_request_ids_keep_their_idempotency(store: Store) -> None:
+    """A request id longer than the uid column (proxies, custom ids) must still import exactly once."""
+    ids = ["req_" + "a" * 80, "req_" + "a" * 79 + "b"]
+    frame = pd.DataFrame({"ts_us": [1_767_225_600_000_000] * 2, "model": ["gpt-4o"] * 2, "input_tokens": [5, 6],
+                          "request_id": ids})
+    record_events(store, frame, load_catalog(), source="log")
+    record_events(store, frame, load_catalog(), source="log")
+    assert sorted(store.query("SELECT request_id FROM usage_events")["request_id"].tolist()) == ids
+
+
+def test_capture_keeps_hostile_attribution_unchanged(sqlite_url: str) -> None:
+    fake = FakeOpenAI(record_requests=False)
+    client = openai.OpenAI(api_key=PLANTED["openai"], max_retries=0,
+                           http_client=httpx2.Client(transport=httpx2.MockTransport(fake.handler)))
+    walleta.instrument(client, store=sqlite_url, flush_interval=0.05)
+    for name in HOSTILE:
+        with walleta.attribute(customer=name, feature=name, user=name):
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    client.close()
+    store = open_store(sqlite_url)
+    back = store.query("SELECT customer_id, feature, user_id FROM usage_events ORDER BY id")
+    assert back["customer_id"].tolist() == HOSTILE and back["feature"].tolist() == HOSTILE
+    assert back["user_id"].tolist() == HOSTILE
+    store.close()
+
+
+@pytest.mark.xfail(strict=True, reason="bug: rollup key columns are VARCHAR(255) (walleta/schema.py) while event "
+                   "columns are TEXT; on PostgreSQL one customer id over 255 characters fails the capture "
+                   "recorder's whole batch, on every retry, so the other customers' events are never written")
+def test_capture_one_overlong_customer_does_not_block_the_others(pg_url: str, tmp_path: Path) -> None:
+    fake = FakeOpenAI(record_requests=False)
+    client = openai.OpenAI(api_key="sk-test", max_retries=0,
+                           http_client=httpx2.Client(transport=httpx2.MockTransport(fake.handler)))
+    walleta.instrument(client, store=pg_url, flush_interval=0.05, spill_dir=str(tmp_path))
+    for customer in ("acme", "c" * 300, "globex"):
+        with walleta.attribute(customer=customer):
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    client.close()
+    store = open_store(pg_url)
+    stored = set(store.query("SELECT customer_id FROM usage_events")["customer_id"])
+    store.close()
+    assert {"acme", "globex"} <= stored
+
+
+# -- planted secrets ----------------------------------------------------------------------------
+
+
+def _assert_no_secret(where: str, text: str | bytes) -> None:
+    data = text.encode("utf-8", "replace") if isinstance(text, str) else text
+    for name, secret in PLANTED.items():
+        assert secret.encode() not in data, f"the {name} key leaked into {where}"
+    assert b"PLANTED" not in data, f"part of a planted secret leaked into {where}"
+
+
+def _database_bytes(url: str) -> bytes:
+    """Every byte of a SQLite database (main file, WAL); '' for other databases."""
+    path = sqlite_path(url)
+    if path is None:
+        return b""
+    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*") if p.is_file())
+
+
+def _database_text(store: Store) -> str:
+    """Every text value in every table (works on PostgreSQL too)."""
+    parts = []
+    for table in inspect(store.engine).get_table_names():
+        parts.append(store.query(f"SELECT * FROM {table}").to_csv(index=False))
+    return "\n".join(parts)
+
+
+def _echo_key(request: httpx2.Request) -> httpx2.Response:
+    """A hostile proxy: answers 401 with the full Authorization header in its error message."""
+    key = request.headers.get("authorization", "")
+    body = {"error": {"message": f"Incorrect API key provided: {key}", "type": "invalid_request_error", "code": "invalid_api_key"}}
+    return httpx2.Response(401, json=body, headers={"x-request-id": "req_echo"})
+
+
+def test_capture_never_stores_or_logs_the_api_key(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = f"sqlite:///{tmp_path / 'capture.db'}"
+    fake = FakeOpenAI(record_requests=False)
+    ok = openai.OpenAI(api_key=PLANTED["openai"], max_retries=0,
+                       http_client=httpx2.Client(transport=httpx2.MockTransport(fake.handler)))
+    walleta.instrument(ok, store=url, flush_interval=0.05)
+    echo = openai.OpenAI(api_key=PLANTED["openai"], max_retries=0, project="proj_x",
+                         http_client=httpx2.Client(transport=httpx2.MockTransport(_echo_key)))
+    walleta.instrument(echo, store=url, flush_interval=0.05)
+    with walleta.attribute(customer="acme", feature="chat"):
+        ok.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        ok.embeddings.create(model="text-embedding-3-small", input="hi")
+        with pytest.raises(openai.InternalServerError):
+            ok.chat.completions.create(model="error-500", messages=MESSAGES)
+        with pytest.raises(openai.AuthenticationError) as info:
+            echo.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    ok.close()
+    echo.close()
+    assert PLANTED["openai"] in str(info.value)  # the API echoed it: the test is sharp
+    store = open_store(url)
+    assert store.scalar("SELECT COUNT(*) FROM usage_events") == 4
+    _assert_no_secret("the database", _database_text(store))
+    store.close()
+    _assert_no_secret("the SQLite file", _database_bytes(url))
+    _assert_no_secret("the logs", caplog.text)
+
+
+def test_capture_spill_files_never_hold_the_api_key(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    away = f"sqlite:///{tmp_path / 'missing-folder' / 'walleta.db'}"  # the database cannot be opened
+    fake = FakeOpenAI(record_requests=False)
+    client = openai.OpenAI(api_key=PLANTED["openai"], max_retries=0,
+                           http_client=httpx2.Client(transport=httpx2.MockTransport(fake.handler)))
+    walleta.instrument(client, store=away, flush_interval=0.05, spill_dir=str(spill))
+    with walleta.attribute(customer="acme"):
+        for _ in range(3):
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    client.close()
+    files = [p for p in spill.rglob("*") if p.is_file()]
+    assert files, "the recorder should have spilled the events it could not write"
+    for path in files:
+        _assert_no_secret(f"spill file {path.name}", path.read_bytes())
+    _assert_no_secret("the logs", caplog.text)
+
+
+def _seed_customers_for_push(store: Store) -> None:
+    store.upsert("customers", [{"customer_id": "acme", "name": "Acme", "email": "", "stripe_customer_id": "cus_A",
+                                "plan": "", "signup_date": "", "source": "test"}], ["customer_id"])
+    two_days_ago = (int(time.time()) // 86_400 - 2) * 86_400_000_000 + 3_600_000_000
+    frame = pd.DataFrame({"ts_us": [two_days_ago], "customer_id": ["acme"], "model": ["gpt-4o"],
+                          "input_tokens": [1000], "request_id": ["req_push_1"]})
+    record_events(store, frame, load_catalog(), source="log")
+
+
+def _run_stripe_cli(url: str, base: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
+    """`walleta import stripe` and `walleta push stripe-meter` against `base`; both must fail
+    with one 'error:' line. Returns everything they printed (and any escaped exception)."""
+    monkeypatch.setenv("STRIPE_API_KEY", PLANTED["stripe"])
+    monkeypatch.setenv("WALLETA_STRIPE_API_BASE", base)
+    outputs = []
+    for argv in (["-v", "--db", url, "import", "stripe", "--full"],
+                 ["-v", "--db", url, "push", "stripe-meter", "--meter", "llm_tokens", "--settle-minutes", "0"]):
+        try:
+            status_code = cli.main(argv)
+        except Exception as exc:  # noqa: BLE001 - an escaped exception must not carry the key either
+            outputs.append(f"{type(exc).__name__}: {exc}")
+            status_code = -1
+        captured = capsys.readouterr()
+        outputs += [captured.out, captured.err]
+        assert status_code == 1, (argv, captured.err[-2000:])
+        assert captured.err.startswith("error: ") or "\nerror: " in captured.err
+    return "\n".join(outputs)
+
+
+def _failing_stripe(fake: FakeStripe, status: int, message: str) -> None:
+    body = {"error": {"type": "invalid_request_error" if status == 401 else "api_error", "message": message}}
+    fake.fail("GET", "/", status, times=1000, body=body)
+    fake.fail("POST", "/", status, times=1000, body=body)
+
+
+@pytest.mark.parametrize("server", ["refused", "http-500", "http-401"])
+def test_stripe_cli_never_prints_logs_or_stores_the_key(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = f"sqlite:///{tmp_path / 'stripe.db'}"
+    store = open_store(url)
+    _seed_customers_for_push(store)
+    store.close()
+    with FakeStripe() as fake:
+        base = "http://127.0.0.1:9" if server == "refused" else fake.url  # port 9: nothing listens
+        if server != "refused":
+            masked = "sk_live_" + "*" * 20 + PLANTED["stripe"][-4:]  # what Stripe itself answers
+            _failing_stripe(fake, int(server[-3:]), f"Invalid API Key provided: {masked}")
+        output = _run_stripe_cli(url, base, monkeypatch, capsys)
+    _assert_no_secret("CLI output", output)
+    _assert_no_secret("the logs", caplog.text)
+    _assert_no_secret("the SQLite file", _database_bytes(url))
+    record_figures(f"security.stripe_cli_key[{server}]", kind="security", code_paths=2)
+
+
+@pytest.mark.xfail(strict=True, reason="bug: walleta/sources/stripe_import.py and walleta/meters.py put the API's "
+                   "error message into SourceError verbatim; a proxy that echoes the key gets it printed. "
+                   "Redact the configured key from messages before raising")
+def test_stripe_cli_redacts_a_key_the_server_echoes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"sqlite:///{tmp_path / 'stripe.db'}"
+    store = open_store(url)
+    _seed_customers_for_push(store)
+    store.close()
+    with FakeStripe() as fake:
+        _failing_stripe(fake, 401, f"Invalid API Key provided: {PLANTED['stripe']}")
+        output = _run_stripe_cli(url, fake.url, monkeypatch, capsys)
+    _assert_no_secret("CLI output", output)
+
+
+def test_database_password_never_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"postgresql://walleta:{PLANTED['db_password']}@127.0.0.1:9/walleta"
+    with pytest.raises(WalletaError) as info:
+        open_store(url)
+    _assert_no_secret("the exception", str(info.value) + repr(info.value))
+    assert cli.main(["--db", url, "status"]) == 1
+    _assert_no_secret("CLI output", capsys.readouterr().err)
+    assert cli.main(["--db", f"nosuchdb://u:{PLANTED['db_password']}@h/x", "status"]) == 1
+    _assert_no_secret("CLI output", capsys.readouterr().err)
+
+
+# -- CSV formula injection ----------------------------------------------------------------------
+
+DANGEROUS = ["=1+2", "+1+2", "-1+2", "@SUM(A1:A2)", "=HYPERLINK(\"http://evil.invalid\")", "\t=1", "\r=1", "  =1+1",
+             "=cmd|' /C calc'!A0", "-"]
+HARMLESS = ["acme", "1+2", "O'Brien", "a=b", "", "客户", "-12.5", "+3", "-7", "1e5"]
+
+
+def test_safe_csv_quotes_every_formula_and_keeps_numbers() -> None:
+    frame = pd.DataFrame({
+        "customer_id": DANGEROUS + HARMLESS,
+        "ai_cost_usd": [-1.5] * len(DANGEROUS + HARMLESS),
+        "requests": list(range(-5, len(DANGEROUS + HARMLESS) - 5)),
+    })
+    text = safe_csv(frame)
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert len(rows) == len(frame)  # cells holding CR/LF are quoted: one record per row
+    for row, original in zip(rows, frame["customer_id"]):
+        cell = row["customer_id"]
+        if original in DANGEROUS:
+            assert cell == "'" + original
+        else:
+            assert cell == original
+    assert [r["ai_cost_usd"] for r in rows] == ["-1.5"] * len(rows)  # numbers stay numbers
+    assert [int(r["requests"]) for r in rows] == frame["requests"].tolist()
+    assert neutralise_cell(-3) == -3 and neutralise_cell(None) is None
+    assert safe_frame(pd.DataFrame({"=evil": [1]})).columns.tolist() == ["'=evil"]
+    out = io.StringIO()
+    write_safe_csv(frame, out)
+    assert out.getvalue() == text
+    record_figures("security.csv_injection.safe_csv", kind="security", inputs=len(DANGEROUS + HARMLESS))
+
+
+def _formula_cells(text: str) -> list[str]:
+    return [cell for row in csv.reader(io.StringIO(text)) for cell in row
+            if cell.lstrip(" ").startswith(("=", "+", "@", "\t", "\r")) or (cell.startswith("-") and not _number(cell))]
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.xfail(strict=True, reason="walleta/commands/common.py print_frame writes raw CSV; "
+                   "use walleta.export.safe_frame there, then remove this marker")
+def test_cli_csv_output_neutralises_formulas(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'csv.db'}"
+    store = open_store(url)
+    evil = '=HYPERLINK("http://evil.invalid","x")'
+    store.upsert("customers", [{"customer_id": evil, "name": evil, "email": "", "stripe_customer_id": "cus_E",
+                                "plan": "", "signup_date": "", "source": "test"}], ["customer_id"])
+    two_days_ago = (int(time.time()) // 86_400 - 2) * 86_400_000_000 + 3_600_000_000
+    frame = pd.DataFrame({"ts_us": [two_days_ago], "customer_id": [evil], "model": ["gpt-4o"],
+                          "input_tokens": [1000], "request_id": ["req_csv_1"]})
+    record_events(store, frame, load_catalog(), source="log")
+    store.close()
+    assert cli.main(["--db", url, "push", "stripe-meter", "--meter", "m", "--dry-run", "--format", "csv",
+                     "--settle-minutes", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "evil.invalid" in out  # the customer is in the listing
+    assert _formula_cells(out) == []
