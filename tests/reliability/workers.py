@@ -22,6 +22,8 @@ from walleta.events import record_events
 from walleta.fx import load_fx
 from walleta.headline import headline
 from walleta.schema import ROLLUPS
+from walleta.simulator.engine import UsageData, simulate
+from walleta.simulator.plans import load_scenario
 from walleta.store import open_store
 
 from .support import usage_batches
@@ -134,3 +136,43 @@ def write_under_file_size_limit(url: str, limit_bytes: int, seed: int, rows: int
     else:
         results.put(("written", "", "", ""))
 
+
+
+def small_usage() -> Any:
+    """A tiny usage book (3 customers x 2 months) for running fuzzed scenarios."""
+    rows = []
+    for i, customer in enumerate(("acme", "globex", "=evil")):
+        for month in ("2026-01", "2026-02"):
+            rows.append({"customer_id": customer, "month": month, "requests": 10 * (i + 1),
+                         "input_tokens": 100_000 * (i + 1), "cached_input_tokens": 10_000, "output_tokens": 20_000 * (i + 1),
+                         "reasoning_tokens": 1_000, "cost_pico": 123_456_789 * (i + 1), "current_plan": ("Pro", "Free", "Team")[i],
+                         "seats": i + 1})
+    cells = pd.DataFrame(rows)
+    cells["seats"] = pd.array(cells["seats"].tolist(), dtype="Int64")
+    return UsageData(cells=cells, by_model=None, months=("2026-01", "2026-02"))
+
+
+def try_plan(path: str) -> tuple[str, str, str, str]:
+    """Load a scenario file and simulate it on `small_usage()`.
+
+    Returns (outcome, exception class, message, traceback), outcome one of 'loaded-and-simulated',
+    'rejected' (a WalletaError with a message), 'other-error'.
+    """
+    try:
+        scenario = load_scenario(path)
+        result = simulate(scenario, small_usage(), None)
+        revenue = [int(v) for v in result.cells["revenue_pico"].tolist()]
+        assert all(isinstance(v, int) for v in revenue)
+    except WalletaError as exc:
+        return ("rejected", type(exc).__name__, str(exc), "")
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the test
+        return ("other-error", type(exc).__name__, str(exc)[:500], traceback.format_exc()[-3000:])
+    return ("loaded-and-simulated", "", "", "")
+
+
+def try_plan_in_child(path: str, memory_bytes: int, results: Any) -> None:
+    """`try_plan` under a memory cap (an exponent bomb must fail, not take the machine)."""
+    with open("/proc/self/status") as status:
+        vm = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (vm + memory_bytes, vm + memory_bytes))
+    results.put(try_plan(path))
