@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 from types import ModuleType
 
+from . import import_csv, import_openai
+
 IMPORT_SOURCES: list[ModuleType] = []
+IMPORT_SOURCES += [import_csv, import_openai]  # issue 4
 
 
 def register(commands: argparse._SubParsersAction) -> None:
