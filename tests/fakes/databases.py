@@ -87,3 +87,15 @@ def sqlite_url(tmp_path: Path) -> str:
 def db_url(request: pytest.FixtureRequest) -> str:
     """Both databases, one after the other."""
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+def snapshot(store) -> dict[str, list[tuple]]:  # type: ignore[no-untyped-def]
+    """Every row of every table, sorted: two equal snapshots mean an unchanged database."""
+    from sqlalchemy import inspect
+
+    tables = sorted(inspect(store.engine).get_table_names())
+    out: dict[str, list[tuple]] = {}
+    for table in tables:
+        frame = store.query(f"SELECT * FROM {table}")
+        out[table] = sorted((tuple("" if v is None else str(v) for v in row) for row in frame.itertuples(index=False, name=None)))
+    return out
