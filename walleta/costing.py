@@ -441,7 +441,8 @@ def _compose_notes(
     case_notes: np.ndarray,
 ) -> np.ndarray:
     """(note of each row, '' when priced; unpriced mask); each text built once per combination."""
-    notes = np.full(len(model_codes), "", dtype=object)
+    notes = np.empty(len(model_codes), dtype=object)
+    notes.fill("")  # one shared "" (np.full would build a new str per element)
     unknown = ~known
     if unknown.any():
         per_model = np.array([f"unknown model '{m}'" for m in model_names], dtype=object)

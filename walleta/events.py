@@ -101,7 +101,10 @@ def _column_hash(values: np.ndarray) -> np.ndarray | np.uint64:
 
 def _column_hash_full(values: np.ndarray) -> np.ndarray:
     if values.dtype == object:
-        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+        # Only strings means no missing values, so the cheaper sentinel mode gives the same codes.
+        codes, uniques = pd.factorize(values, use_na_sentinel=not _all_strings(values))
+        if (codes < 0).any():
+            codes, uniques = pd.factorize(values, use_na_sentinel=False)
         hashed = pd.util.hash_array(np.asarray([str(u) for u in uniques], dtype=object), categorize=False)
         return hashed[codes]
     if values.dtype.kind == "f":
@@ -177,7 +180,8 @@ def content_uids(frame: pd.DataFrame, prefix: str) -> pd.Series:
     return pd.Series(uids, index=frame.index, dtype=object)
 
 
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+# byte -> its two lower-case hex digits as one little-endian uint16 (so a view gives "ab").
+_HEX_PAIRS = np.frombuffer("".join(f"{i:02x}" for i in range(256)).encode("ascii"), dtype="<u2")
 
 
 def _format_uids(prefix: str, first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -197,9 +201,7 @@ def _format_uids(prefix: str, first: np.ndarray, second: np.ndarray) -> np.ndarr
     buffer[:, : len(head)] = np.frombuffer(head, dtype=np.uint8)
     raw = np.empty((n, 2), dtype=">u8")
     raw[:, 0], raw[:, 1] = first, second
-    nibbles = raw.view(np.uint8).reshape(n, 16)
-    buffer[:, len(head) : width - 1 : 2] = _HEX[nibbles >> 4]
-    buffer[:, len(head) + 1 : width - 1 : 2] = _HEX[nibbles & 15]
+    buffer[:, len(head) : width - 1] = _HEX_PAIRS[raw.view(np.uint8).reshape(n, 16)].view(np.uint8).reshape(n, 32)
     buffer[:, width - 1] = ord("\n")
     texts = buffer.tobytes().decode("ascii").split("\n")
     texts.pop()  # after the last newline
@@ -267,7 +269,7 @@ def prepare_events(
     out["uid"] = pd.Series(uids, dtype=object, copy=False)
     # Content uids are distinct by construction (identical rows get -1, -2, ...); given and
     # request-id uids may repeat, and only the first of a repeated uid is kept.
-    if not all_content and out["uid"].duplicated().any():
+    if not all_content and _repeated(pd.util.hash_array(uids, categorize=False)).any() and out["uid"].duplicated().any():
         out = out.drop_duplicates("uid", keep="first").reset_index(drop=True)
         day_codes = None
     if "price_status" in frame.columns:
@@ -279,7 +281,7 @@ def prepare_events(
             out["cost_pico"] = pd.Series([None if u else int(v) for v, u in zip(total, unpriced)], dtype=object).array
         else:
             out["cost_pico"] = pd.arrays.IntegerArray(np.where(unpriced, 0, total).astype(np.int64), unpriced.copy())  # never float
-        status = np.full(len(out), PRICED, dtype=object)
+        status = _full_object(len(out), PRICED)
         status[unpriced] = UNPRICED
         out["price_status"] = pd.Series(status, dtype=object, copy=False)
         out["price_note"] = pd.Series(notes, dtype=object, copy=False)
@@ -297,8 +299,10 @@ def _column_array(frame: pd.DataFrame, name: str, default: object, n: int) -> np
     if default is None:
         return series.to_numpy(dtype=object)
     if isinstance(default, str):
-        missing = series.isna().to_numpy()
         values = series.to_numpy(dtype=object)
+        if _all_strings(values):
+            return values  # only str: nothing is missing
+        missing = series.isna().to_numpy()
         if missing.any():
             values = values.copy()
             values[missing] = default

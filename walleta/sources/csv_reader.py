@@ -255,20 +255,44 @@ def read_table(source: str | Path | bytes, *, name: str | None = None) -> CsvTab
         data = bytes(source)
         name = name or "upload.csv"
     sniff_bytes(data, name)
+    if not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # Fast path: hand UTF-8 bytes straight to pyarrow, which validates them.
+        bom = data.startswith(codecs.BOM_UTF8)
+        offset = 3 if bom else 0
+        sample = data[offset : offset + _SAMPLE_BYTES].decode("utf-8", errors="ignore")
+        table, reason = _read_fast(data, offset, name, "UTF-8 with BOM" if bom else "UTF-8", detect_dialect(sample))
+        if table is not None:
+            return table
+        if reason == "layout":
+            text, encoding = decode(data)
+            return _read_exact(text, name, encoding, detect_dialect(text))
     text, encoding = decode(data)
-    dialect = detect_dialect(text)
     if not text.strip():
         raise InputError(f"{name} is empty: nothing to import")
-    table = _read_fast(text, name, encoding, dialect)
-    if table is None:
-        table = _read_exact(text, name, encoding, dialect)
-    return table
+    dialect = detect_dialect(text)
+    table, _reason = _read_fast(text.encode("utf-8"), 0, name, encoding, dialect)
+    return table if table is not None else _read_exact(text, name, encoding, dialect)
 
 
-def _read_fast(text: str, name: str, encoding: str, dialect: Dialect) -> CsvTable | None:
-    """pyarrow's multi-threaded reader; None when row numbers would be ambiguous."""
-    body = text.rstrip("\r\n")
-    line_breaks = body.count("\n") if "\n" in body else body.count("\r")
+def _read_fast(data: bytes, offset: int, name: str, encoding: str, dialect: Dialect) -> tuple[CsvTable | None, str]:
+    """pyarrow's multi-threaded reader on UTF-8 bytes from `offset`.
+
+    Returns (table, "") or (None, reason): "encoding" when the bytes are not UTF-8, "layout"
+    when row numbers would be ambiguous (blank lines, multi-line cells, ragged rows).
+    """
+    end = len(data)
+    while end > offset and data[end - 1] in (10, 13):
+        end -= 1
+    newline = b"\n" if data.find(b"\n", offset, end) >= 0 else b"\r"
+    line_breaks = data.count(newline, offset, end)
+    first_end = data.find(newline, offset, end)
+    first_line = data[offset : end if first_end < 0 else first_end]
+    try:
+        header = _unique_headers(next(csv.reader([first_line.decode("utf-8").rstrip("\r")], delimiter=dialect.delimiter)))
+    except UnicodeDecodeError:
+        return None, "encoding"
+    except (StopIteration, csv.Error):
+        return None, "layout"
     ragged: list[int] = []
 
     def on_invalid(_row: object) -> str:
@@ -276,21 +300,18 @@ def _read_fast(text: str, name: str, encoding: str, dialect: Dialect) -> CsvTabl
         return "skip"
 
     try:
-        first_line = next(csv.reader(io.StringIO(body.split("\n", 1)[0]), delimiter=dialect.delimiter))
-    except (StopIteration, csv.Error):
-        return None
-    header = _unique_headers(first_line)
-    try:
         arrow = pacsv.read_csv(
-            io.BytesIO(body.encode("utf-8")),
-            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, use_threads=True, block_size=8 << 20),
+            pa.BufferReader(pa.py_buffer(data).slice(offset, end - offset)),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, use_threads=True, block_size=16 << 20),
             parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter, newlines_in_values=False, invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in header}, strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
+    except pa.ArrowInvalid as exc:
+        return None, "encoding" if "utf8" in str(exc).lower() or "utf-8" in str(exc).lower() else "layout"
+    except pa.ArrowNotImplementedError:
+        return None, "layout"
     if ragged or arrow.num_rows != line_breaks:
-        return None  # blank lines, multi-line cells or ragged rows: use the exact reader
+        return None, "layout"  # blank lines, multi-line cells or ragged rows: use the exact reader
     columns = {h: arrow.column(h).combine_chunks() for h in header}
     blank = _blank_mask(columns, arrow.num_rows)
     row_numbers = np.arange(2, arrow.num_rows + 2, dtype=np.int64)
@@ -298,7 +319,7 @@ def _read_fast(text: str, name: str, encoding: str, dialect: Dialect) -> CsvTabl
         keep = pa.array(~blank)
         columns = {h: pc.filter(c, keep) for h, c in columns.items()}
         row_numbers = row_numbers[~blank]
-    return CsvTable(name, header, columns, row_numbers, encoding, dialect.delimiter, dialect.decimal_comma, blank_rows=int(blank.sum()))
+    return CsvTable(name, header, columns, row_numbers, encoding, dialect.delimiter, dialect.decimal_comma, blank_rows=int(blank.sum())), ""
 
 
 def _blank_mask(columns: dict[str, pa.Array], n: int) -> np.ndarray:
@@ -482,10 +503,10 @@ class Validator:
         """Text cells (object array); empty required cells are errors."""
         values = self.strings(column)
         if values is None:
-            return np.full(self.n, default, dtype=object)
+            return _full_object(self.n, default)
         if lower:
             values = pc.utf8_lower(values)
-        out = values.to_numpy(zero_copy_only=False).astype(object, copy=False)
+        out = _to_objects(values)
         empty = pc.equal(values, "").to_numpy(zero_copy_only=False)
         if empty.any():
             if required:
@@ -612,9 +633,11 @@ class Validator:
         values = self.strings(column)
         if values is None:
             return np.full(self.n, int(default), dtype=np.int64)
-        lowered = pc.utf8_lower(values)
-        truthy = pc.is_in(lowered, value_set=pa.array(sorted(_TRUE))).to_numpy(zero_copy_only=False)
-        falsy = pc.is_in(lowered, value_set=pa.array(sorted(_FALSE))).to_numpy(zero_copy_only=False)
+        encoded = pc.dictionary_encode(values)
+        words = [w.lower() for w in encoded.dictionary.to_pylist()]
+        indices = encoded.indices.to_numpy(zero_copy_only=False)
+        truthy = np.array([w in _TRUE for w in words], dtype=bool)[indices]
+        falsy = np.array([w in _FALSE for w in words], dtype=bool)[indices]
         unknown = ~truthy & ~falsy
         if unknown.any():
             self.reject(unknown, column, "not true/false")
@@ -653,6 +676,27 @@ class Validator:
         days = np.datetime_as_string(micros.astype("datetime64[us]"), unit="D").astype(object)
         days[unparsed | empty] = ""
         return days
+
+
+def _to_objects(values: pa.Array) -> np.ndarray:
+    """Arrow strings -> numpy object array. Columns with few distinct values (customers,
+    models, tiers) go through a dictionary, so each distinct string becomes one Python object."""
+    n = len(values)
+    if n > 10_000:
+        sample = values.slice(0, 5_000)
+        if pc.count_distinct(sample).as_py() < 2_500:
+            encoded = pc.dictionary_encode(values)
+            words = np.empty(len(encoded.dictionary), dtype=object)
+            words[:] = encoded.dictionary.to_pylist()
+            return words[encoded.indices.to_numpy(zero_copy_only=False)]
+    return values.to_numpy(zero_copy_only=False).astype(object, copy=False)
+
+
+def _full_object(n: int, value: object) -> np.ndarray:
+    """n references to one object (np.full would build a new str per element)."""
+    out = np.empty(n, dtype=object)
+    out.fill(value)
+    return out
 
 
 def _take_text(values: pa.Array | np.ndarray, rows: np.ndarray) -> list[str]:

@@ -106,7 +106,12 @@ def parse_usage(table: CsvTable, mapping: ColumnMapping) -> tuple[pd.DataFrame, 
     if tiers:
         notes.append("service_tier values billed at standard rates (not recognised): " + ", ".join(sorted(tiers)))
     good = v.good
-    frame = pd.DataFrame({k: (val[good] if isinstance(val, np.ndarray) else val) for k, val in data.items()})
+    everything = bool(good.all())
+    # Explicit dtypes: object text stays object (no pandas string conversion on the hot path).
+    frame = pd.DataFrame(
+        {k: pd.Series(val if everything else val[good], dtype=val.dtype, copy=False) for k, val in data.items()},
+        copy=False,
+    )
     return frame, v, notes
 
 
@@ -133,9 +138,13 @@ def _check_parts(v: Validator, data: dict[str, Any]) -> None:
 
 def _check_duplicate_requests(v: Validator, request_ids: np.ndarray) -> None:
     """A request id may appear once per file: later rows with the same id are rejected."""
-    ids = pd.Series(request_ids)
+    ids = pd.Series(request_ids, dtype=object, copy=False)
     filled = ids != ""
     if not filled.any():
+        return
+    # Equal ids have equal 64-bit hashes: no repeated hash means no duplicate (the usual case).
+    hashes = np.sort(pd.util.hash_array(request_ids, categorize=False))
+    if not (hashes[1:] == hashes[:-1]).any():
         return
     duplicated = (ids.duplicated(keep="first") & filled).to_numpy()
     if duplicated.any():

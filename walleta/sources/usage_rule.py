@@ -89,6 +89,9 @@ def apply_usage_rule(store: Store, catalog: Catalog, *, cur: Any, first_day: str
     Runs inside the caller's transaction (`cur`). New or changed provider events are written
     with `import_id`; unchanged ones are left exactly as they are.
     """
+    cur.execute(store.sql("SELECT 1 FROM openai_usage_buckets WHERE day >= ? AND day <= ? LIMIT 1"), [first_day, last_day])
+    if cur.fetchone() is None and not _has_provider_events(store, cur, first_day, last_day):
+        return RuleResult(0, 0, 0, 0, 0)  # no provider usage in range: nothing to reconcile
     attributed = set(
         _select(
             cur, store,
@@ -120,6 +123,18 @@ def apply_usage_rule(store: Store, catalog: Catalog, *, cur: Any, first_day: str
         provider_days=provider_days,
         attributed_days=len(attributed),
     )
+
+
+def _has_provider_events(store: Store, cur: Any, first_day: str, last_day: str) -> bool:
+    """Provider events only come from buckets; this guards against rows left by older versions."""
+    cur.execute(store.sql("SELECT 1 FROM import_runs WHERE source = 'openai_api' OR kind = 'openai-activity' LIMIT 1"))
+    if cur.fetchone() is None:
+        return False
+    cur.execute(
+        store.sql(f"SELECT 1 FROM usage_events WHERE day >= ? AND day <= ? AND source IN ({_in(PROVIDER_SOURCES)}) LIMIT 1"),
+        [first_day, last_day],
+    )
+    return cur.fetchone() is not None
 
 
 def _in(values: tuple[str, ...]) -> str:
