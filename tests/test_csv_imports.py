@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.databases import db_url, pg_server, pg_url, snapshot, sqlite_url  # noqa: F401 - fixtures until conftest
+from tests.fakes.databases import snapshot
 from walleta.catalog import load_catalog
 from walleta.errors import InputError
 from walleta.sources.csv_import import detect_kind, import_csv
@@ -34,12 +34,12 @@ def catalog():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def db(db_url: str) -> Store:  # noqa: F811
+def db(db_url: str) -> Store:
     return open_store(db_url)
 
 
 @pytest.fixture
-def lite(sqlite_url: str) -> Store:  # noqa: F811
+def lite(sqlite_url: str) -> Store:
     return open_store(sqlite_url)
 
 

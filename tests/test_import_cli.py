@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.fakes.databases import sqlite_url  # noqa: F401 - fixture until conftest
 from tests.fakes.openai_admin import FakeOpenAIAdmin, bucket, page
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +19,7 @@ def walleta(db: str, *args: str, env: dict[str, str] | None = None) -> subproces
     return subprocess.run([sys.executable, "-m", "walleta", "--db", db, *args], cwd=ROOT, capture_output=True, text=True, env={**clean, **(env or {})}, timeout=120)
 
 
-def test_csv_import_says_the_kind_and_summarises(sqlite_url: str) -> None:  # noqa: F811
+def test_csv_import_says_the_kind_and_summarises(sqlite_url: str) -> None:
     done = walleta(sqlite_url, "import", "csv", str(SAMPLES / "usage.csv"), "--progress")
     assert done.returncode == 0, done.stderr
     assert "kind: usage (detected from the header" in done.stdout
@@ -30,7 +29,7 @@ def test_csv_import_says_the_kind_and_summarises(sqlite_url: str) -> None:  # no
     assert again.returncode == 0 and "imported 0, skipped 8" in again.stdout and "%" not in again.stderr
 
 
-def test_rejected_rows_give_exit_status_3_and_an_error_file(sqlite_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_rejected_rows_give_exit_status_3_and_an_error_file(sqlite_url: str, tmp_path: Path) -> None:
     source = tmp_path / "usage.csv"
     source.write_text("timestamp,customer_id,model,input_tokens,output_tokens\n2025-10-01,acme,gpt-5-mini,10,1\nsoon,acme,gpt-5-mini,x,1\n")
     done = walleta(sqlite_url, "import", "csv", str(source), "--kind", "usage")
@@ -42,7 +41,7 @@ def test_rejected_rows_give_exit_status_3_and_an_error_file(sqlite_url: str, tmp
     assert "read 2, imported 1, skipped 0, errors 1" in done.stdout
 
 
-def test_a_file_that_is_not_csv_fails_with_one_message(sqlite_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_a_file_that_is_not_csv_fails_with_one_message(sqlite_url: str, tmp_path: Path) -> None:
     source = tmp_path / "report.xlsx"
     source.write_bytes(b"PK\x03\x04" + b"\x00" * 64)
     done = walleta(sqlite_url, "import", "csv", str(source))
@@ -50,7 +49,7 @@ def test_a_file_that_is_not_csv_fails_with_one_message(sqlite_url: str, tmp_path
     assert done.stderr.strip().splitlines() == [f"error: report.xlsx is a spreadsheet or ZIP archive (.xlsx/.ods/.zip), not a CSV file: open it and save or export it as CSV (UTF-8), then import that"]
 
 
-def test_openai_import_uses_the_admin_key_from_the_environment_and_never_prints_it(sqlite_url: str) -> None:  # noqa: F811
+def test_openai_import_uses_the_admin_key_from_the_environment_and_never_prints_it(sqlite_url: str) -> None:
     with FakeOpenAIAdmin() as fake:
         fake.state.empty()
         fake.state.set_pages("completions", [page([bucket(1_759_276_800, [{"object": "organization.usage.completions.result", "input_tokens": 100, "output_tokens": 10, "num_model_requests": 1, "project_id": "proj_a", "model": "gpt-5-mini"}])])])

@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.fakes.databases import db_url, pg_server, pg_url, snapshot, sqlite_url  # noqa: F401 - fixtures until conftest
+from tests.fakes.databases import snapshot
 from tests.fakes.openai_admin import Failure, FakeOpenAIAdmin, bucket, page
 from walleta.catalog import load_catalog
 from walleta.errors import SourceError
@@ -39,12 +39,12 @@ def client(fake: FakeOpenAIAdmin) -> Any:
 
 
 @pytest.fixture
-def db(db_url: str) -> Store:  # noqa: F811
+def db(db_url: str) -> Store:
     return open_store(db_url)
 
 
 @pytest.fixture
-def lite(sqlite_url: str) -> Store:  # noqa: F811
+def lite(sqlite_url: str) -> Store:
     return open_store(sqlite_url)
 
 

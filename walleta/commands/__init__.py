@@ -5,7 +5,6 @@ Add a command group by adding a module here and listing it in COMMAND_MODULES.
 
 from __future__ import annotations
 
-from . import data, demo, imports, mapping, prices
+from . import data, demo, imports, mapping, match, prices, push
 
-COMMAND_MODULES = [demo, prices, data, imports]
-COMMAND_MODULES += [mapping]  # issue 4
+COMMAND_MODULES = [demo, prices, data, imports, push, match, mapping]

@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 from types import ModuleType
 
-from . import import_csv, import_openai
+from . import import_csv, import_openai, import_stripe
 
-IMPORT_SOURCES: list[ModuleType] = []
-IMPORT_SOURCES += [import_csv, import_openai]  # issue 4
+IMPORT_SOURCES: list[ModuleType] = [import_stripe, import_csv, import_openai]
 
 
 def register(commands: argparse._SubParsersAction) -> None:
