@@ -167,6 +167,8 @@ def test_every_class_of_bad_revenue_row_is_reported(db: Store, tmp_path: Path) -
     report = import_csv(db, source)
     found = {(e.row, e.column, e.reason.split(" (")[0]) for e in report.errors}
     assert found == EXPECTED_REVENUE_ERRORS
+    for error in report.errors:
+        assert f"revenue.csv row {error.row}, column {error.column}: " in error.message()
     entries = db.query("SELECT uid, amount_minor, currency, kind, period_end FROM revenue_entries")
     assert sorted(entries.to_dict("records"), key=lambda r: r["uid"]) == [
         {"uid": "csv:in_11:subscription", "amount_minor": 1000, "currency": "JPY", "kind": "subscription", "period_end": "2025-10-31"},
@@ -272,3 +274,17 @@ def test_header_only_file_imports_nothing(lite: Store, catalog, tmp_path: Path) 
     source.write_text("timestamp,customer_id,model,input_tokens,output_tokens\n")
     report = import_csv(lite, source, catalog=catalog)
     assert (report.rows_read, report.imported, report.errors) == (0, 0, [])
+
+
+def test_revenue_amounts_with_thousands_separators_and_compact_dates(lite: Store, tmp_path: Path) -> None:
+    source = tmp_path / "rev.csv"
+    source.write_text('customer_id,period_start,amount,currency,document_id\nacme,20251001,"1,234.56",USD,in_a\n')
+    report = import_csv(lite, source)
+    assert report.errors == []
+    assert lite.query("SELECT amount_minor, period_start FROM revenue_entries").iloc[0].tolist() == [123456, "2025-10-01"]
+    european = tmp_path / "rev_eu.csv"
+    european.write_text("customer_id;period_start;amount;currency;document_id\nacme;2025-10-01;1.234,56;EUR;in_b\nacme;2025-10-01;12,5;EUR;in_c\n")
+    report = import_csv(lite, european)
+    assert report.errors == [] and any("decimal comma" in n for n in report.notes)
+    amounts = dict(lite.query("SELECT document_id, amount_minor FROM revenue_entries WHERE currency = 'EUR'").itertuples(index=False, name=None))
+    assert amounts == {"in_b": 123456, "in_c": 1250}

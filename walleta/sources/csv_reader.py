@@ -665,7 +665,9 @@ class Validator:
         """Dates (ISO 8601 date or time, or Unix seconds) -> 'YYYY-MM-DD' text ('' when empty)."""
         values = self.strings(column)
         if values is None:
-            return np.full(self.n, "", dtype=object)
+            return _full_object(self.n, "")
+        # 20251001 is a compact date here, not Unix seconds
+        values = pc.replace_substring_regex(values, r"^(\d{4})(\d{2})(\d{2})$", r"\1-\2-\3")
         micros, unparsed = parse_times(values)
         empty = pc.equal(values, "").to_numpy(zero_copy_only=False)
         if required and empty.any():

@@ -25,6 +25,7 @@ document id), so importing the file again changes nothing.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,8 @@ from .report import ImportReport, ProgressCallback, begin_run, end_run, upsert_c
 
 __all__ = ["OWN_SPECS", "STRIPE_SPECS", "ISO_4217", "KINDS", "is_stripe_export", "import_revenue"]
 
+_THOUSANDS_COMMA = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+_THOUSANDS_DOT = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+(,\d+)?$")
 KINDS = ("subscription", "usage", "one_off", "refund", "credit_note")
 _NEGATIVE_KINDS = ("refund", "credit_note")
 # Active ISO 4217 currency codes.
@@ -105,8 +108,11 @@ def _amounts(v: Validator, column: str, currencies: np.ndarray) -> tuple[np.ndar
         if text == "" or currencies[i] is None:  # a missing or unknown currency is already an error
             continue
         if v.table.decimal_comma:
+            text = text.replace(".", "") if _THOUSANDS_DOT.match(text) else text
             text = text.replace(",", ".")
-        text = text.replace(" ", "")
+        elif _THOUSANDS_COMMA.match(text):
+            text = text.replace(",", "")  # 1,234.56
+        text = text.replace(" ", "").replace("\u00a0", "")
         try:
             out[i] = major_to_minor(text, currencies[i])
             present[i] = True

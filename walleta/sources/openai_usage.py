@@ -30,7 +30,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Callable, Iterator
 
 import pandas as pd
