@@ -117,3 +117,11 @@ def test_money_parsing_is_exact() -> None:
     assert {(e.row, e.reason) for e in v.errors} == {(5, "negative amount"), (7, "not a number")}  # row 6 is a blank line
     assert isinstance(v.errors[0], RowError)
     assert np.asarray(v.bad).sum() == 2
+
+
+def test_integers_too_large_for_storage_are_rejected_not_wrapped() -> None:
+    table = read_table(b"n\n5\n99999999999999999999\n\"1,234\"\n7.0\n", name="big.csv")
+    v = Validator(table, match_header(table.header, [ColumnSpec("n")]))
+    values = v.integer("n")
+    assert values.tolist() == [5, 0, 1234, 7]
+    assert [(e.row, e.reason) for e in v.errors] == [(3, "number too large")]

@@ -546,7 +546,8 @@ class Validator:
                 floats = None
             if floats is not None and np.all(np.isfinite(floats)) and np.all(floats == np.round(floats)) and np.all(np.abs(floats) < 2**53):
                 return floats.astype(np.int64)
-        plain = pc.match_substring_regex(values, _INT_TEXT).to_numpy(zero_copy_only=False)
+        # plain integers of at most 18 digits always fit int64
+        plain = pc.match_substring_regex(values, r"^[+-]?\d{1,18}$").to_numpy(zero_copy_only=False)
         out = np.zeros(self.n, dtype=np.int64)
         if plain.any():
             out[plain] = pc.cast(pc.filter(values, pa.array(plain)), pa.int64()).to_numpy(zero_copy_only=False)
@@ -556,11 +557,16 @@ class Validator:
             if self.table.decimal_comma:
                 text = text.replace(",", ".")
             if _FLOAT_INTEGRAL.match(text):
-                out[i] = int(text.split(".")[0])
-            elif _THOUSANDS.match(text):
-                out[i] = int(text.replace(",", ""))
+                number = int(text.split(".")[0])
+            elif _THOUSANDS.match(text) or re.match(_INT_TEXT, text):
+                number = int(text.replace(",", ""))
             else:
                 reasons[i] = _number_problem(text, whole=True)
+                continue
+            if abs(number) >= 2**62:
+                reasons[i] = "number too large"
+            else:
+                out[i] = number
         if reasons:
             mask = np.zeros(self.n, dtype=bool)
             mask[list(reasons)] = True
@@ -729,7 +735,8 @@ def _decimal_to_scaled(values: pa.Array, places: int) -> tuple[np.ndarray, dict[
     n = len(values)
     out = np.full(n, None, dtype=object)
     problems: dict[int, str] = {}
-    simple = pc.match_substring_regex(values, r"^[+-]?\d{1,9}(\.\d{0,%d})?$" % places).to_numpy(zero_copy_only=False)
+    # at most 6 integer digits: value * 10**12 stays inside int64; larger amounts take the Decimal path
+    simple = pc.match_substring_regex(values, r"^[+-]?\d{1,6}(\.\d{0,%d})?$" % places).to_numpy(zero_copy_only=False)
     if simple.any():
         subset = pc.filter(values, pa.array(simple))
         parts = pc.split_pattern(subset, ".", max_splits=1)
