@@ -62,6 +62,14 @@ def test_openai_import_uses_the_admin_key_from_the_environment_and_never_prints_
         mapped = walleta(sqlite_url, "mapping", "set", "project", "proj_a", "acme")
         assert mapped.returncode == 0 and "1 usage rows re-mapped" in mapped.stdout
         listing = walleta(sqlite_url, "mapping", "list", "--format", "csv")
-        assert "openai_project,proj_a,acme,1," in listing.stdout
+        assert "openai_project,proj_a,acme,acme,1," in listing.stdout
+        fake.state.projects = [{"id": "proj_b", "object": "organization.project", "name": "Globex", "created_at": 1, "archived_at": None, "status": "active"}]
+        fake.state.api_keys = {"proj_b": [{"object": "organization.project.api_key", "id": "key_b1", "name": "prod", "redacted_value": "sk-...x", "created_at": 1, "owner": {"type": "user", "user": {"id": "user_1", "name": "Ann"}}}]}
+        template = walleta(sqlite_url, "mapping", "list", "--openai", "--format", "csv", env=env)
+        assert template.returncode == 0, template.stderr
+        lines = template.stdout.splitlines()
+        assert lines[0].startswith("source,key,customer_id,")
+        assert any(line.startswith("openai_api_key,key_b1,,") and "user:Ann" in line for line in lines)
+        assert SECRET not in template.stdout + template.stderr
     missing = walleta(sqlite_url, "import", "openai")
     assert missing.returncode == 1 and "OPENAI_ADMIN_KEY is not set" in missing.stderr

@@ -50,7 +50,7 @@ def run_list(args: argparse.Namespace) -> int:
         listed = list_projects_and_keys()
         table = listed.merge(table, on=["source", "key"], how="outer")
         table["customer_id"] = table["customer_id"].fillna("(unmapped)")
-        table = table.fillna({"name": "", "project_id": "", "owner": "", "requests": 0, "cost_usd": "0", "unpriced_events": 0})
+        table = table.fillna({"name": "", "project_id": "", "owner": "", "usage_goes_to": "", "requests": 0, "cost_usd": "0.00", "unpriced_events": 0})
     if args.format == "csv":
         template = table.assign(customer_id=table["customer_id"].where(table["customer_id"] != "(unmapped)", ""))
         print_frame(template.loc[:, ["source", "key", "customer_id", *[c for c in template.columns if c not in ("source", "key", "customer_id")]]], "csv")

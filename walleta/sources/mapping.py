@@ -153,27 +153,40 @@ def remap_provider_events(store: Store, *, cur: Any) -> int:
 def mapping_overview(store: Store) -> pd.DataFrame:
     """Every project, API key and user seen in provider usage, with its mapping and usage.
 
-    Columns: source, key, customer_id (mapped customer or '(unmapped)'), requests, cost_usd
-    (text, exact), unpriced_events. Mapped keys with no usage are listed too.
+    Columns: source, key, customer_id (the key's own mapping, or '(unmapped)'), usage_goes_to
+    (the customers its usage is attributed to now, e.g. through its project's mapping),
+    requests, cost_usd (text, exact to the cent), unpriced_events. Mapped keys without usage
+    are listed too.
     """
+    from ..money import pico_to_usd
+
     frames = []
     for source, column in RESOLUTION_ORDER:
         usage = store.query(
-            f"SELECT {column} AS key, CAST(SUM(requests) AS BIGINT) AS requests, "
+            f"SELECT {column} AS key, customer_id AS goes_to, CAST(SUM(requests) AS BIGINT) AS requests, "
             f"CAST(SUM(COALESCE(cost_pico, 0)) AS BIGINT) AS cost_pico, "
             f"CAST(SUM(CASE WHEN cost_pico IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS unpriced_events "
-            f"FROM usage_events WHERE source IN ('openai_api', 'openai_export') AND {column} <> '' GROUP BY {column}"
+            f"FROM usage_events WHERE source IN ('openai_api', 'openai_export') AND {column} <> '' GROUP BY {column}, customer_id"
         )
         usage.insert(0, "source", source)
         frames.append(usage)
-    seen = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    seen = pd.concat(frames, ignore_index=True)
+    if seen.empty:
+        seen = pd.DataFrame(columns=["source", "key", "goes_to", "requests", "cost_pico", "unpriced_events"])
+    grouped = seen.groupby(["source", "key"], as_index=False, sort=False).agg(
+        usage_goes_to=("goes_to", lambda values: ", ".join(sorted(set(values)))),
+        requests=("requests", "sum"),
+        cost_pico=("cost_pico", lambda values: sum(int(v) for v in values)),
+        unpriced_events=("unpriced_events", "sum"),
+    )
     mapped = store.query("SELECT source, key, customer_id FROM customer_mappings WHERE source LIKE 'openai_%'")
-    table = seen.merge(mapped, on=["source", "key"], how="outer") if not seen.empty else mapped.assign(requests=0, cost_pico=0, unpriced_events=0)
+    table = grouped.merge(mapped, on=["source", "key"], how="outer")
     table["customer_id"] = table["customer_id"].fillna(UNMAPPED)
-    for column in ("requests", "cost_pico", "unpriced_events"):
+    table["usage_goes_to"] = table["usage_goes_to"].fillna("")
+    for column in ("requests", "unpriced_events"):
         table[column] = table[column].fillna(0).astype("int64")
-    from ..money import pico_to_usd
-
-    table["cost_usd"] = [str(pico_to_usd(int(v)).quantize(pico_to_usd(10**10))) for v in table["cost_pico"]]
-    table = table.sort_values(["source", "cost_pico"], ascending=[True, False]).reset_index(drop=True)
-    return table.loc[:, ["source", "key", "customer_id", "requests", "cost_usd", "unpriced_events"]]
+    table["cost_pico"] = [0 if pd.isna(v) else int(v) for v in table["cost_pico"]]
+    cent = pico_to_usd(10**10)
+    table["cost_usd"] = [str(pico_to_usd(v).quantize(cent)) for v in table["cost_pico"]]
+    table = table.sort_values(["source", "cost_pico"], ascending=[True, False], key=lambda c: c if c.name != "cost_pico" else c.map(int)).reset_index(drop=True)
+    return table.loc[:, ["source", "key", "customer_id", "usage_goes_to", "requests", "cost_usd", "unpriced_events"]]
