@@ -365,6 +365,16 @@ class Store:
             cur.execute(f"DELETE FROM {name}")
         self._apply_rollups_sql(cur, "usage_events")
 
+    def delete_events(self, uids: list[str], *, cur: Any) -> int:
+        """Delete events by uid inside the caller's transaction, subtracting them from every
+        rollup. Returns how many were deleted. (Issue 4: provider usage yielding to the log.)"""
+        old = self._events_by_uid(cur, list(uids))
+        if old.empty:
+            return 0
+        self._delete_by_uid(cur, old["uid"].tolist())
+        self._apply_rollup_deltas(cur, old, sign=-1)
+        return len(old)
+
     # -- bookkeeping -------------------------------------------------------------------------
 
     def start_import(self, source: str, kind: str = "", content_hash: str = "") -> int:
