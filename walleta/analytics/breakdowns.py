@@ -15,7 +15,7 @@ rule the user picks (`Allocation`), stated in the `allocation_rule` column:
 Revenue of customers with no basis in the period (no priced cost for cost_share, no requests for
 request_share) cannot be split and is shown on its own row, `(revenue without usage)`, so the
 rows always add up to the period's revenue. Allocation is exact in pico-dollars: each part is
-rounded down and the remainder (under one pico-dollar per feature) goes to the largest part.
+rounded toward zero and the remainder (under one pico-dollar per feature) goes to the largest part.
 
 Per plan: customers, paying customers, revenue, AI cost, margin, margin %, cost per customer.
 Feature views use whole months when revenue is involved (`feature_breakdown`); `model_breakdown`
@@ -96,12 +96,14 @@ class Allocation:
 
 
 def allocate_exact(total: int, basis: list[int]) -> list[int]:
-    """Split `total` in proportion to non-negative integer `basis`, exactly: floor parts, the
-    remainder to the largest basis (first on ties). All zeros -> ValueError."""
+    """Split `total` in proportion to non-negative integer `basis`, exactly: each part is rounded
+    toward zero and the remainder goes to the largest basis (the first on ties). All zeros ->
+    ValueError."""
     weight = sum(basis)
     if weight <= 0:
         raise ValueError("allocation basis sums to zero")
-    parts = [total * b // weight for b in basis]
+    sign = -1 if total < 0 else 1
+    parts = [sign * (abs(total) * b // weight) for b in basis]
     largest = max(range(len(basis)), key=lambda i: (basis[i], -i))
     parts[largest] += total - sum(parts)
     return parts
@@ -151,7 +153,8 @@ def _allocate(store: Store, period: Period, fx: FxTable | None, allocation: Allo
         customer_basis = merged.groupby("customer_id")["basis"].transform("sum").to_numpy().astype(object)
         rev = merged["revenue_pico"].to_numpy(dtype=object)
         own = merged["basis"].to_numpy().astype(object)
-        floor = (rev * own) // customer_basis
+        sign = np.where(rev < 0, -1, 1).astype(object)
+        floor = sign * ((sign * rev * own) // customer_basis)
         merged = merged.assign(part=floor)
         remainder = group_sum(merged, ["customer_id"], ["part"]).set_index("customer_id")["part"]
         largest = merged.sort_values(["customer_id", "basis", "feature"], ascending=[True, False, True]).drop_duplicates("customer_id")

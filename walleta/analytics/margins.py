@@ -11,6 +11,8 @@ Definitions (all money in integer USD pico-dollars until display):
 
 Health tiers (first rule that applies; thresholds configurable with `HealthThresholds`):
 - `no_usage`: revenue but no requests at all;
+- `unconverted`: usage, and revenue in a currency the FX table cannot convert (the margin
+  cannot be judged until a rate is added);
 - `free`: requests but no revenue (free plan, trial);
 - `unpriced`: revenue and requests, but none of the requests could be priced;
 - `losing`: net revenue below zero, or margin below `at_risk` (0%);
@@ -60,7 +62,7 @@ __all__ = [
     "MARGIN_COLUMNS",
 ]
 
-TIERS = ("healthy", "moderate", "at_risk", "losing", "free", "no_usage", "unpriced", "inactive", "unattributed")
+TIERS = ("healthy", "moderate", "at_risk", "losing", "free", "no_usage", "unpriced", "unconverted", "inactive", "unattributed")
 
 MARGIN_COLUMNS = [
     "customer_id", "name", "plan", "signup_date", "period", "revenue_pico", "unconverted_revenue", "ai_cost_pico",
@@ -90,22 +92,37 @@ class HealthThresholds:
 
 
 def classify_tier(
-    revenue_pico: int, cost_pico: int, requests: int, unpriced_requests: int = 0, thresholds: HealthThresholds | None = None
+    revenue_pico: int,
+    cost_pico: int,
+    requests: int,
+    unpriced_requests: int = 0,
+    thresholds: HealthThresholds | None = None,
+    *,
+    unconverted: bool = False,
 ) -> str:
     """The health tier of one customer-period (see the module docstring for the rules)."""
     result = _tiers(
         np.array([revenue_pico], dtype=object), np.array([cost_pico], dtype=object),
         np.array([requests], dtype=np.int64), np.array([unpriced_requests], dtype=np.int64), thresholds or HealthThresholds(),
+        np.array([unconverted], dtype=bool),
     )
     return str(result[0])
 
 
-def _tiers(revenue: np.ndarray, cost: np.ndarray, requests: np.ndarray, unpriced: np.ndarray, thresholds: HealthThresholds) -> np.ndarray:
+def _tiers(
+    revenue: np.ndarray,
+    cost: np.ndarray,
+    requests: np.ndarray,
+    unpriced: np.ndarray,
+    thresholds: HealthThresholds,
+    unconverted: np.ndarray | None = None,
+) -> np.ndarray:
     """Vectorised tiers; revenue and cost are object arrays of Python ints (exact comparisons)."""
     revenue = revenue.astype(object)
     margin = revenue - cost.astype(object)
     used = requests > 0
-    has_revenue = revenue != 0
+    unconverted = np.zeros(len(revenue), dtype=bool) if unconverted is None else unconverted.astype(bool)
+    any_revenue = (revenue != 0).astype(bool) | unconverted
     positive = (revenue > 0).astype(bool)
 
     def at_least(threshold: Decimal) -> np.ndarray:
@@ -113,16 +130,17 @@ def _tiers(revenue: np.ndarray, cost: np.ndarray, requests: np.ndarray, unpriced
         return (margin * den >= revenue * num).astype(bool)
 
     conditions = [
-        ~used & ~has_revenue,
+        ~used & ~any_revenue,
         ~used,
-        ~has_revenue,
+        unconverted,
+        ~any_revenue,
         (requests == unpriced),
         ~positive,
         at_least(thresholds.healthy),
         at_least(thresholds.moderate),
         at_least(thresholds.at_risk),
     ]
-    choices = ["inactive", "no_usage", "free", "unpriced", "losing", "healthy", "moderate", "at_risk"]
+    choices = ["inactive", "no_usage", "unconverted", "free", "unpriced", "losing", "healthy", "moderate", "at_risk"]
     return np.select(conditions, choices, default="losing").astype(object)
 
 
@@ -137,16 +155,18 @@ def monthly_customer_margins(
     usage = usage_by_customer(store, first_month or "0000-01", last_month, by_month=True,
                               measures=("requests", "cost_pico", "unpriced_requests"))
     revenue = revenue_by_customer_month(store, fx, first_month, last_month)
-    revenue = revenue_by_customer(revenue, ["customer_id", "month"])[["customer_id", "month", "revenue_pico"]] if not revenue.empty else None
+    revenue = revenue_by_customer(revenue, ["customer_id", "month"])[["customer_id", "month", "revenue_pico", "unconverted_revenue"]] if not revenue.empty else None
     frame = usage.rename(columns={"cost_pico": "ai_cost_pico"})
     if revenue is not None:
         frame = frame.merge(revenue, on=["customer_id", "month"], how="outer")
     else:
         frame["revenue_pico"] = 0
+        frame["unconverted_revenue"] = ""
     frame = _fill_ints(frame, ["requests", "unpriced_requests"], ["revenue_pico", "ai_cost_pico"])
+    frame["unconverted_revenue"] = frame["unconverted_revenue"].fillna("")
     frame["margin_pico"] = frame["revenue_pico"] - frame["ai_cost_pico"]
     frame["tier"] = _tiers(frame["revenue_pico"].to_numpy(), frame["ai_cost_pico"].to_numpy(), frame["requests"].to_numpy(),
-                           frame["unpriced_requests"].to_numpy(), thresholds)
+                           frame["unpriced_requests"].to_numpy(), thresholds, (frame["unconverted_revenue"] != "").to_numpy())
     frame.loc[frame["customer_id"] == UNATTRIBUTED, "tier"] = "unattributed"
     columns = ["customer_id", "month", "revenue_pico", "ai_cost_pico", "margin_pico", "requests", "unpriced_requests", "tier"]
     return frame[columns].sort_values(["customer_id", "month"]).reset_index(drop=True)
@@ -206,7 +226,7 @@ def customer_margins(
     frame["cost_pct_of_revenue"] = [pct(c, r) if r > 0 else None for c, r in zip(frame["ai_cost_pico"], frame["revenue_pico"])]
     frame["total_tokens"] = frame["input_tokens"] + frame["output_tokens"]
     frame["tier"] = _tiers(frame["revenue_pico"].to_numpy(), frame["ai_cost_pico"].to_numpy(), frame["requests"].to_numpy(),
-                           frame["unpriced_requests"].to_numpy(), thresholds)
+                           frame["unpriced_requests"].to_numpy(), thresholds, (frame["unconverted_revenue"] != "").to_numpy())
     unattributed = frame["customer_id"] == UNATTRIBUTED
     frame.loc[unattributed, "tier"] = "unattributed"
     frame.loc[unattributed, "plan"] = ""
@@ -249,7 +269,7 @@ def _with_history(frame: pd.DataFrame, history: pd.DataFrame, last: str) -> pd.D
         index=frame.index,
         dtype=object,
     )
-    frame["tier_since"] = _tier_since(frame, history, last)
+    frame["tier_since"] = pd.Series(_tier_since(frame, history, last), index=frame.index, dtype=object)
     return frame.drop(columns=["_margin_now", "_revenue_now", "_margin_before", "_revenue_before"])
 
 

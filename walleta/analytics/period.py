@@ -96,13 +96,14 @@ class Period:
     @classmethod
     def parse(cls, start: str | None, end: str | None, *, default: "Period") -> "Period":
         """A period from CLI-style bounds: each YYYY-MM, YYYY-MM-DD or YYYY-Qn (or None = the
-        matching bound of `default`). A month or quarter as `end` means its last day."""
+        matching bound of `default`). A month or quarter as `end` means its last day; a start
+        alone runs to the later of the default's end and the end of the month it names."""
         first = default.start if not start else _bound(start, last=False)
         last = default.end if not end else _bound(end, last=True)
-        if not end and start:
-            last = max(last, first)
-        if not start and end:
-            first = min(first, last)
+        if start and not end:  # from a month on: at least that whole month, else up to the default end
+            last = max(last, _bound(start, last=True))
+        if end and not start:
+            first = min(first, _bound(end, last=False))
         return cls(first, last)
 
     # -- views ----------------------------------------------------------------------------------
