@@ -269,7 +269,7 @@ def plan_breakdown(store: Store, period: Period, fx: FxTable | None) -> pd.DataF
     sums = group_sum(margins, ["plan"], ["one", "paying", "losing", "revenue_pico", "ai_cost_pico", "requests", "unpriced_requests"])
     sums = sums.rename(columns={"one": "customers", "paying": "paying_customers", "losing": "losing_customers"})
     unconverted = margins[margins["unconverted_revenue"] != ""].groupby("plan")["unconverted_revenue"].agg("; ".join)
-    sums["unconverted_revenue"] = sums["plan"].map(unconverted).fillna("")
+    sums["unconverted_revenue"] = [unconverted.get(plan, "") for plan in sums["plan"]]
     revenue = [int(v) for v in sums["revenue_pico"]]
     cost = [int(v) for v in sums["ai_cost_pico"]]
     sums["revenue_pico"] = pd.Series(revenue, index=sums.index, dtype=object)
