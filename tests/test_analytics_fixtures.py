@@ -21,6 +21,7 @@ from walleta.analytics.sources import revenue_by_customer_month
 from walleta.catalog import load_catalog
 from walleta.errors import InputError
 from walleta.events import prepare_events
+from walleta.fx import FxTable
 from walleta.revenue import monthly_revenue
 from walleta.store import Store, open_store
 
@@ -465,3 +466,21 @@ def test_reconcile_grouped_and_summary(book: tuple[Store, object]) -> None:
 def test_default_period_is_the_latest_complete_month(book: tuple[Store, object]) -> None:
     store, _ = book
     assert latest_complete_month(store) == "2026-01"  # the last usage day, 3 February, leaves February incomplete
+
+
+def test_sql_tier_history_equals_the_row_by_row_path(book: tuple[Store, object]) -> None:
+    from walleta.analytics.margins import _with_history, monthly_customer_margins
+    from walleta.analytics.tier_history import since_and_change, tier_history
+
+    store, _ = book
+    columns = ["tier_since", "last_month_margin_pico", "prev_month_margin_pico", "mom_margin_change_pico", "mom_margin_pct_change"]
+    for period in (JAN, FEB, Period.months("2026-01", "2026-02"), Period.month("2026-03")):
+        frame = margins.customer_margins(store, period, FX, include_inactive=True, with_history=False)
+        history, months = tier_history(store, FX, period.last_month, HealthThresholds())
+        fast = since_and_change(frame, history, months, period.last_month)
+        slow = _with_history(frame.copy(), monthly_customer_margins(store, FX, None, period.last_month), period.last_month)
+        for column in columns:
+            assert fast[column].tolist() == slow[column].tolist(), (period, column)
+    inexact = FxTable(rates={"USD": Decimal(1), "EUR": Decimal("1.080000000001")}, as_of={})  # not whole pico per cent
+    assert tier_history(store, inexact, "2026-01", HealthThresholds()) is None
+    assert _row(margins.customer_margins(store, JAN, inexact), customer_id="acme")["tier_since"] == "2026-01"

@@ -251,7 +251,9 @@ def _build_rollup(name: str, keys: tuple[str, ...]) -> Table:
     measure_columns = [
         Column(m, BigInteger, nullable=False, server_default="0") for m in ROLLUP_MEASURES
     ]
-    return Table(name, metadata, *key_columns, *measure_columns)
+    # SQLite: WITHOUT ROWID stores rows in primary-key order (one B-tree instead of table + key
+    # index), so an upsert touches one tree and a per-customer scan reads consecutive pages.
+    return Table(name, metadata, *key_columns, *measure_columns, sqlite_with_rowid=False)
 
 
 _ROLLUP_TABLES = {name: _build_rollup(name, keys) for name, keys in ROLLUPS.items()}

@@ -38,7 +38,7 @@ from ..store import Store
 from .display import div_round, pct
 from .margins import customer_margins
 from .period import Period
-from .sources import group_sum, revenue_by_customer, revenue_by_customer_month, usage_sql
+from .sources import group_sum, revenue_totals, usage_sql
 
 __all__ = [
     "Allocation",
@@ -130,7 +130,7 @@ def _with_unit_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _allocate(store: Store, period: Period, fx: FxTable | None, allocation: Allocation, features: list[str]) -> tuple[dict[str, int], int]:
     """Allocated revenue per feature (plus NO_USAGE_ROW), and the period's total revenue."""
-    revenue = revenue_by_customer(revenue_by_customer_month(store, fx, period.first_month, period.last_month))
+    revenue = revenue_totals(store, fx, period.first_month, period.last_month)
     revenue = revenue[revenue["revenue_pico"].map(lambda v: int(v) != 0)] if not revenue.empty else revenue
     total = sum(int(v) for v in revenue["revenue_pico"]) if not revenue.empty else 0
     result: dict[str, int] = {}

@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..fx import FxTable
 from ..store import Store
 from .period import Period, month_end
-from .sources import revenue_by_customer, revenue_by_customer_month
+from .sources import revenue_totals
 
 __all__ = ["month_end_forecast", "daily_cost", "Z_SCORES", "FORECAST_COLUMNS"]
 
@@ -125,10 +125,8 @@ def month_end_forecast(
 
 
 def _month_revenue(store: Store, fx: FxTable | None, month: str) -> int:
-    monthly = revenue_by_customer_month(store, fx, month, month)
-    if monthly.empty:
-        return 0
-    return sum(int(v) for v in revenue_by_customer(monthly, ["month"])["revenue_pico"])
+    totals = revenue_totals(store, fx, month, month, ["month"])
+    return sum(int(v) for v in totals["revenue_pico"])
 
 
 def _usd_text(pico: int) -> str:

@@ -43,12 +43,14 @@ from ..schema import UNATTRIBUTED
 from ..store import Store
 from .display import pct
 from .period import Period, previous_month
+from .tier_history import since_and_change, tier_history
 from .sources import (
     UNKNOWN,
     customer_attributes,
     group_sum,
     revenue_by_customer,
     revenue_by_customer_month,
+    revenue_totals,
     usage_by_customer,
 )
 
@@ -205,8 +207,7 @@ def customer_margins(
     period = period.whole_months()
     first, last = period.first_month, period.last_month
     usage = usage_by_customer(store, first, last)
-    revenue_rows = revenue_by_customer_month(store, fx, first, last)
-    revenue = revenue_by_customer(revenue_rows)
+    revenue = revenue_totals(store, fx, first, last)
     frame = usage.rename(columns={"cost_pico": "ai_cost_pico"}).merge(revenue, on="customer_id", how="outer")
     attributes = customer_attributes(store)
     if include_inactive and not attributes.empty:
@@ -233,7 +234,11 @@ def customer_margins(
     if not include_unattributed:
         frame = frame[~unattributed]
     if with_history:
-        frame = _with_history(frame, monthly_customer_margins(store, fx, None, last, thresholds), last)
+        fast = tier_history(store, fx, last, thresholds)
+        if fast is not None:
+            frame = since_and_change(frame, fast[0], fast[1], last)
+        else:
+            frame = _with_history(frame, monthly_customer_margins(store, fx, None, last, thresholds), last)
     else:
         frame["last_month"] = last
         for column in ("tier_since", "last_month_margin_pico", "prev_month_margin_pico", "mom_margin_change_pico", "mom_margin_pct_change"):

@@ -45,6 +45,7 @@ __all__ = [
     "estimated_line_items",
     "billed_line_items",
     "reconcile",
+    "reconciliation_lines",
     "reconciliation_summary",
     "unpriced_models",
     "RECONCILE_COLUMNS",
@@ -272,9 +273,16 @@ def _explain(status: str, estimated: int, billed: int, unpriced_requests: int, u
             "or a catalog price above what OpenAI charged")
 
 
+def reconciliation_lines(store: Store, period: Period, catalog: Catalog | None = None) -> pd.DataFrame:
+    """Estimated and billed cost side by side per (day, project_id, line_model, token_class):
+    the input of `reconcile` and `reconciliation_summary`. Compute it once and pass it as
+    `lines=` when a page shows several views of the same period."""
+    return _joined(store, period, catalog or load_catalog())
+
+
 def _joined(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame:
     estimated = estimated_line_items(store, period, catalog)
-    billed, _ = billed_line_items(store, period, catalog)
+    billed, other = billed_line_items(store, period, catalog)
     keys = ["day", "project_id", "line_model", "token_class"]
     frame = estimated.merge(billed, on=keys, how="outer")
     for column in ("estimated_pico", "billed_pico", "tokens"):
@@ -282,11 +290,17 @@ def _joined(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame:
                                   index=frame.index, dtype=object)
     for column in ("requests", "unpriced_requests", "unpriced_tokens"):
         frame[column] = frame[column].fillna(0).astype(np.int64)
+    frame.attrs["other_currencies"] = (len(other), sorted(set(other["currency"])) if not other.empty else [])
     return frame
 
 
 def reconcile(
-    store: Store, period: Period, catalog: Catalog | None = None, *, by: tuple[str, ...] = _BY_CHOICES
+    store: Store,
+    period: Period,
+    catalog: Catalog | None = None,
+    *,
+    by: tuple[str, ...] = _BY_CHOICES,
+    lines: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Estimated vs billed cost over the exact days of `period`, grouped by any of day,
     project_id and line_item (default all three).
@@ -298,7 +312,7 @@ def reconcile(
     by = tuple(by)
     if not by or any(b not in _BY_CHOICES for b in by):
         raise InputError(f"reconcile by one or more of {', '.join(_BY_CHOICES)}")
-    frame = _joined(store, period, catalog)
+    frame = (_joined(store, period, catalog) if lines is None else lines).copy()
     keys = [b for b in _BY_CHOICES if b in by]
     if frame.empty:
         return pd.DataFrame(columns=[c for c in RECONCILE_COLUMNS if c not in _BY_CHOICES or c in keys])
@@ -360,7 +374,9 @@ def unpriced_models(store: Store, period: Period, catalog: Catalog | None = None
 SUMMARY_COLUMNS = ["component", "amount_pico", "share_of_billed_pct", "explanation"]
 
 
-def reconciliation_summary(store: Store, period: Period, catalog: Catalog | None = None) -> pd.DataFrame:
+def reconciliation_summary(
+    store: Store, period: Period, catalog: Catalog | None = None, *, lines: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The bill against the estimate in plain language, one component per row.
 
     Components: billed, estimated, difference, attributed to customers, logged without a
@@ -368,7 +384,7 @@ def reconciliation_summary(store: Store, period: Period, catalog: Catalog | None
     usage, drift on days with logged usage, unpriced usage, bill rows in other currencies.
     Columns: SUMMARY_COLUMNS (amount None where the component is a count, e.g. unpriced)."""
     catalog = catalog or load_catalog()
-    frame = _joined(store, period, catalog)
+    frame = _joined(store, period, catalog) if lines is None else lines
     billed = sum(int(v) for v in frame["billed_pico"]) if not frame.empty else 0
     estimated = sum(int(v) for v in frame["estimated_pico"]) if not frame.empty else 0
     attributed, unattributed = _customer_split(store, period)
@@ -394,10 +410,10 @@ def reconciliation_summary(store: Store, period: Period, catalog: Catalog | None
         rows.append(("unpriced usage", None,
                      f"{int(unpriced['unpriced_requests'].sum()):,} requests ({int(unpriced['unpriced_tokens'].sum()):,} tokens) could not be priced "
                      f"and are not in the estimate; models: {', '.join(unpriced['model'])}"))
-    _, other = billed_line_items(store, period, catalog)
-    if not other.empty:
+    count, currencies = frame.attrs.get("other_currencies", (0, []))
+    if count:
         rows.append(("bill rows in other currencies", None,
-                     f"{len(other)} rows in {', '.join(sorted(set(other['currency'])))} are not converted and not in the billed total"))
+                     f"{count} rows in {', '.join(currencies)} are not converted and not in the billed total"))
     out = pd.DataFrame({
         "component": [r[0] for r in rows],
         "amount_pico": pd.Series([None if r[1] is None else int(r[1]) for r in rows], dtype=object),

@@ -87,6 +87,43 @@ def _all_entries(store: Store, lo_day: str, hi_day: str) -> pd.DataFrame:
     )
 
 
+_GROUP_SQL = {"customer_id": "customer_id", "month": "SUBSTR(period_start, 1, 7)"}
+
+
+def _revenue_rows(store: Store, first_month: str | None, last_month: str | None, by: Sequence[str]) -> pd.DataFrame:
+    """Recognised revenue in minor units per (*by, currency), by ⊆ (customer_id, month)."""
+    lo, hi, lo_day, hi_day = _bounds(first_month, last_month)
+    by = list(by)
+    select = "".join(f"{_GROUP_SQL[k]} AS {k}, " for k in by)
+    group = "".join(f"{_GROUP_SQL[k]}, " for k in by)
+    single = store.query(
+        f"SELECT {select}UPPER(currency) AS currency, kind, CAST(SUM(amount_minor) AS BIGINT) AS amount_minor FROM revenue_entries "
+        f"WHERE {_SINGLE_MONTH} AND period_start >= ? AND period_start <= ? GROUP BY {group}UPPER(currency), kind",
+        [lo_day, hi_day],
+    )
+    counted, identity = _counted_kinds(tuple(sorted(set(single["kind"]))) if not single.empty else ())
+    parts, spread = [], []
+    if not identity:
+        spread.append(monthly_revenue(_all_entries(store, lo_day, hi_day)))
+    else:
+        if not single.empty:
+            parts.append(single[single["kind"].isin(counted)])
+        multi = store.query(
+            "SELECT customer_id, period_start, period_end, amount_minor, currency, kind FROM revenue_entries "
+            f"WHERE NOT ({_SINGLE_MONTH}) AND period_start <= ? AND {_END} >= ?",
+            [hi_day, lo_day],
+        )
+        if not multi.empty:
+            spread.append(monthly_revenue(multi))
+    parts += [frame[(frame["month"] >= lo) & (frame["month"] <= hi)] for frame in spread if not frame.empty]
+    columns = [*by, "currency", "amount_minor"]
+    parts = [part[columns] for part in parts if not part.empty]
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.astype({"amount_minor": np.int64}).groupby([*by, "currency"], as_index=False, sort=True)["amount_minor"].sum()
+
+
 def revenue_by_customer_month(
     store: Store, fx: FxTable | None, first_month: str | None = None, last_month: str | None = None
 ) -> pd.DataFrame:
@@ -95,35 +132,37 @@ def revenue_by_customer_month(
     Columns: customer_id, month, currency, amount_minor (int, the currency's minor units),
     revenue_pico (Python int USD pico-dollars, or None when `fx` has no rate for the currency).
     """
-    lo, hi, lo_day, hi_day = _bounds(first_month, last_month)
-    single = store.query(
-        "SELECT customer_id, SUBSTR(period_start, 1, 7) AS month, UPPER(currency) AS currency, kind, "
-        "CAST(SUM(amount_minor) AS BIGINT) AS amount_minor FROM revenue_entries "
-        f"WHERE {_SINGLE_MONTH} AND period_start >= ? AND period_start <= ? "
-        "GROUP BY customer_id, SUBSTR(period_start, 1, 7), UPPER(currency), kind",
-        [lo_day, hi_day],
-    )
-    counted, identity = _counted_kinds(tuple(sorted(set(single["kind"]))) if not single.empty else ())
-    if not identity:
-        spread = monthly_revenue(_all_entries(store, lo_day, hi_day))
-        parts = [spread]
-    else:
-        multi = store.query(
-            "SELECT customer_id, period_start, period_end, amount_minor, currency, kind FROM revenue_entries "
-            f"WHERE NOT ({_SINGLE_MONTH}) AND period_start <= ? AND {_END} >= ?",
-            [hi_day, lo_day],
-        )
-        parts = [single[single["kind"].isin(counted)]] if not single.empty else []
-        if not multi.empty:
-            parts.append(monthly_revenue(multi))
-    parts = [p[["customer_id", "month", "currency", "amount_minor"]] for p in parts if not p.empty]
-    if not parts:
+    frame = _revenue_rows(store, first_month, last_month, ["customer_id", "month"])
+    if frame.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in REVENUE_COLUMNS})
-    frame = pd.concat(parts, ignore_index=True)
-    frame = frame[(frame["month"] >= lo) & (frame["month"] <= hi)]
-    frame = frame.astype({"amount_minor": np.int64}).groupby(["customer_id", "month", "currency"], as_index=False, sort=True)["amount_minor"].sum()
     frame["revenue_pico"] = to_usd_pico(frame["amount_minor"], frame["currency"], fx)
     return frame
+
+
+def integral_factor(fx: FxTable | None, currency: str) -> int | None:
+    """USD pico-dollars per minor unit of `currency` when that is a whole number (any rate with
+    up to ten decimals for a two-decimal currency), else None (no rate, or a finer rate)."""
+    if fx is None or not fx.has(currency):
+        return None
+    factor = fx.rates[currency.upper()] * PICO_PER_USD / (Decimal(10) ** minor_unit_exponent(currency))
+    return int(factor) if factor == factor.to_integral_value() else None
+
+
+def revenue_totals(
+    store: Store, fx: FxTable | None, first_month: str | None, last_month: str | None, by: Sequence[str] = ("customer_id",)
+) -> pd.DataFrame:
+    """Recognised revenue over months [first, last] per `by` (⊆ customer_id, month) in USD.
+
+    Columns: *by, revenue_pico (Python int, converted currencies only), unconverted_revenue,
+    unconverted_currencies (see `revenue_by_customer`). Conversion is per (customer, month,
+    currency); when every rate is a whole number of pico-dollars per minor unit this equals one
+    conversion per (*by, currency), which is what is computed (summed in SQL first)."""
+    by = list(by)
+    rows = _revenue_rows(store, first_month, last_month, by)
+    if any(integral_factor(fx, c) is None and fx is not None and fx.has(c) for c in set(rows["currency"])):
+        return revenue_by_customer(revenue_by_customer_month(store, fx, first_month, last_month), by)
+    rows["revenue_pico"] = to_usd_pico(rows["amount_minor"], rows["currency"], fx)
+    return revenue_by_customer(rows, by)
 
 
 def to_usd_pico(amount_minor: pd.Series, currency: pd.Series, fx: FxTable | None) -> pd.Series:
@@ -154,30 +193,49 @@ def _unconverted_text(group: pd.DataFrame) -> str:
 def group_sum(frame: pd.DataFrame, keys: Sequence[str], columns: Sequence[str]) -> pd.DataFrame:
     """Exact group sums of integer (or Python-int object) columns, sorted by `keys`.
 
-    int64 arithmetic is used when no sum can pass int64 (|max| x rows < 2^63); otherwise the
-    column is summed as Python ints. Result columns hold Python ints either way after
-    `.tolist()`; None values count as 0."""
+    Columns that fit int64 are summed in int64 when no group can overflow; otherwise each value
+    is split into a high and a low 32-bit half, both halves are summed in int64 and recombined as
+    Python ints (exact for groups of up to 2^31 rows). Values beyond int64 are summed as Python
+    ints. None/NA count as 0. Money columns come back as Python ints (object dtype)."""
     keys, columns = list(keys), list(columns)
-    data = {k: frame[k] for k in keys}
-    python_columns = []
+    table = pd.DataFrame({k: frame[k] for k in keys}, index=frame.index)
+    plans: dict[str, str] = {}
     for column in columns:
         values = frame[column]
         if values.dtype == object or isinstance(values.dtype, pd.api.extensions.ExtensionDtype):
             values = _int64_or_python(values)
-            if values.dtype == object:
-                python_columns.append(column)
         else:
             values = values.fillna(0).astype(np.int64)
-        data[column] = values
-    table = pd.DataFrame(data, index=frame.index)
+        if values.dtype == object:
+            plans[column] = "python"
+            table[column] = values
+        elif len(values) and max(abs(int(values.max())), abs(int(values.min()))) * len(values) >= 2**62:
+            plans[column] = "split"
+            raw = values.to_numpy(dtype=np.int64)
+            table[f"{column}__hi"] = raw >> 32
+            table[f"{column}__lo"] = raw & 0xFFFFFFFF
+        else:
+            plans[column] = "int64"
+            table[column] = values
     if not keys:
-        return pd.DataFrame({c: [sum(int(v) for v in table[c])] for c in columns})
-    fast = [c for c in columns if c not in python_columns]
+        return pd.DataFrame({c: [_total(table, c, plans[c])] for c in columns})
     grouped = table.groupby(keys, sort=True)
+    fast = [c for c in columns if plans[c] == "int64"] + [f"{c}__{h}" for c in columns if plans[c] == "split" for h in ("hi", "lo")]
     out = grouped[fast].sum() if fast else grouped.size().to_frame("_n")[[]]
-    for column in python_columns:
-        out[column] = grouped[column].agg(lambda v: sum(int(x) for x in v))
+    for column in columns:
+        if plans[column] == "split":
+            hi = out.pop(f"{column}__hi").to_numpy().astype(object)
+            lo = out.pop(f"{column}__lo").to_numpy().astype(object)
+            out[column] = pd.Series(hi * 2**32 + lo, index=out.index, dtype=object)
+        elif plans[column] == "python":
+            out[column] = grouped[column].agg(lambda v: sum(int(x) for x in v))
     return out.reset_index()[[*keys, *columns]]
+
+
+def _total(table: pd.DataFrame, column: str, plan: str) -> int:
+    if plan == "split":
+        return int(table[f"{column}__hi"].sum()) * 2**32 + int(table[f"{column}__lo"].sum())
+    return sum(int(v) for v in table[column])
 
 
 def _int64_or_python(values: pd.Series) -> pd.Series:

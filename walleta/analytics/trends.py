@@ -24,7 +24,7 @@ from ..schema import UNATTRIBUTED
 from ..store import Store
 from .display import pct
 from .period import Period
-from .sources import NO_PLAN, UNKNOWN, group_sum, revenue_by_customer, revenue_by_customer_month, usage_sql
+from .sources import NO_PLAN, UNKNOWN, group_sum, revenue_totals, usage_sql
 
 __all__ = ["GRAINS", "DIMENSIONS", "trend", "monthly_summary", "OTHER_CUSTOMERS", "bucket_of"]
 
@@ -180,17 +180,13 @@ def monthly_summary(store: Store, period: Period, fx: FxTable | None) -> pd.Data
         "FROM rollup_customer_month WHERE month >= ? AND month <= ? GROUP BY month",
         [UNATTRIBUTED, period.first_month, period.last_month],
     )
-    monthly = revenue_by_customer_month(store, fx, period.first_month, period.last_month)
     frame = pd.DataFrame({"month": period.months_list})
     frame = frame.merge(usage, on="month", how="left")
-    if not monthly.empty:
-        revenue = revenue_by_customer(monthly, ["month"])
-        per_customer = revenue_by_customer(monthly, ["customer_id", "month"])
-        paying = per_customer[per_customer["revenue_pico"].map(int) > 0].groupby("month").size().rename("paying_customers")
-        frame = frame.merge(revenue[["month", "revenue_pico", "unconverted_revenue"]], on="month", how="left")
-        frame = frame.merge(paying.reset_index(), on="month", how="left")
-    else:
-        frame["revenue_pico"], frame["unconverted_revenue"], frame["paying_customers"] = 0, "", 0
+    revenue = revenue_totals(store, fx, period.first_month, period.last_month, ["month"])
+    per_customer = revenue_totals(store, fx, period.first_month, period.last_month, ["customer_id", "month"])
+    paying = per_customer[per_customer["revenue_pico"].map(int) > 0].groupby("month").size().rename("paying_customers")
+    frame = frame.merge(revenue[["month", "revenue_pico", "unconverted_revenue"]], on="month", how="left")
+    frame = frame.merge(paying.reset_index(), on="month", how="left")
     for column in ("requests", "unpriced_requests", "unpriced_tokens", "customers_with_usage", "paying_customers"):
         frame[column] = frame[column].fillna(0).astype(np.int64)
     frame["unconverted_revenue"] = frame["unconverted_revenue"].fillna("")
