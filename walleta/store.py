@@ -21,14 +21,14 @@ from typing import Any, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import BigInteger, Integer, create_engine, event, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 from . import migrations
 from .config import resolve_database_url
 from .errors import ConfigError, SchemaError
-from .schema import EVENT_COLUMNS, ROLLUP_MEASURES, ROLLUPS, SCHEMA_VERSION, metadata
+from .schema import EVENT_COLUMNS, ROLLUP_MEASURES, ROLLUPS, SCHEMA_VERSION, UsageEvent, metadata
 
 __all__ = ["Store", "WriteResult", "open_store", "now_us"]
 
@@ -469,8 +469,22 @@ def _split_event_columns(frame: pd.DataFrame) -> _EventColumns:
             constants[name] = literal
         else:
             varying.append(name)
-            lists.append(_plain_values(frame[name]))
+            values = _plain_values(frame[name])
+            whole = name in _INTEGER_EVENT_COLUMNS and frame[name].dtype.kind not in "iu"  # int64 columns hold no floats
+            lists.append(_whole_numbers(values) if whole else values)
     return _EventColumns(varying, constants, list(zip(*lists)))
+
+
+_INTEGER_EVENT_COLUMNS = frozenset(
+    c.name for c in UsageEvent.__table__.columns  # type: ignore[attr-defined]
+    if isinstance(c.type, (BigInteger, Integer)) and c.name != "id"
+)
+
+
+def _whole_numbers(values: list[Any]) -> list[Any]:
+    """Integer columns: whole floats (e.g. 101.0 from a column that had gaps) -> int, so that
+    PostgreSQL's COPY accepts them as it accepts ints (SQLite stores them as integers anyway)."""
+    return [int(v) if type(v) is float and v.is_integer() else v for v in values]
 
 
 def _constant_literal(series: pd.Series) -> str | None:
@@ -481,6 +495,8 @@ def _constant_literal(series: pd.Series) -> str | None:
         values = series.to_numpy()
         first = values[0]
         return str(int(first)) if values[-1] == first and (values == first).all() else None
+    if series.name in _INTEGER_EVENT_COLUMNS:
+        return None
     if series.dtype.kind == "f" and not isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
         values = series.to_numpy()
         first = float(values[0])
