@@ -84,7 +84,7 @@ def generate_chunk(rng: np.random.Generator, first: int, size: int, total: int) 
     cached[embedding] = 0
     reasoning = np.where(np.isin(models, list(REASONING)), (output_tokens * 0.3).astype(np.int64), 0)
     customer_ids = _CUSTOMER_IDS[customer]
-    project = np.where(customer < 10, _PROJECTS[np.minimum(customer, 9)], "proj_shared").astype(object)
+    project = np.where(customer < 10, _PROJECTS[np.minimum(customer, 9)], "proj_shared").astype(object)  # 10 own projects + shared
     batch = ((feature == 19) & (rng.random(size) < 0.5)).astype(np.int64)
     return pd.DataFrame(
         {
@@ -107,6 +107,16 @@ def generate_chunk(rng: np.random.Generator, first: int, size: int, total: int) 
 
 
 _CUSTOMER_CDF = _zipf_cdf(CUSTOMERS, 1.1)
+
+
+def configure_customers(count: int) -> None:
+    """Use `count` customers instead of 10,000 (for the quick smoke run in the test suite)."""
+    global CUSTOMERS, _CUSTOMER_CDF, _CUSTOMER_IDS
+    CUSTOMERS = count
+    _CUSTOMER_CDF = _zipf_cdf(count, 1.1)
+    _CUSTOMER_IDS = np.array([f"cust_{i:05d}" for i in range(count)], dtype=object)
+
+
 _FEATURE_CDF = _zipf_cdf(20, 0.6)
 _MODEL_CDF = _zipf_cdf(len(MODELS), 0.6)
 _CUSTOMER_IDS = np.array([f"cust_{i:05d}" for i in range(CUSTOMERS)], dtype=object)
@@ -402,6 +412,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=500_000, help="events per write_events call")
     parser.add_argument("--keep", metavar="DIR", help="keep the databases in DIR (default: a temporary folder)")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
+    parser.add_argument("--customers", type=int, default=CUSTOMERS, help="number of customers (default 10,000)")
     parser.add_argument("--query", metavar="DB", help=argparse.SUPPRESS)
     parser.add_argument("--naive", metavar="DB", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -411,6 +422,7 @@ def main() -> None:
     if args.naive:
         print(json.dumps(naive_process(args.naive)))
         return
+    configure_customers(args.customers)
     sizes = [int(s) for s in (args.sizes or ("100000,1000000" if args.quick else "1000000,10000000")).split(",")]
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="walleta-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
