@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 # Bump when the schema changes; add the upgrade step to `walleta.migrations.MIGRATIONS`.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 UNATTRIBUTED = "(unattributed)"
 NO_FEATURE = "(none)"
@@ -254,7 +254,9 @@ def _build_rollup(name: str, keys: tuple[str, ...]) -> Table:
     measure_columns = [
         Column(m, BigInteger, nullable=False, server_default="0") for m in ROLLUP_MEASURES
     ]
-    return Table(name, metadata, *key_columns, *measure_columns)
+    # SQLite: WITHOUT ROWID stores rows in primary-key order (one B-tree instead of table + key
+    # index), so an upsert touches one tree and a per-customer scan reads consecutive pages.
+    return Table(name, metadata, *key_columns, *measure_columns, sqlite_with_rowid=False)
 
 
 _ROLLUP_TABLES = {name: _build_rollup(name, keys) for name, keys in ROLLUPS.items()}
@@ -384,3 +386,27 @@ class OpenAIUsageBucket(SQLModel, table=True):
 BUCKET_COLUMNS: tuple[str, ...] = tuple(
     c.name for c in OpenAIUsageBucket.__table__.columns if c.name != "id"  # type: ignore[attr-defined]
 )
+# Issue 6: analytics at scale.
+# - `rollup_customer_month`: one row per customer and month (the margins, cohorts and
+#   concentration views read ~1 row per customer-month instead of one per model or feature).
+# - An index on the time key of every rollup whose primary key starts with another column, so a
+#   period query (one month, one quarter) reads that period's rows instead of the whole table.
+#   Only new rollup rows add index entries (updates do not move them), so writes barely slow.
+# ---------------------------------------------------------------------------------------------
+
+ROLLUPS["rollup_customer_month"] = ("customer_id", "month")
+_ROLLUP_TABLES["rollup_customer_month"] = _build_rollup("rollup_customer_month", ROLLUPS["rollup_customer_month"])
+
+
+def _time_key(keys: tuple[str, ...]) -> str:
+    return "day" if "day" in keys else "month"
+
+
+# rollup name -> (index name, time column) for every rollup not led by its time column.
+ROLLUP_TIME_INDEXES: dict[str, tuple[str, str]] = {
+    name: (f"ix_{name}_{_time_key(keys)}", _time_key(keys))
+    for name, keys in ROLLUPS.items()
+    if keys[0] != _time_key(keys)
+}
+for _name, (_index, _column) in ROLLUP_TIME_INDEXES.items():
+    Index(_index, _ROLLUP_TABLES[_name].c[_column])
