@@ -333,6 +333,9 @@ class MeterPush(SQLModel, table=True):
     api: str = Field(default="v1", sa_type=String(8), nullable=False)
     note: str = Field(default="", sa_type=Text, nullable=False)
 
+
+
+# ---------------------------------------------------------------------------------------------
 # Issue 4: OpenAI organization usage buckets (the reconciliation record of API / export usage)
 # ---------------------------------------------------------------------------------------------
 
@@ -386,6 +389,9 @@ class OpenAIUsageBucket(SQLModel, table=True):
 BUCKET_COLUMNS: tuple[str, ...] = tuple(
     c.name for c in OpenAIUsageBucket.__table__.columns if c.name != "id"  # type: ignore[attr-defined]
 )
+
+
+# ---------------------------------------------------------------------------------------------
 # Issue 6: analytics at scale.
 # - `rollup_customer_month`: one row per customer and month (the margins, cohorts and
 #   concentration views read ~1 row per customer-month instead of one per model or feature).
