@@ -28,7 +28,7 @@ from ..errors import WalletaError
 from ..periods import PRESETS, Period, clamp_period, month_range, previous_period, resolve_preset
 from ..store import Store
 from .cache import load
-from .sources import MODES, SourceInfo, current_mode, get_store, secret, source_info
+from .sources import MODES, SourceInfo, current_mode, get_store, secret, set_mode, source_info
 
 __all__ = [
     "PAGES",
@@ -86,28 +86,32 @@ class PageContext:
 # -- error boundary --------------------------------------------------------------------------
 
 
+def _report(exc: Exception) -> None:
+    """Show an error as a message: a Walleta error's own text, a generic one for anything else
+    (logged with its traceback on the server). WALLETA_DEBUG=1 re-raises instead."""
+    if os.environ.get(DEBUG_ENV):
+        raise exc
+    if isinstance(exc, WalletaError):
+        message = str(exc)
+        st.error(message[:1].upper() + message[1:], icon=":material/error:")
+        return
+    log.error("page failed", exc_info=exc)
+    st.error(
+        f"{ERROR_MESSAGE} The details are in the server log. Try another period or page; "
+        "if it keeps happening, re-import the data on the Data page.",
+        icon=":material/error:",
+    )
+
+
 @contextmanager
 def guard() -> Iterator[None]:
-    """Show a Walleta error's own message, and a generic one for anything else (logged with
-    its traceback on the server). Set WALLETA_DEBUG=1 to let errors through while developing."""
+    """Run a block; show a clear message instead of a traceback if it fails (see `_report`)."""
     try:
         yield
     except (StopException, RerunException):
         raise
-    except WalletaError as exc:
-        if os.environ.get(DEBUG_ENV):
-            raise
-        message = str(exc)
-        st.error(message[:1].upper() + message[1:], icon=":material/error:")
-    except Exception:  # noqa: BLE001 - the boundary exists to catch everything else
-        log.exception("page failed")
-        if os.environ.get(DEBUG_ENV):
-            raise
-        st.error(
-            f"{ERROR_MESSAGE} The details are in the server log. Try another period or page; "
-            "if it keeps happening, re-import the data on the Data page.",
-            icon=":material/error:",
-        )
+    except Exception as exc:  # noqa: BLE001 - the boundary exists to catch everything
+        _report(exc)
 
 
 # -- access ----------------------------------------------------------------------------------
@@ -250,15 +254,32 @@ def page(
     """
     st.set_page_config(page_title=f"{title} · Walleta", page_icon=icon, layout="wide", initial_sidebar_state="expanded")
     _gate()
-    with guard():
+    try:
         ctx = _sidebar(filters)
+    except (StopException, RerunException):
+        raise
+    except Exception as exc:  # noqa: BLE001 - e.g. the database cannot be opened
         st.title(title)
-        if caption:
-            st.caption(caption)
-        if needs_usage and not ctx.coverage.has_usage:
-            empty_state(ctx)
-            st.stop()
+        _report(exc)
+        _switch_buttons(exclude=current_mode())
+        st.stop()
+    st.title(title)
+    if caption:
+        st.caption(caption)
+    if needs_usage and not ctx.coverage.has_usage:
+        empty_state(ctx)
+        st.stop()
+    with guard():
         yield ctx
+
+
+def _switch_buttons(exclude: str) -> None:
+    """Buttons to switch to the other data sources (when the current one cannot be read)."""
+    columns = st.columns(3)
+    for column, mode in zip(columns, [m for m in MODES if m != exclude]):
+        if column.button(f"Use {MODES[mode].lower()}", key=f"switch_to_{mode}"):
+            set_mode(mode)
+            st.rerun()
 
 
 def go_to_data(label: str = "Open the Data page", *, key: str | None = None) -> None:
