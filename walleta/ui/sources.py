@@ -250,4 +250,6 @@ def source_info(store: Store) -> SourceInfo:
         detail = "Files uploaded in this browser session, kept in memory only."
     else:
         detail = store.url if store.dialect == "sqlite" else store.url.split("@")[-1]
+        if store.get_meta("demo_version"):
+            detail += " (holds the demo data set)"
     return SourceInfo(mode=mode, label=MODES[mode], detail=detail)
