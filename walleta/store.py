@@ -328,10 +328,9 @@ class Store:
             grouped = measures.groupby([events[k] for k in keys], sort=False).sum()
             if sign < 0:
                 grouped = -grouped
-            rows = [
-                (*(key if isinstance(key, tuple) else (key,)), *map(int, values))
-                for key, values in zip(grouped.index, grouped.itertuples(index=False, name=None))
-            ]
+            flat = grouped.reset_index()
+            # Column-wise tolist() turns numpy values into Python ints/str in C.
+            rows = list(zip(*(flat[column].tolist() for column in flat.columns)))
             cur.executemany(self.sql(_rollup_values_sql(name, keys)), rows)
             if sign < 0:
                 cur.execute(f"DELETE FROM {name} WHERE events = 0")
