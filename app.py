@@ -15,20 +15,20 @@ with ui.page("Overview", ":material/space_dashboard:") as ctx:
     revenue, cost, margin, margin_pct = st.columns(4)
     revenue.metric(
         "Revenue",
-        ui.usd(now.revenue_pico, 0),
+        ui.usd(now.revenue_pico),
         ui.usd_delta(now.revenue_pico - before.revenue_pico) if has_before else None,
         border=True,
     )
     cost.metric(
         "AI cost",
-        ui.usd(now.cost_pico, 0),
+        ui.usd(now.cost_pico),
         ui.usd_delta(now.cost_pico - before.cost_pico) if has_before else None,
         delta_color="inverse",
         border=True,
     )
     margin.metric(
         "Gross margin",
-        ui.usd(now.margin_pico, 0),
+        ui.usd(now.margin_pico),
         ui.usd_delta(now.margin_pico - before.margin_pico) if has_before else None,
         border=True,
     )

@@ -12,8 +12,6 @@ from walleta.errors import CatalogError
 from walleta.events import record_events
 from walleta.price_overrides import check_overrides, clean_overrides, read_overrides, save_overrides
 from walleta.prices_report import model_usage, prices_in_force, unpriced_models
-from walleta.schema import UNATTRIBUTED
-from walleta.store import open_store
 
 
 def _revenue(uid: str, customer: str, start: str, end: str, amount: int) -> dict:
@@ -25,13 +23,6 @@ def _revenue(uid: str, customer: str, start: str, end: str, amount: int) -> dict
 
 def _ts(day: str) -> int:
     return int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp()) * 1_000_000
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path / 'reports.db'}")
-    yield store
-    store.close()
 
 
 @pytest.fixture
