@@ -49,7 +49,7 @@ def _coverage_metrics(ctx: ui.PageContext) -> None:
 with ui.page("Data", ":material/database:", needs_usage=False) as ctx:
     mode = _choose_source()
     if mode == "database":
-        st.caption(f"Database: `{ctx.source.detail}`" + ("" if ui.database_configured() else " (local file; set `WALLETA_DATABASE_URL` for PostgreSQL)"))
+        st.caption(f"Database: `{ctx.store.url}`" + ("" if ui.database_configured() else " (local file; set `WALLETA_DATABASE_URL` for PostgreSQL)"))
     if mode == "session" and ctx.coverage.is_empty is False:
         if st.button("Clear uploaded data", icon=":material/delete:", key="clear_session"):
             ui.reset_session_store()

@@ -161,8 +161,15 @@ def assert_no_error(page) -> None:
 
 
 def shoot(page, name: str) -> None:
+    """A screenshot of the whole page: Streamlit scrolls inside its main block, so the window is
+    made as tall as that block first."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    size = page.viewport_size
+    height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height) + 40, 8000))})
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+    page.set_viewport_size(size)
 
 
 def test_every_page_deep_link_upload_and_simulation(server, browser):
@@ -184,7 +191,11 @@ def test_every_page_deep_link_upload_and_simulation(server, browser):
         assert_no_error(page)
         shoot(page, shot)
 
-    # 3. Menu navigation keeps the session (and the period chosen).
+    # 3. A simulation: add two example designs, compare them with today, solve for a price.
+    timings["Pricing simulator (run)"] = _simulate(page, server)
+    shoot(page, "pricing-simulator-results")
+
+    # 4. Menu navigation keeps the session (and the period chosen).
     page.goto(server)
     wait_for_run(page)
     page.get_by_test_id("stSidebar").get_by_role("link", name="Prices").click()
@@ -194,6 +205,30 @@ def test_every_page_deep_link_upload_and_simulation(server, browser):
 
     _log_timings(timings)
     page.close()
+
+
+def _simulate(page, server: str) -> float:
+    open_and_time(page, f"{server}/Pricing_simulator", "Pricing simulator")
+    page.get_by_role("tab", name="Examples").click()
+    examples = page.locator(".st-key-sim_examples")
+    for name in ("Credits", "Pay as you go, cost plus 60%"):
+        examples.locator("input").first.click()
+        page.keyboard.type(name)
+        page.keyboard.press("Enter")
+        wait_for_run(page)
+    page.keyboard.press("Escape")
+    started = time.perf_counter()
+    page.locator(".st-key-sim_add_examples button").click()
+    page.get_by_role("heading", name="One design in detail").wait_for(timeout=30_000)
+    wait_for_run(page)
+    elapsed = time.perf_counter() - started
+    assert page.get_by_text("Today (actual revenue)").count() >= 1
+    page.get_by_role("tab", name="Target-margin solver").click()
+    page.locator(".st-key-sim_solve button").click()
+    wait_for_run(page)
+    assert page.get_by_text("Break-even").first.is_visible()
+    assert_no_error(page)
+    return elapsed
 
 
 def _log_timings(timings: dict[str, float]) -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 from .schema import UNATTRIBUTED
 from .store import Store
 
-__all__ = ["Coverage", "coverage", "import_history", "stale_sources", "DAY_US"]
+__all__ = ["Coverage", "coverage", "import_history", "stale_sources", "plans", "DAY_US"]
 
 DAY_US = 86_400_000_000
 
@@ -144,3 +144,9 @@ def stale_sources(store: Store, now_us: int, max_age_days: int = 2) -> pd.DataFr
     frame["last_import"] = pd.to_datetime(frame["last_us"], unit="us", utc=True)
     stale = frame[frame["age_days"] >= max_age_days]
     return stale[["source", "last_import", "age_days"]].reset_index(drop=True)
+
+
+def plans(store: Store) -> list[str]:
+    """The customers' current plan names, sorted (customers without a plan are left out)."""
+    frame = store.query("SELECT DISTINCT plan FROM customers WHERE plan <> '' ORDER BY plan")
+    return [str(p) for p in frame["plan"]]

@@ -58,7 +58,10 @@ def _cached(
 
 
 def _name(fn: Callable[..., Any]) -> str:
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+    """Module, name and defining line: two page functions with one name never share a cache."""
+    code = getattr(fn, "__code__", None)
+    where = f"{code.co_filename}:{code.co_firstlineno}" if code else ""
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}@{where}"
 
 
 def load(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

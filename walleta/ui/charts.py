@@ -83,6 +83,8 @@ def _x(field: str, kind: str, title: str | None) -> alt.X:
         return alt.X(f"{field}:T", title=title, axis=alt.Axis(format="%d %b", labelAngle=0))
     if kind == "temporal":
         return alt.X(f"{field}:T", title=title)
+    if kind == "quantitative":
+        return alt.X(f"{field}:Q", title=title)
     return alt.X(f"{field}:N", title=title, sort=None, axis=alt.Axis(labelAngle=0))
 
 
@@ -150,10 +152,11 @@ def hbars(
     colors: dict[str, str] | None = None,
     bar_color: str = COLORS["cost"],
     height: int | None = None,
+    sort: str | None = "-x",
 ) -> alt.Chart:
-    """Horizontal bars sorted by value, for 'top N' lists."""
+    """Horizontal bars, largest first (`sort=None` keeps the frame's order), for 'top N' lists."""
     encoding: dict = {
-        "y": alt.Y(f"{y}:N", title=None, sort="-x", axis=alt.Axis(labelLimit=220)),
+        "y": alt.Y(f"{y}:N", title=None, sort=sort, axis=alt.Axis(labelLimit=260)),
         "x": alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format=x_format)),
         "tooltip": list(tooltips),
     }

@@ -24,6 +24,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import RerunException, StopException
 
 from ..data_status import Coverage, coverage
+from ..data_status import plans as plan_names
 from ..errors import WalletaError
 from ..periods import PRESETS, Period, clamp_period, month_range, previous_period, resolve_preset
 from ..store import Store
@@ -199,13 +200,8 @@ def _period_selector(cov: Coverage) -> tuple[Period | None, Period | None]:
     return period, previous_period(period)
 
 
-def _plans(store: Store) -> list[str]:
-    frame = store.query("SELECT DISTINCT plan FROM customers WHERE plan <> '' ORDER BY plan")
-    return [str(p) for p in frame["plan"]]
-
-
 def _plan_filter() -> tuple[str, ...]:
-    options = load(_plans)
+    options = load(plan_names)
     if not options:
         return ()
     saved = [p for p in st.session_state.get(PLANS_KEY, []) if p in options]

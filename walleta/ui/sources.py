@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 from dataclasses import dataclass
 
 import streamlit as st
@@ -249,7 +250,8 @@ def source_info(store: Store) -> SourceInfo:
     elif mode == "session":
         detail = "Files uploaded in this browser session, kept in memory only."
     else:
-        detail = store.url if store.dialect == "sqlite" else store.url.split("@")[-1]
+        database = store.engine.url.database or ""
+        detail = f"SQLite · {Path(database).name}" if store.dialect == "sqlite" else f"PostgreSQL · {store.url.split('@')[-1]}"
         if store.get_meta("demo_version"):
             detail += " (holds the demo data set)"
     return SourceInfo(mode=mode, label=MODES[mode], detail=detail)
