@@ -65,7 +65,7 @@ with ui.page("Data", ":material/database:", needs_usage=False) as ctx:
     with openai_tab:
         data_panels.openai_import(ctx, read_only=read_only)
     with stripe_tab:
-        data_panels.stripe_import(ctx, read_only=read_only)
+        data_panels.stripe_import_panel(ctx, read_only=read_only)
     with matching_tab:
         data_panels.matching(ctx, read_only=read_only)
     with history_tab:
