@@ -51,7 +51,7 @@ PAGES = [
     ("Data", "Data", "data"),
     ("Prices", "Prices", "prices"),
 ]
-USAGE_CSV = ROOT / "data" / "sample_usage.csv"
+USAGE_CSV = ROOT / "data" / "samples" / "usage.csv"
 
 
 def _chromium() -> str:
@@ -140,9 +140,16 @@ def browser(server):
 
 
 def wait_for_run(page, timeout: float = 30_000) -> None:
-    """Wait until the script run finished (Streamlit's own e2e helper does the same)."""
+    """Wait until the script run finished (Streamlit's own e2e helper does the same) and every
+    element has drawn (no loading skeleton left)."""
     page.wait_for_timeout(200)
     page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(state="attached", timeout=timeout)
+    wait_for_drawn(page, timeout)
+
+
+def wait_for_drawn(page, timeout: float = 30_000) -> None:
+    """Wait until no element shows its loading skeleton (charts and grids load their code lazily)."""
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=stSkeleton]').length === 0", timeout=timeout)
     page.wait_for_timeout(100)
 
 
@@ -168,6 +175,7 @@ def shoot(page, name: str) -> None:
     height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
     page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height) + 40, 8000))})
     page.wait_for_timeout(300)
+    wait_for_drawn(page)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
     page.set_viewport_size(size)
 
@@ -195,7 +203,11 @@ def test_every_page_deep_link_upload_and_simulation(server, browser):
     timings["Pricing simulator (run)"] = _simulate(page, server)
     shoot(page, "pricing-simulator-results")
 
-    # 4. Menu navigation keeps the session (and the period chosen).
+    # 4. Upload a usage CSV into this session's memory store and see it imported.
+    timings["Data (upload and import)"] = _upload(page, server)
+    shoot(page, "data-upload")
+
+    # 5. Menu navigation keeps the session (and the period chosen).
     page.goto(server)
     wait_for_run(page)
     page.get_by_test_id("stSidebar").get_by_role("link", name="Prices").click()
@@ -225,9 +237,33 @@ def _simulate(page, server: str) -> float:
     assert page.get_by_text("Today (actual revenue)").count() >= 1
     page.get_by_role("tab", name="Target-margin solver").click()
     page.locator(".st-key-sim_solve button").click()
+    page.get_by_text("Break-even").first.wait_for(timeout=30_000)
     wait_for_run(page)
-    assert page.get_by_text("Break-even").first.is_visible()
     assert_no_error(page)
+    return elapsed
+
+
+def _upload(page, server: str) -> float:
+    open_and_time(page, f"{server}/Data", "Data")
+    page.get_by_text("Uploaded CSVs only", exact=True).click()
+    wait_for_run(page)
+    page.locator(".st-key-data_uploads input[type=file]").set_input_files(str(USAGE_CSV))
+    wait_for_run(page)
+    started = time.perf_counter()
+    page.locator(".st-key-data_import button").click()
+    page.get_by_text("Rows read").first.wait_for(timeout=30_000)
+    wait_for_run(page)
+    elapsed = time.perf_counter() - started
+    assert page.get_by_text("usage.csv").first.is_visible()
+    assert_no_error(page)
+    # The other pages now read the uploaded file: the Overview shows its month.
+    page.get_by_test_id("stSidebar").get_by_role("link", name="Overview").click()
+    page.get_by_role("heading", name="Overview", exact=True).wait_for()
+    wait_for_run(page)
+    assert page.get_by_text("Uploaded CSVs only").first.is_visible()
+    assert page.get_by_text("Oct 2025").first.is_visible()
+    assert_no_error(page)
+    shoot(page, "overview-uploaded")
     return elapsed
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from . import charts, tables
 from .cache import CATALOG, FX, clear_caches, compute, load
-from .fmt import count, display_copy, dollars, pct, pct_delta, usd, usd_delta
+from .fmt import count, display_copy, dollars, pct, pct_delta, pct_points, usd, usd_delta
 from .frame import ERROR_MESSAGE, PAGES, PageContext, empty_state, go_to_data, guard, page
 from .sources import (
     MODES,
@@ -61,6 +61,7 @@ __all__ = [
     "page",
     "pct",
     "pct_delta",
+    "pct_points",
     "reload_catalog",
     "reset_session_store",
     "secret",

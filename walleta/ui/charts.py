@@ -36,6 +36,7 @@ MONEY_TIP = "$,.2f"
 SMALL_MONEY_TIP = "$,.6f"
 PCT_AXIS = ".0%"
 PCT_TIP = ".1%"
+POINTS_AXIS = "datum.value + '%'"  # labelExpr for percentages already in points (67.8)
 COLORS = {
     "revenue": "#0F766E",
     "cost": "#F59E0B",
@@ -63,6 +64,7 @@ def tip(field: str, title: str, kind: str = "text") -> alt.Tooltip:
         "money": ("quantitative", MONEY_TIP),
         "small_money": ("quantitative", SMALL_MONEY_TIP),
         "pct": ("quantitative", PCT_TIP),
+        "points": ("quantitative", ".1f"),
         "int": ("quantitative", ",d"),
         "float": ("quantitative", ",.2f"),
     }
@@ -154,7 +156,8 @@ def hbars(
     height: int | None = None,
     sort: str | None = "-x",
 ) -> alt.Chart:
-    """Horizontal bars, largest first (`sort=None` keeps the frame's order), for 'top N' lists."""
+    """Horizontal bars, largest first (`sort=None` keeps the frame's order), for 'top N' lists.
+    `height` is the height of one bar's band in pixels."""
     encoding: dict = {
         "y": alt.Y(f"{y}:N", title=None, sort=sort, axis=alt.Axis(labelLimit=260)),
         "x": alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format=x_format)),
@@ -162,11 +165,13 @@ def hbars(
     }
     mark = alt.Chart(frame).mark_bar(cornerRadiusTopRight=2, cornerRadiusBottomRight=2)
     if color:
+        # The bars are labelled on the axis already: the colour needs no legend.
         scale = alt.Scale(domain=list(colors), range=list(colors.values())) if colors else alt.Undefined
-        encoding["color"] = alt.Color(f"{color}:N", title=None, scale=scale, legend=alt.Legend(orient="top"))
+        encoding["color"] = alt.Color(f"{color}:N", title=None, scale=scale, legend=None)
     else:
         mark = alt.Chart(frame).mark_bar(color=bar_color, cornerRadiusTopRight=2, cornerRadiusBottomRight=2)
-    return mark.encode(**encoding).properties(height=height or max(120, 26 * len(frame)))
+    # A height per bar (Step) keeps every label readable whatever the container does.
+    return mark.encode(**encoding).properties(height=alt.Step(height or 28), width="container")
 
 
 def histogram(

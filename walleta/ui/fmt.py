@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..money import PICO_PER_USD, format_usd
 
-__all__ = ["usd", "usd_delta", "pct", "pct_delta", "count", "dollars", "fraction_floats", "display_copy"]
+__all__ = ["usd", "usd_delta", "pct", "pct_points", "pct_delta", "count", "dollars", "fraction_floats", "display_copy"]
 
 
 def usd(pico: int | None, places: int = 2) -> str:
@@ -34,6 +34,13 @@ def pct(fraction: Decimal | float | None, places: int = 1) -> str:
     if fraction is None or (isinstance(fraction, float) and fraction != fraction):
         return "n/a"
     return f"{Decimal(str(fraction)) * 100:.{places}f}%"
+
+
+def pct_points(value: Decimal | float | None, places: int = 1) -> str:
+    """A percentage already in points: 67.8 -> '67.8%'; None -> 'n/a'."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "n/a"
+    return f"{Decimal(str(value)):,.{places}f}%"
 
 
 def pct_delta(fraction_points: Decimal | float | None, places: int = 1) -> str | None:

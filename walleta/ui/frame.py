@@ -83,6 +83,22 @@ class PageContext:
         """demo, database or session."""
         return self.source.mode
 
+    @property
+    def window(self) -> Any:
+        """The chosen period as the analytics' `Period` (whole months)."""
+        from ..analytics.period import Period as AnalyticsPeriod
+
+        assert self.period is not None
+        return AnalyticsPeriod.months(self.period.first_month, self.period.last_month)
+
+    @property
+    def previous_window(self) -> Any:
+        """The period before, as the analytics' `Period`."""
+        from ..analytics.period import Period as AnalyticsPeriod
+
+        assert self.previous is not None
+        return AnalyticsPeriod.months(self.previous.first_month, self.previous.last_month)
+
 
 # -- error boundary --------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import streamlit as st
 from ..export import to_csv_bytes
 from .fmt import display_copy
 
-__all__ = ["Col", "money", "percent", "integer", "text", "number", "date", "progress", "table", "download_csv"]
+__all__ = ["Col", "money", "percent", "pct_points", "integer", "text", "number", "date", "progress", "table", "download_csv"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,11 @@ def money(label: str, *, precision: int = 2, help: str | None = None) -> Col:
 def percent(label: str, *, help: str | None = None) -> Col:
     """A fraction shown as a percentage (0.42 -> 42.00%)."""
     return Col(st.column_config.NumberColumn(label, format="percent", help=help))
+
+
+def pct_points(label: str, *, help: str | None = None) -> Col:
+    """A percentage already in points (67.8 -> 67.8%), as the analytics return margin %."""
+    return Col(st.column_config.NumberColumn(label, format="%.1f%%", help=help))
 
 
 def progress(label: str, *, help: str | None = None, max_value: float = 1.0) -> Col:
