@@ -27,21 +27,31 @@ def _kpis(ctx: ui.PageContext) -> None:
     losing = int(tiers.loc["losing", "customers"]) if "losing" in tiers.index else 0
     losing_margin = int(tiers.loc["losing", "margin_pico"]) if "losing" in tiers.index else 0
     st.caption(f"{period.label} · compared with {previous.label}" + ("" if has_before else " (no data then)"))
-    revenue, cost, margin, margin_pct, losers = st.columns(5)
+    revenue, cost, margin, margin_pct = st.columns(4)
     revenue.metric("Revenue", ui.usd(now.revenue_pico), ui.usd_delta(now.revenue_pico - before.revenue_pico) if has_before else None, border=True)
     cost.metric("AI cost", ui.usd(now.cost_pico), ui.usd_delta(now.cost_pico - before.cost_pico) if has_before else None, delta_color="inverse", border=True)
     margin.metric("Gross margin", ui.usd(now.margin_pico), ui.usd_delta(now.margin_pico - before.margin_pico) if has_before else None, border=True)
     both = has_before and now.margin_pct is not None and before.margin_pct is not None
     margin_pct.metric("Margin %", ui.pct(now.margin_pct), ui.pct_delta(now.margin_pct - before.margin_pct) if both else None, border=True)
+    customers, losers, free, unpriced = st.columns(4)
+    customers.metric("Customers with usage", ui.count(now.customers))
     losers.metric(
-        "Customers losing money",
+        "Losing money",
         ui.count(losing),
         f"{ui.usd(losing_margin, 0)} margin" if losing else None,
         delta_color="off",
         delta_arrow="off",
-        border=True,
         help="Customers whose AI cost exceeds their revenue in the period (see Customers)",
     )
+    free.metric(
+        "Free customers' AI cost",
+        ui.usd(int(tiers.loc["free", "ai_cost_pico"]) if "free" in tiers.index else 0),
+        f"{int(tiers.loc['free', 'customers'])} customers" if "free" in tiers.index else None,
+        delta_color="off",
+        delta_arrow="off",
+        help="AI cost of customers with usage and no revenue (free plan, trials)",
+    )
+    unpriced.metric("Unpriced requests", ui.count(now.unpriced_requests), help="Requests on models with no price: not in AI cost, never counted as $0")
 
 
 def _trend(ctx: ui.PageContext) -> None:
@@ -60,14 +70,15 @@ def _trend(ctx: ui.PageContext) -> None:
     long = ui.display_copy(long)
     long["month"] = pd.to_datetime(long["month"] + "-01")
     st.markdown(f"**Revenue, AI cost and margin by month** · {window.label}")
-    ui.charts.show(
-        ui.charts.line(
-            long, x="month", y="amount_pico", color="what",
-            colors={"Revenue": ui.charts.COLORS["revenue"], "AI cost": ui.charts.COLORS["cost"], "Gross margin": ui.charts.COLORS["margin"]},
-            tooltips=[ui.charts.tip("month", "Month", "month"), ui.charts.tip("what", "What"), ui.charts.tip("amount_pico", "Amount", "money")],
-            height=300,
-        )
-    )
+    colors = {"Revenue": ui.charts.COLORS["revenue"], "AI cost": ui.charts.COLORS["cost"], "Gross margin": ui.charts.COLORS["margin"]}
+    tooltips = [ui.charts.tip("month", "Month", "month"), ui.charts.tip("what", "What"), ui.charts.tip("amount_pico", "Amount", "money")]
+    if len(monthly) < 3:  # a line needs a few months; side-by-side bars read better
+        alt = ui.charts.alt
+        chart = ui.charts.bars(long, x="month", y="amount_pico", color="what", colors=colors, tooltips=tooltips, height=300, stack=False)
+        chart = chart.encode(xOffset=alt.XOffset("what:N", sort=list(colors)), x=alt.X("yearmonth(month):O", title=None, axis=alt.Axis(format="%b %Y", labelAngle=0)))
+    else:
+        chart = ui.charts.line(long, x="month", y="amount_pico", color="what", colors=colors, tooltips=tooltips, height=300)
+    ui.charts.show(chart)
 
 
 def _top(frame: pd.DataFrame, label_column: str, title: str, limit: int = 5) -> None:
@@ -114,8 +125,8 @@ def _warnings(ctx: ui.PageContext) -> None:
         listed = ", ".join(f"{s} ({int(d)} days ago)" for s, d in zip(stale["source"], stale["age_days"]))
         notes.append((":material/update:", f"Imports are getting old: {listed}. Import again on the Data page."))
     if now_partial(ctx):
-        notes.append((":material/hourglass_top:", f"{ctx.period.last_month} is in progress (usage to {ctx.coverage.last_day}): "
-                      "its cost is partial while subscription revenue is the whole month. See the month-end forecast on Trends."))
+        notes.append((":material/hourglass_top:", f"Usage data end on {ctx.coverage.last_day}: {ctx.period.last_month} has partial AI cost "
+                      "while subscription revenue counts the whole month. The month-end forecast is on Trends."))
     for icon, text in notes:
         st.warning(text, icon=icon)
 

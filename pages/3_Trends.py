@@ -27,7 +27,11 @@ def _over_time(ctx: ui.PageContext) -> None:
         return
     shown = ui.display_copy(frame)
     shown["bucket"] = pd.to_datetime(shown["bucket"] + ("-01" if grain == "month" else ""))
-    partial = frame[frame["days_in_bucket"] < frame.groupby("bucket")["days_in_bucket"].transform("max")] if grain != "day" else frame.iloc[0:0]
+    full_length = {"day": 1, "week": 7}.get(grain)
+    cut = frame["days_in_bucket"] < full_length if full_length else pd.Series(
+        [d < pd.Period(b, "M").days_in_month for b, d in zip(frame["bucket"], frame["days_in_bucket"])], index=frame.index
+    )
+    data_end = ctx.coverage.last_day or ""
     money = measure == "ai_cost_pico"
     alt = ui.charts.alt
     x_kind = "month" if grain == "month" else "day"
@@ -45,8 +49,13 @@ def _over_time(ctx: ui.PageContext) -> None:
     else:
         chart = ui.charts.line(shown, x="bucket", y=measure, x_kind=x_kind, y_format=y_format, tooltips=tooltips, height=340)
     ui.charts.show(chart)
-    if not partial.empty:
-        st.caption("The first or last bucket is cut by the period's edges (see “Days in the period”): a short bucket is not a drop.")
+    notes = []
+    if cut.any():
+        notes.append("a bucket cut by the period's edges has fewer days (see “Days in the period”)")
+    if data_end and data_end < ctx.period.end_day:
+        notes.append(f"usage data end on {data_end}, so the last bucket is incomplete")
+    if notes:
+        st.caption("Note: " + "; ".join(notes) + ". A short bucket is not a drop.")
     ui.table(
         frame,
         key="trends_table",

@@ -205,7 +205,6 @@ def test_every_page_deep_link_upload_and_simulation(server, browser):
 
     # 4. Upload a usage CSV into this session's memory store and see it imported.
     timings["Data (upload and import)"] = _upload(page, server)
-    shoot(page, "data-upload")
 
     # 5. Menu navigation keeps the session (and the period chosen).
     page.goto(server)
@@ -256,6 +255,7 @@ def _upload(page, server: str) -> float:
     elapsed = time.perf_counter() - started
     assert page.get_by_text("usage.csv").first.is_visible()
     assert_no_error(page)
+    shoot(page, "data-upload")
     # The other pages now read the uploaded file: the Overview shows its month.
     page.get_by_test_id("stSidebar").get_by_role("link", name="Overview").click()
     page.get_by_role("heading", name="Overview", exact=True).wait_for()

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 __all__ = [
+    "money_format",
     "MONEY_AXIS",
     "MONEY_TIP",
     "SMALL_MONEY_TIP",
@@ -51,6 +52,24 @@ TIERS = {
     "losing money": "#DC2626",
     "no revenue": "#94A3B8",
 }
+
+
+def money_format(values: Sequence[float | None]) -> str:
+    """An axis format that suits the size of the amounts: '$0.28', '$450', '$12k', '$1.5M'."""
+    present = [abs(v) for v in values if v is not None and v == v]
+    largest = max(present, default=0.0)
+    if largest < 10:
+        return "$,.2f"
+    if largest < 1000:
+        return "$,.0f"
+    return "$,.3~s"
+
+
+def _fmt(frame: pd.DataFrame, field: str, fmt: str) -> str:
+    """Replace the default money format by one sized to the data in `field`."""
+    if fmt != MONEY_AXIS or field not in frame.columns:
+        return fmt
+    return money_format(pd.to_numeric(frame[field], errors="coerce").tolist())
 
 
 def money_axis(title: str | None = None, *, fmt: str = MONEY_AXIS) -> alt.Axis:
@@ -107,7 +126,7 @@ def line(
     """A line chart (one line per `color` value)."""
     encoding: dict = {
         "x": _x(x, x_kind, None),
-        "y": alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format=y_format)),
+        "y": alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format=_fmt(frame, y, y_format))),
         "tooltip": list(tooltips),
     }
     if color:
@@ -133,7 +152,7 @@ def bars(
     """Vertical bars, stacked by `color` when given."""
     encoding: dict = {
         "x": _x(x, x_kind, None),
-        "y": alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format=y_format), stack=stack if stack is not True else "zero"),
+        "y": alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format=_fmt(frame, y, y_format)), stack=stack if stack is not True else "zero"),
         "tooltip": list(tooltips),
     }
     if color:
@@ -160,7 +179,7 @@ def hbars(
     `height` is the height of one bar's band in pixels."""
     encoding: dict = {
         "y": alt.Y(f"{y}:N", title=None, sort=sort, axis=alt.Axis(labelLimit=260)),
-        "x": alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format=x_format)),
+        "x": alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format=_fmt(frame, x, x_format))),
         "tooltip": list(tooltips),
     }
     mark = alt.Chart(frame).mark_bar(cornerRadiusTopRight=2, cornerRadiusBottomRight=2)

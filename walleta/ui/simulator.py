@@ -26,7 +26,7 @@ from ..simulator.plans import dumps_scenario, loads_scenario, scenario_from_dict
 from ..simulator.ranges import METHOD as RANGES_METHOD
 from ..simulator.ranges import bootstrap
 from ..simulator.report import customers_frame
-from ..simulator.solver import QUANTILES, default_knob, margin_curve, solve
+from ..simulator.solver import QUANTILES, default_knob, knob_for, margin_curve, solve
 from ..simulator.stripe_export import scenario_prices, scenario_summary
 from ..store import Store
 from . import charts, tables
@@ -104,7 +104,12 @@ def _solve(store: Store, text: str, start: str, end: str, plan: str, path: str, 
     scenario = scenario_of(text)
     data = load_usage(store, start=start, end=end, fx=fx)
     solution = solve(scenario, data, plan, path, target=Decimal(target), fx=fx)
-    curve = margin_curve(scenario, data, plan, path, fx=fx, target=Decimal(target))
+    # Draw the curve far enough to the right to show where every criterion is reached.
+    reached = [v for v in solution.table["value"] if v is not None]
+    top = max([solution.current * 2, *(v * Decimal("1.25") for v in reached)], default=Decimal(0))
+    step = knob_for(scenario.plan(plan), path).step
+    values = sorted({(top * i / 24).quantize(step) for i in range(25)}) if top > 0 else None
+    curve = margin_curve(scenario, data, plan, path, fx=fx, target=Decimal(target), values=values)
     return solution.table.assign(current=solution.current, knob=solution.path), curve
 
 
@@ -300,7 +305,7 @@ def comparison(results: dict[str, SimulationResult]) -> pd.DataFrame:
             "ai_cost_pico": int(first["baseline_cost_pico"]),
             "margin_pico": int(first["baseline_margin_pico"]),
             "margin_pct": first["baseline_margin_pct"],
-            "revenue_change_pico": 0,
+            "revenue_change_pico": None,
             "pays_more": None,
             "pays_less": None,
             "capped_customers": None,
