@@ -18,8 +18,6 @@ GAP_COLUMNS = {
 }
 
 with ui.page("Reconciliation", ":material/balance:", needs_usage=False) as ctx:
-    st.caption(f"{ctx.period.label} · usage priced with the catalog against what OpenAI billed (Costs API). Nothing is hidden: "
-               "what no customer carries is shown as the unattributed remainder.")
     if ctx.coverage.billed_cost_rows == 0:
         ui.empty_state(
             ctx,
@@ -27,6 +25,11 @@ with ui.page("Reconciliation", ":material/balance:", needs_usage=False) as ctx:
             "or upload OpenAI's cost export CSV, then come back.",
         )
         st.stop()
+    if ctx.period is None:
+        ui.empty_state(ctx, "There is a bill but no usage to compare it with. Import usage on the Data page.")
+        st.stop()
+    st.caption(f"{ctx.period.label} · usage priced with the catalog against what OpenAI billed (Costs API). Nothing is hidden: "
+               "what no customer carries is shown as the unattributed remainder.")
     summary = ui.load(reconciliation_summary, ctx.window, ui.CATALOG)
     parts = summary.set_index("component")["amount_pico"]
 

@@ -40,7 +40,8 @@ def _reprice_button(key: str) -> None:
         with st.spinner("Re-pricing every stored event and rebuilding the rollups…", show_time=True):
             changed = reprice(ui.get_store(), ui.get_catalog())
         ui.bump_data_version()
-        st.success(f"Done: {changed:,} stored rows changed cost.", icon=":material/check_circle:")
+        st.session_state["prices_flash"] = f"Re-priced: {changed:,} stored rows changed cost; every page now uses the new prices."
+        st.rerun()
 
 
 with ui.page("Prices", ":material/sell:", needs_usage=False) as ctx:
@@ -51,6 +52,9 @@ with ui.page("Prices", ":material/sell:", needs_usage=False) as ctx:
         f"overrides: `{overrides_at.name}` ({'in use' if catalog.override_path else 'none yet'})"
     )
 
+    flash = st.session_state.pop("prices_flash", None)
+    if flash:
+        st.success(flash, icon=":material/check_circle:")
     unpriced = ui.load(unpriced_models, ui.CATALOG) if ctx.coverage.has_usage else None
     if unpriced is not None and not unpriced.empty:
         fixable = int(unpriced["now_priced"].sum())
