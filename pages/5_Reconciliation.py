@@ -13,7 +13,7 @@ GAP_COLUMNS = {
     "difference_pico": ui.tables.money("Billed − estimated"),
     "difference_pct": ui.tables.pct_points("Difference % of bill"),
     "status": ui.tables.text("Status"),
-    "explanation": ui.tables.text("What the gap most likely is"),
+    "explanation": ui.tables.text("What the gap most likely is", width="large"),
     "unpriced_requests": ui.tables.integer("Unpriced requests"),
 }
 
@@ -50,7 +50,7 @@ with ui.page("Reconciliation", ":material/balance:", needs_usage=False) as ctx:
             "component": ui.tables.text("What"),
             "amount_pico": ui.tables.money("Amount"),
             "share_of_billed_pct": ui.tables.pct_points("Share of the bill"),
-            "explanation": ui.tables.text("Meaning"),
+            "explanation": ui.tables.text("Meaning", width="large"),
         },
     )
 
@@ -77,7 +77,7 @@ with ui.page("Reconciliation", ":material/balance:", needs_usage=False) as ctx:
     st.markdown("**By line item** · largest gaps first")
     ui.table(by_item, key="reconcile_items", file_name="walleta-reconciliation-line-items.csv",
              columns={"line_item": ui.tables.text("Line item", pinned=True), **GAP_COLUMNS})
-    with st.expander("Every day, project and line item"):
+    if st.toggle("Show every day, project and line item", key="reconcile_detail_on", help="The full table (large); computed on demand"):
         detail = ui.load(reconcile, ctx.window, ui.CATALOG)
         ui.table(detail, key="reconcile_detail", file_name="walleta-reconciliation.csv",
                  columns={"day": ui.tables.text("Day"), "project_id": ui.tables.text("Project"), "line_item": ui.tables.text("Line item"), **GAP_COLUMNS})

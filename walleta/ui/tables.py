@@ -19,6 +19,9 @@ from .fmt import display_copy
 __all__ = ["Col", "money", "percent", "pct_points", "integer", "text", "number", "date", "progress", "table", "download_csv"]
 
 
+LAZY_EXPORT_ROWS = 5_000
+
+
 @dataclass(frozen=True)
 class Col:
     """How one column is shown: a Streamlit column config and whether it is exported."""
@@ -58,9 +61,9 @@ def number(label: str, *, fmt: str = "%.2f", help: str | None = None) -> Col:
     return Col(st.column_config.NumberColumn(label, format=fmt, help=help))
 
 
-def text(label: str, *, help: str | None = None, pinned: bool = False) -> Col:
-    """A text column."""
-    return Col(st.column_config.TextColumn(label, help=help, pinned=pinned))
+def text(label: str, *, help: str | None = None, pinned: bool = False, width: str | None = None) -> Col:
+    """A text column (`width` 'small', 'medium' or 'large' for long sentences)."""
+    return Col(st.column_config.TextColumn(label, help=help, pinned=pinned, width=width))
 
 
 def date(label: str, *, help: str | None = None) -> Col:
@@ -70,9 +73,11 @@ def date(label: str, *, help: str | None = None) -> Col:
 
 def download_csv(frame: pd.DataFrame, *, key: str, file_name: str, label: str = "Download CSV") -> None:
     """A download button for `frame` as a safe CSV (exact dollars, formulas neutralised)."""
+    # Large tables are written only when the button is clicked (a callable runs on click).
+    data = to_csv_bytes(frame) if len(frame) <= LAZY_EXPORT_ROWS else (lambda: to_csv_bytes(frame))
     st.download_button(
         label,
-        data=to_csv_bytes(frame),
+        data=data,
         file_name=file_name,
         mime="text/csv",
         key=f"dl_{key}",
