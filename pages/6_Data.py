@@ -4,6 +4,7 @@ import streamlit as st
 
 from walleta import ui
 from walleta.data_status import import_history
+from walleta.periods import Period
 from walleta.ui import data_panels
 
 SOURCE_HELP = {
@@ -35,7 +36,11 @@ def _coverage_metrics(ctx: ui.PageContext) -> None:
     cov = ctx.coverage
     usage, span, customers, revenue = st.columns(4)
     usage.metric("Usage rows", ui.count(cov.events), help=f"{cov.requests:,} requests")
-    span.metric("Usage dates", f"{cov.first_day} → {cov.last_day}" if cov.has_usage else "none")
+    span.metric(
+        "Usage months",
+        Period(cov.first_month, cov.last_month).label if cov.has_usage else "none",
+        help=f"From {cov.first_day} to {cov.last_day} (UTC)" if cov.has_usage else None,
+    )
     customers.metric("Customers", ui.count(max(cov.customers, cov.usage_customers)))
     revenue.metric("Revenue entries", ui.count(cov.revenue_entries))
     if cov.unattributed_requests:
