@@ -8,6 +8,7 @@ boundary so they fail the test with their traceback.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -396,6 +397,50 @@ def test_price_override_saved_from_the_editor_prices_an_unknown_model(no_databas
     at.button(key="reprice_after_save").click().run()
     assert_clean(at)
     assert any("Every model in your usage has a price" in s.value for s in at.success)
+
+
+def test_openai_import_from_the_data_page_against_a_fake_admin_api(no_database, monkeypatch):
+    from tests.fakes.openai_admin import FakeOpenAIAdmin
+
+    with FakeOpenAIAdmin() as fake:
+        fake.state.use_examples()
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        at = start({"walleta_source": "session"})
+        open_page(at, "pages/6_Data.py")
+        at.text_input(key="openai_admin_key").input("sk-admin-TEST-never-show-this")
+        at.date_input(key="openai_since").set_value(date(2024, 11, 1))
+        at.date_input(key="openai_until").set_value(date(2024, 11, 2)).run()
+        at.button(key="openai_go").click().run()
+        assert_clean(at)
+        requests = fake.state.calls("completions")
+    assert requests and requests[0]["authorization"].endswith("sk-admin-TEST-never-show-this")
+    shown = metrics(at)
+    assert int(shown["Rows read"].replace(",", "")) > 0
+    assert any("range 2024-11-01" in c.value for c in at.caption)
+    history = frame_with(at, "source", "status", "rows_imported")
+    assert "openai_api" in set(history["source"]) or len(history) >= 1
+    everything = " ".join(x.value for kind in (at.markdown, at.caption, at.error, at.success) for x in kind)
+    assert "never-show-this" not in everything
+
+
+def test_stripe_import_from_the_data_page_against_a_fake_stripe(no_database, monkeypatch):
+    from tests.fakes.stripe_data import load_account
+    from tests.fakes.stripe_server import FakeStripe
+
+    with FakeStripe(page_size=2, embedded_lines=2) as fake:
+        load_account(fake)
+        monkeypatch.setenv("WALLETA_STRIPE_API_BASE", fake.url)
+        at = start({"walleta_source": "session"})
+        open_page(at, "pages/6_Data.py")
+        at.text_input(key="stripe_api_key").input("rk_test_never_show").run()
+        at.button(key="stripe_go").click().run()
+        assert_clean(at)
+    lines = " ".join(m.value for m in at.markdown)
+    assert "invoices:" in lines and "revenue entries written:" in lines
+    assert metrics(at)["Revenue entries"] != "0"
+    matches = frame_with(at, "stripe_customer_id", "status")
+    assert len(matches) >= 1
+    assert "rk_test_never_show" not in lines
 
 
 # -- access gate and errors ---------------------------------------------------------------------

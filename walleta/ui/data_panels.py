@@ -231,14 +231,16 @@ def _key_input(label: str, secret_name: str, key: str, placeholder: str) -> str 
     return (typed or "").strip() or configured
 
 
-def _range_inputs(prefix: str, last_cursor: str | None) -> tuple[date | None, date | None]:
-    since_default = None if last_cursor else date.today() - timedelta(days=30)
+def _range_inputs(prefix: str, last_cursor: str | None, first_days: int | None) -> tuple[date | None, date | None]:
+    """From/to dates. Empty "from" means since the last import (or, on a first import, the last
+    `first_days` days; everything when that is None)."""
+    since_default = None if last_cursor or first_days is None else date.today() - timedelta(days=first_days)
     left, right = st.columns(2)
     since = left.date_input(
         "From (UTC)",
         value=since_default,
         key=f"{prefix}_since",
-        help="Empty: since the last import" if last_cursor else "Start of the range to import",
+        help="Empty: since the last import" if last_cursor else ("Start of the range to import" if first_days else "Empty: everything"),
         format="YYYY-MM-DD",
     )
     until = right.date_input("To (UTC, exclusive; empty = now)", value=None, key=f"{prefix}_until", format="YYYY-MM-DD")
@@ -256,7 +258,7 @@ def openai_import(ctx: PageContext, *, read_only: bool) -> None:
         "users to customers on the *Customer matching* tab."
     )
     admin_key = _key_input("OpenAI admin key", "OPENAI_ADMIN_KEY", "openai_admin_key", "sk-admin-…")
-    since, until = _range_inputs("openai", ctx.store.last_cursor(openai_usage.SOURCE))
+    since, until = _range_inputs("openai", ctx.store.last_cursor(openai_usage.SOURCE), 30)
     go, listing = st.columns([1, 1])
     if go.button("Import from OpenAI", key="openai_go", type="primary", disabled=not admin_key, icon=":material/cloud_download:"):
         update = _progress_bar("OpenAI")
@@ -299,7 +301,7 @@ def stripe_import_panel(ctx: PageContext, *, read_only: bool) -> None:
         "fees with a **restricted read key**. Revenue is net of refunds, credit notes and discounts, tax excluded."
     )
     api_key = _key_input("Stripe restricted key", "STRIPE_API_KEY", "stripe_api_key", "rk_live_…")
-    since, until = _range_inputs("stripe", ctx.store.last_cursor(stripe_import.SOURCE))
+    since, until = _range_inputs("stripe", ctx.store.last_cursor(stripe_import.SOURCE), None)
     fees = st.checkbox("Import Stripe fees as a cost line", value=True, key="stripe_fees")
     if st.button("Import from Stripe", key="stripe_go", type="primary", disabled=not api_key, icon=":material/cloud_download:"):
         with st.status("Importing from Stripe…", expanded=True) as status:
