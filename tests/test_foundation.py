@@ -67,16 +67,22 @@ PUBLIC_API = [
     "ConfigError",
     "FxTable",
     "InputError",
+    "Limits",
+    "Recorder",
     "SchemaError",
     "SourceError",
     "Store",
     "UsageLimitExceeded",
     "WalletaError",
     "__version__",
+    "attribute",
+    "instrument",
     "load_catalog",
     "load_fx",
     "open_store",
     "price_events",
+    "recorder_of",
+    "tag",
 ]
 
 

@@ -23,6 +23,17 @@ from .errors import (
 from .fx import FxTable, load_fx
 from .store import Store, open_store
 
+# Usage capture (walleta.capture) loads on first use, so `import walleta` stays light.
+_CAPTURE_NAMES = ("instrument", "attribute", "tag", "Limits", "Recorder", "recorder_of")
+
+
+def __getattr__(name: str) -> object:
+    if name in _CAPTURE_NAMES:
+        from . import capture
+
+        return getattr(capture, name)
+    raise AttributeError(f"module 'walleta' has no attribute {name!r}")
+
 __all__ = [
     "__version__",
     "Catalog",
@@ -30,13 +41,19 @@ __all__ = [
     "ConfigError",
     "FxTable",
     "InputError",
+    "Limits",
+    "Recorder",
     "SchemaError",
     "SourceError",
     "Store",
     "UsageLimitExceeded",
     "WalletaError",
+    "attribute",
+    "instrument",
     "load_catalog",
     "load_fx",
     "open_store",
     "price_events",
+    "recorder_of",
+    "tag",
 ]
