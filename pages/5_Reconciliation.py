@@ -54,30 +54,41 @@ with ui.page("Reconciliation", ":material/balance:", needs_usage=False) as ctx:
         },
     )
 
-    by_day = ui.load(reconcile, ctx.window, ui.CATALOG, by=("day",))
-    if not by_day.empty:
-        st.markdown("**By day**")
-        long = pd.concat(
-            [
-                pd.DataFrame({"day": by_day["day"], "what": "Billed", "amount_pico": by_day["billed_pico"]}),
-                pd.DataFrame({"day": by_day["day"], "what": "Estimated", "amount_pico": by_day["estimated_pico"]}),
-            ]
-        )
-        long = ui.display_copy(long)
-        long["day"] = pd.to_datetime(long["day"])
-        ui.charts.show(
-            ui.charts.line(
-                long.sort_values("day"), x="day", y="amount_pico", color="what", x_kind="day",
-                colors={"Billed": ui.charts.COLORS["margin"], "Estimated": ui.charts.COLORS["cost"]},
-                tooltips=[ui.charts.tip("day", "Day", "date"), ui.charts.tip("what", "What"), ui.charts.tip("amount_pico", "Amount", "money")],
-                height=280, points=False,
+    view = st.segmented_control(
+        "Break the gap down by",
+        ["day", "line_item", "all"],
+        format_func={"day": "Day", "line_item": "Line item", "all": "Day, project and line item"}.get,
+        default="line_item",
+        key="reconcile_view",
+        required=True,
+    )
+    if view == "day":
+        by_day = ui.load(reconcile, ctx.window, ui.CATALOG, by=("day",))
+        if not by_day.empty:
+            long = pd.concat(
+                [
+                    pd.DataFrame({"day": by_day["day"], "what": "Billed", "amount_pico": by_day["billed_pico"]}),
+                    pd.DataFrame({"day": by_day["day"], "what": "Estimated", "amount_pico": by_day["estimated_pico"]}),
+                ]
             )
-        )
-    by_item = ui.load(reconcile, ctx.window, ui.CATALOG, by=("line_item",))
-    st.markdown("**By line item** · largest gaps first")
-    ui.table(by_item, key="reconcile_items", file_name="walleta-reconciliation-line-items.csv",
-             columns={"line_item": ui.tables.text("Line item", pinned=True), **GAP_COLUMNS})
-    if st.toggle("Show every day, project and line item", key="reconcile_detail_on", help="The full table (large); computed on demand"):
+            long = ui.display_copy(long)
+            long["day"] = pd.to_datetime(long["day"])
+            ui.charts.show(
+                ui.charts.line(
+                    long.sort_values("day"), x="day", y="amount_pico", color="what", x_kind="day",
+                    colors={"Billed": ui.charts.COLORS["margin"], "Estimated": ui.charts.COLORS["cost"]},
+                    tooltips=[ui.charts.tip("day", "Day", "date"), ui.charts.tip("what", "What"), ui.charts.tip("amount_pico", "Amount", "money")],
+                    height=280, points=False,
+                )
+            )
+        ui.table(by_day, key="reconcile_days", file_name="walleta-reconciliation-days.csv",
+                 columns={"day": ui.tables.text("Day", pinned=True), **GAP_COLUMNS})
+    elif view == "line_item":
+        by_item = ui.load(reconcile, ctx.window, ui.CATALOG, by=("line_item",))
+        st.caption("Largest gaps first.")
+        ui.table(by_item, key="reconcile_items", file_name="walleta-reconciliation-line-items.csv",
+                 columns={"line_item": ui.tables.text("Line item", pinned=True), **GAP_COLUMNS})
+    else:
         detail = ui.load(reconcile, ctx.window, ui.CATALOG)
         ui.table(detail, key="reconcile_detail", file_name="walleta-reconciliation.csv",
                  columns={"day": ui.tables.text("Day"), "project_id": ui.tables.text("Project"), "line_item": ui.tables.text("Line item"), **GAP_COLUMNS})

@@ -295,6 +295,27 @@ def test_trends_tabs_show_forecast_cohorts_and_concentration(on_demo):
     assert shown["Top 10%"].endswith("%")
 
 
+def test_reconciliation_shows_the_core_summary_and_every_breakdown(on_demo):
+    from walleta.analytics.reconciliation import reconcile, reconciliation_summary
+
+    store = open_store(on_demo)
+    if not store.scalar("SELECT COUNT(*) FROM billed_costs"):
+        pytest.skip("this demo data set has no billed costs")
+    at = open_page(start(), "pages/5_Reconciliation.py")
+    first, last = demo_window(on_demo)
+    period = AnalyticsPeriod.months(first, last)
+    summary = reconciliation_summary(store, period, load_catalog()).set_index("component")["amount_pico"]
+    shown = metrics(at)
+    assert shown["Billed by OpenAI"] == format_usd(int(summary["billed (OpenAI Costs API)"]))
+    assert shown["Unattributed remainder"] == format_usd(int(summary["unattributed remainder"]))
+    items = frame_with(at, "line_item", "billed_pico")
+    assert len(items) == len(reconcile(store, period, load_catalog(), by=("line_item",)))
+    at.segmented_control(key="reconcile_view").set_value("day").run()
+    assert_clean(at)
+    days = frame_with(at, "day", "estimated_pico")
+    assert len(days) == len(reconcile(store, period, load_catalog(), by=("day",)))
+
+
 def test_simulator_examples_compare_with_today_as_the_core_does(on_demo):
     at = open_page(start(), "pages/4_Pricing_simulator.py")
     at.multiselect(key="sim_examples").select("Pay as you go, cost plus 60%").run()
