@@ -186,6 +186,21 @@ def test_every_page_on_uploaded_csvs_only_without_any_database_file(no_database)
     assert not no_database.exists()
 
 
+def test_overview_and_customers_on_postgresql(pg_url, monkeypatch):
+    store = open_store(pg_url)
+    build_demo(store, load_catalog())
+    monkeypatch.setenv("WALLETA_DATABASE_URL", pg_url)
+    at = start()
+    first, last = demo_window(pg_url)
+    expected = headline(store, load_fx(), first, last)
+    assert metrics(at)["AI cost"] == format_usd(expected.cost_pico)
+    assert "PostgreSQL" in " ".join(c.value for c in at.sidebar.caption)
+    open_page(at, "pages/1_Customers.py")
+    margins = customer_margins(store, AnalyticsPeriod.months(first, last), load_fx())
+    assert len(frame_with(at, "customer_id", "revenue_pico")) == len(margins)
+    store.close()
+
+
 # -- numbers shown against the core -----------------------------------------------------------
 
 
