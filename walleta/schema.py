@@ -330,3 +330,57 @@ class MeterPush(SQLModel, table=True):
     sent_us: int = Field(sa_type=BigInteger, nullable=False)
     api: str = Field(default="v1", sa_type=String(8), nullable=False)
     note: str = Field(default="", sa_type=Text, nullable=False)
+
+# Issue 4: OpenAI organization usage buckets (the reconciliation record of API / export usage)
+# ---------------------------------------------------------------------------------------------
+
+
+class OpenAIUsageBucket(SQLModel, table=True):
+    """One result row of the OpenAI Usage API (or of a dashboard activity export) for one bucket.
+
+    Kept whole and always, as the provider's own account of usage. Rows are copied into
+    `usage_events` (source 'openai_api' / 'openai_export', priced, mapped to customers) only
+    for UTC days that have no usage from the usage log, CSV files or the demo; see
+    `walleta.sources.usage_rule`. `uid` is `openai:<endpoint>:<bucket start>:<group key>`
+    (`openai_export:...` for export rows); a re-fetched bucket replaces the stored one.
+    """
+
+    __tablename__ = "openai_usage_buckets"
+    __table_args__ = (Index("ix_openai_usage_buckets_day", "day"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    uid: str = Field(sa_type=String(512), unique=True, nullable=False)
+    source: str = Field(default="openai_api", sa_type=String(32), nullable=False)
+    endpoint: str = Field(sa_type=String(64), nullable=False)
+    start_us: int = Field(sa_type=BigInteger, nullable=False)
+    end_us: int = Field(sa_type=BigInteger, nullable=False)
+    day: str = Field(sa_type=String(10), nullable=False)
+    project_id: str = Field(default="", sa_type=Text, nullable=False)
+    api_key_id: str = Field(default="", sa_type=Text, nullable=False)
+    user_id: str = Field(default="", sa_type=Text, nullable=False)
+    model: str = Field(default="", sa_type=Text, nullable=False)
+    service_tier: str = Field(default="", sa_type=Text, nullable=False)
+    batch: int = Field(default=0, sa_type=Integer, nullable=False)
+    input_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    cached_input_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    cache_write_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    output_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    input_audio_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    output_audio_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    input_image_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    output_image_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    requests: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    images: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    image_size: str = Field(default="", sa_type=Text, nullable=False)
+    characters: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    audio_seconds: float = Field(default=0.0, sa_type=Float, nullable=False)
+    tool_calls: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    usage_bytes: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    attributes: str = Field(default="", sa_type=Text, nullable=False)  # other group fields, JSON
+    raw: str = Field(default="", sa_type=Text, nullable=False)  # the result object as received, JSON
+    import_id: Optional[int] = Field(default=None, sa_type=BigInteger)
+
+
+BUCKET_COLUMNS: tuple[str, ...] = tuple(
+    c.name for c in OpenAIUsageBucket.__table__.columns if c.name != "id"  # type: ignore[attr-defined]
+)
