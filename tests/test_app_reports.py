@@ -31,7 +31,7 @@ def filled(store):
     events = pd.DataFrame(
         {
             "ts_us": [_ts("2026-01-05"), _ts("2026-01-20"), _ts("2026-02-03"), _ts("2026-02-04"), _ts("2026-03-01")],
-            "customer_id": ["acme", "acme", "beta", None, "beta"],
+            "customer_id": ["acme", "acme", "beta", None, "(unmapped)"],
             "model": ["gpt-4.1-mini", "mystery-model-x", "mystery-model-x", "gpt-4.1-mini", "other-unknown"],
             "input_tokens": [1000, 500, 700, 100, 50],
             "output_tokens": [100, 50, 30, 10, 5],
@@ -74,8 +74,8 @@ def test_coverage_counts_and_ranges(filled):
     assert (cov.first_day, cov.last_day) == ("2026-01-05", "2026-03-01")
     assert cov.months == ("2026-01", "2026-03")
     assert cov.events == 5 and cov.requests == 15
-    assert cov.usage_customers == 2  # acme, beta; the unattributed row is not a customer
-    assert cov.unattributed_requests == 5
+    assert cov.usage_customers == 2  # acme, beta; unattributed and unmapped usage are not customers
+    assert cov.unattributed_requests == 5 + 1
     assert cov.unpriced_requests == 3 + 4 + 1
     assert (cov.customers, cov.revenue_entries, cov.mappings, cov.unconfirmed_mappings) == (1, 2, 2, 1)
     assert cov.revenue_last_day == "2027-01-31" and cov.revenue_last_start == "2026-02-01"

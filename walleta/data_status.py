@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .schema import UNATTRIBUTED
+from .sources.mapping import UNMAPPED
 from .store import Store
 
 __all__ = ["Coverage", "coverage", "import_history", "stale_sources", "plans", "DAY_US"]
@@ -27,7 +28,7 @@ class Coverage:
     events: int
     requests: int
     usage_customers: int
-    unattributed_requests: int
+    unattributed_requests: int  # no customer id, or an unmapped OpenAI project / key / user
     unpriced_requests: int
     customers: int
     revenue_entries: int
@@ -71,11 +72,12 @@ def coverage(store: Store) -> Coverage:
         "CAST(COALESCE(SUM(events), 0) AS BIGINT) AS events, CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS requests, "
         "CAST(COALESCE(SUM(unpriced_requests), 0) AS BIGINT) AS unpriced FROM rollup_feature_model_day"
     ).iloc[0]
+    # Usage logged without a customer, and provider usage whose project/key/user is not mapped.
     customers = store.query(
-        "SELECT COUNT(DISTINCT customer_id) AS n, "
-        "CAST(COALESCE(SUM(CASE WHEN customer_id = ? THEN requests ELSE 0 END), 0) AS BIGINT) AS unattributed "
+        "SELECT COUNT(DISTINCT CASE WHEN customer_id NOT IN (?, ?) THEN customer_id END) AS n, "
+        "CAST(COALESCE(SUM(CASE WHEN customer_id IN (?, ?) THEN requests ELSE 0 END), 0) AS BIGINT) AS unattributed "
         "FROM rollup_customer_month_model",
-        [UNATTRIBUTED],
+        [UNATTRIBUTED, UNMAPPED, UNATTRIBUTED, UNMAPPED],
     ).iloc[0]
     revenue = store.query(
         "SELECT COUNT(*) AS n, MIN(period_start) AS first_day, MAX(period_end) AS last_day, "
@@ -96,7 +98,7 @@ def coverage(store: Store) -> Coverage:
         last_month=last_day[:7] if last_day else None,
         events=int(usage["events"]),
         requests=int(usage["requests"]),
-        usage_customers=distinct - (1 if unattributed else 0),
+        usage_customers=distinct,
         unattributed_requests=unattributed,
         unpriced_requests=int(usage["unpriced"]),
         customers=int(store.scalar("SELECT COUNT(*) FROM customers") or 0),
