@@ -1,26 +1,144 @@
-"""Walleta Overview: revenue, AI cost and gross margin at a glance."""
+"""Walleta Overview: revenue, AI cost and margin for the chosen period, the trend, the top costs
+and what needs attention."""
 
+import time
+
+import pandas as pd
 import streamlit as st
 
 from walleta import ui
+from walleta.analytics.breakdowns import feature_breakdown, model_breakdown
+from walleta.analytics.margins import customer_margins, tier_summary
+from walleta.analytics.trends import monthly_summary
+from walleta.data_status import stale_sources
 from walleta.headline import headline
+from walleta.matching import unmatched_revenue
+from walleta.periods import Period, shift_month
+from walleta.prices_report import unpriced_models
 
-ui.frame("Overview")
-store = ui.get_store()
-totals = headline(store, ui.get_fx())
 
-if totals.first_month is None:
-    st.info("No usage yet. Import a usage CSV or connect OpenAI on the Data page, or run `walleta demo`.")
-    st.stop()
+def _kpis(ctx: ui.PageContext) -> None:
+    period, previous = ctx.period, ctx.previous
+    now = ui.load(headline, ui.FX, period.first_month, period.last_month)
+    before = ui.load(headline, ui.FX, previous.first_month, previous.last_month)
+    has_before = before.first_month is not None
+    margins = ui.load(customer_margins, ctx.window, ui.FX, with_history=False)
+    tiers = tier_summary(margins).set_index("tier")
+    losing = int(tiers.loc["losing", "customers"]) if "losing" in tiers.index else 0
+    losing_margin = int(tiers.loc["losing", "margin_pico"]) if "losing" in tiers.index else 0
+    st.caption(f"{period.label} · compared with {previous.label}" + ("" if has_before else " (no data then)"))
+    revenue, cost, margin, margin_pct = st.columns(4)
+    revenue.metric("Revenue", ui.usd(now.revenue_pico), ui.usd_delta(now.revenue_pico - before.revenue_pico) if has_before else None, border=True)
+    cost.metric("AI cost", ui.usd(now.cost_pico), ui.usd_delta(now.cost_pico - before.cost_pico) if has_before else None, delta_color="inverse", border=True)
+    margin.metric("Gross margin", ui.usd(now.margin_pico), ui.usd_delta(now.margin_pico - before.margin_pico) if has_before else None, border=True)
+    both = has_before and now.margin_pct is not None and before.margin_pct is not None
+    margin_pct.metric("Margin %", ui.pct(now.margin_pct), ui.pct_delta(now.margin_pct - before.margin_pct) if both else None, border=True)
+    customers, losers, free, unpriced = st.columns(4)
+    customers.metric("Customers with usage", ui.count(now.customers))
+    losers.metric(
+        "Losing money",
+        ui.count(losing),
+        f"{ui.usd(losing_margin, 0)} margin" if losing else None,
+        delta_color="off",
+        delta_arrow="off",
+        help="Customers whose AI cost exceeds their revenue in the period (see Customers)",
+    )
+    free.metric(
+        "Free customers' AI cost",
+        ui.usd(int(tiers.loc["free", "ai_cost_pico"]) if "free" in tiers.index else 0),
+        f"{int(tiers.loc['free', 'customers'])} customers" if "free" in tiers.index else None,
+        delta_color="off",
+        delta_arrow="off",
+        help="AI cost of customers with usage and no revenue (free plan, trials)",
+    )
+    unpriced.metric("Unpriced requests", ui.count(now.unpriced_requests), help="Requests on models with no price: not in AI cost, never counted as $0")
 
-st.caption(f"{totals.first_month} to {totals.last_month} · {totals.customers} customers · {store.url}")
-revenue, cost, margin, margin_pct = st.columns(4)
-revenue.metric("Revenue", ui.usd(totals.revenue_pico))
-cost.metric("AI cost", ui.usd(totals.cost_pico))
-margin.metric("Gross margin", ui.usd(totals.margin_pico))
-margin_pct.metric("Margin %", ui.pct(totals.margin_pct))
 
-if totals.unpriced_requests:
-    st.warning(f"{totals.unpriced_requests:,} requests use models with no price; they are not in AI cost. See Prices.")
-if totals.unconverted_currencies:
-    st.warning(f"Revenue in {', '.join(totals.unconverted_currencies)} has no exchange rate and is left out.")
+def _trend(ctx: ui.PageContext) -> None:
+    first = max(ctx.coverage.months[0], shift_month(ctx.period.last_month, -11))
+    window = Period(first, ctx.period.last_month)
+    from walleta.analytics.period import Period as AnalyticsPeriod
+
+    monthly = ui.load(monthly_summary, AnalyticsPeriod.months(window.first_month, window.last_month), ui.FX)
+    long = pd.concat(
+        [
+            pd.DataFrame({"month": monthly["month"], "what": "Revenue", "amount_pico": monthly["revenue_pico"]}),
+            pd.DataFrame({"month": monthly["month"], "what": "AI cost", "amount_pico": monthly["ai_cost_pico"]}),
+            pd.DataFrame({"month": monthly["month"], "what": "Gross margin", "amount_pico": monthly["margin_pico"]}),
+        ]
+    )
+    long = ui.display_copy(long)
+    long["month"] = pd.to_datetime(long["month"] + "-01")
+    st.markdown(f"**Revenue, AI cost and margin by month** · {window.label}")
+    colors = {"Revenue": ui.charts.COLORS["revenue"], "AI cost": ui.charts.COLORS["cost"], "Gross margin": ui.charts.COLORS["margin"]}
+    tooltips = [ui.charts.tip("month", "Month", "month"), ui.charts.tip("what", "What"), ui.charts.tip("amount_pico", "Amount", "money")]
+    if len(monthly) < 3:  # a line needs a few months; side-by-side bars read better
+        alt = ui.charts.alt
+        chart = ui.charts.bars(long, x="month", y="amount_pico", color="what", colors=colors, tooltips=tooltips, height=300, stack=False)
+        chart = chart.encode(xOffset=alt.XOffset("what:N", sort=list(colors)), x=alt.X("yearmonth(month):O", title=None, axis=alt.Axis(format="%b %Y", labelAngle=0)))
+    else:
+        chart = ui.charts.line(long, x="month", y="amount_pico", color="what", colors=colors, tooltips=tooltips, height=300)
+    ui.charts.show(chart)
+
+
+def _top(frame: pd.DataFrame, label_column: str, title: str, limit: int = 5) -> None:
+    top = frame[[label_column, "ai_cost_pico"]].copy()
+    top["_cost"] = [int(v) for v in top["ai_cost_pico"]]
+    top = top[top["_cost"] > 0].sort_values("_cost", ascending=False).head(limit).drop(columns="_cost")
+    st.markdown(f"**{title}**")
+    if top.empty:
+        st.caption("Nothing yet.")
+        return
+    shown = ui.display_copy(top)
+    ui.charts.show(
+        ui.charts.hbars(shown, y=label_column, x="ai_cost_pico", x_title=None, height=26,
+                        tooltips=[ui.charts.tip(label_column, title.split(" ")[-1].capitalize()), ui.charts.tip("ai_cost_pico", "AI cost", "money")])
+    )
+
+
+def _top_costs(ctx: ui.PageContext) -> None:
+    margins = ui.load(customer_margins, ctx.window, ui.FX, with_history=False)
+    margins = margins[margins["tier"] != "unattributed"].assign(customer=[n or c for n, c in zip(margins["name"], margins["customer_id"])])
+    left, middle, right = st.columns(3)
+    with left:
+        _top(margins, "customer", "Top customers")
+    with middle:
+        _top(ui.load(feature_breakdown, ctx.window, ui.FX), "feature", "Top features")
+    with right:
+        _top(ui.load(model_breakdown, ctx.window), "model", "Top models")
+
+
+def _warnings(ctx: ui.PageContext) -> None:
+    notes: list[tuple[str, str]] = []
+    unpriced = ui.load(unpriced_models, ui.CATALOG)
+    if not unpriced.empty:
+        notes.append((":material/money_off:", f"{int(unpriced['unpriced_requests'].sum()):,} requests on {len(unpriced)} model(s) without a price "
+                      f"({', '.join(unpriced['model'].head(3))}) are not in AI cost, never counted as $0. Add prices on the Prices page."))
+    if ctx.coverage.unattributed_requests:
+        notes.append((":material/person_search:", f"{ctx.coverage.unattributed_requests:,} requests are not attributed to a customer. "
+                      "Map projects, keys or users on the Data page (Customer matching)."))
+    orphans = ui.load(unmatched_revenue)
+    if not orphans.empty:
+        notes.append((":material/link_off:", f"Revenue from {len(orphans):,} customer(s) is not matched to usage. Match them on the Data page."))
+    stale = ui.load(stale_sources, time.time_ns() // 1000 // 3_600_000_000 * 3_600_000_000)
+    if not stale.empty:
+        listed = ", ".join(f"{s} ({int(d)} days ago)" for s, d in zip(stale["source"], stale["age_days"]))
+        notes.append((":material/update:", f"Imports are getting old: {listed}. Import again on the Data page."))
+    if now_partial(ctx):
+        notes.append((":material/hourglass_top:", f"Usage data end on {ctx.coverage.last_day}: {ctx.period.last_month} has partial AI cost "
+                      "while subscription revenue counts the whole month. The month-end forecast is on Trends."))
+    for icon, text in notes:
+        st.warning(text, icon=icon)
+
+
+def now_partial(ctx: ui.PageContext) -> bool:
+    """True when the period's last month is the data's last month and its days are not all in."""
+    last_day = ctx.coverage.last_day
+    return bool(last_day) and last_day[:7] == ctx.period.last_month and last_day < ctx.period.end_day
+
+
+with ui.page("Overview", ":material/space_dashboard:") as ctx:
+    _kpis(ctx)
+    _warnings(ctx)
+    _trend(ctx)
+    _top_costs(ctx)

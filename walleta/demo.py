@@ -6,6 +6,12 @@ annually, some customers pay in EUR), heavy-tailed usage (a customer's load is i
 cut in August), monthly Stripe-like revenue with a few refunds, a handful of heavy customers who
 cost more than they pay, free-plan customers with cost and no revenue, and paying customers with
 no usage. The same seed always gives the same rows; nothing depends on the clock.
+
+Billed costs (issue 6): `billed_costs` rows like the OpenAI Costs API's, per day, project and line
+item ("gpt-5.4, input", "gpt-5.4, cached input", "gpt-5.4, output"), priced from the same
+catalog rates as the usage, with the gaps a real bill has: an internal project that never went
+through the usage log (billed from June on), three days in October when the logger lost ~6% of
+the shared project's calls, and the last day not billed yet (the Costs API lags a day).
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ class DemoSummary:
     customers: int
     events: int
     revenue_entries: int
+    billed_costs: int = 0
 
 
 def _months() -> list[date]:
@@ -297,11 +304,78 @@ def build_demo(store: Store, catalog: Catalog | None = None, *, seed: int = 7) -
     ]
     store.upsert("customer_mappings", mappings, ["source", "key"])
     store.upsert("revenue_entries", revenue.to_dict("records"), ["uid"])
+    billed = demo_billed_costs(store, catalog, seed=seed)
+    store.upsert("billed_costs", billed.to_dict("records"), ["uid"])
     store.finish_import(import_id, status="ok", rows_read=len(events), rows_imported=result.inserted)
     store.set_meta("demo_version", DEMO_VERSION)
-    return DemoSummary(customers=len(customers), events=result.inserted, revenue_entries=len(revenue))
+    return DemoSummary(customers=len(customers), events=result.inserted, revenue_entries=len(revenue), billed_costs=len(billed))
 
 
 def demo_now() -> datetime:
     """The demo's 'now' (end of its last day), for pages that need a clock on demo data."""
     return datetime(DEMO_END.year, DEMO_END.month, DEMO_END.day, 23, 59, tzinfo=timezone.utc)
+
+
+# -- billed costs (issue 6) -------------------------------------------------------------------
+
+UNLOGGED_PROJECT = "proj_internal_evals"
+UNLOGGED_FROM = "2026-06-01"
+DRIFT_DAYS = ("2026-10-14", "2026-10-15", "2026-10-16")
+DRIFT_PROJECT = "proj_shared"
+DRIFT_SHARE = (106, 100)  # the bill is 6% above the logged usage on the drift days
+# Line items name some models by their dated snapshot, as the Costs API does.
+_SNAPSHOT_NAMES = {"gpt-4.1": "gpt-4.1-2025-04-14", "gpt-4.1-mini": "gpt-4.1-mini-2025-04-14"}
+
+
+def demo_billed_costs(store: Store, catalog: Catalog, *, seed: int = 7) -> pd.DataFrame:
+    """Billed-cost rows (billed_costs columns) for the demo usage already in `store`."""
+    from .analytics.reconciliation import NO_PROJECT, line_item_costs
+
+    usage = store.query(
+        "SELECT day, project_id, model, service_tier, batch, events, input_tokens, cached_input_tokens, cache_write_tokens, "
+        "input_audio_tokens, input_image_tokens, output_tokens, output_audio_tokens, output_image_tokens, cost_pico, "
+        "unpriced_events FROM rollup_project_model_day WHERE day < ?",
+        [DEMO_END.isoformat()],
+    )
+    lines = line_item_costs(usage, catalog)
+    lines = lines[lines["token_class"] != "other"]
+    lines = lines.groupby(["day", "project_id", "line_model", "token_class"], as_index=False, sort=True)[["estimated_pico", "tokens"]].sum()
+    drift = lines["day"].isin(DRIFT_DAYS) & (lines["project_id"] == DRIFT_PROJECT)
+    lines["amount_pico"] = [int(a) * DRIFT_SHARE[0] // DRIFT_SHARE[1] if d else int(a) for a, d in zip(lines["estimated_pico"], drift)]
+    lines["tokens"] = [int(t) * DRIFT_SHARE[0] // DRIFT_SHARE[1] if d else int(t) for t, d in zip(lines["tokens"], drift)]
+    frame = pd.concat([lines[["day", "project_id", "line_model", "token_class", "amount_pico", "tokens"]], _unlogged_project(catalog, seed)], ignore_index=True)
+    frame = frame[frame["project_id"] != NO_PROJECT]
+    item = [f"{_SNAPSHOT_NAMES.get(m, m)}, {c}" for m, c in zip(frame["line_model"], frame["token_class"])]
+    return pd.DataFrame(
+        {
+            "uid": [f"cost:{d}:{p}::{i}" for d, p, i in zip(frame["day"], frame["project_id"], item)],
+            "day": frame["day"].to_numpy(dtype=object),
+            "project_id": frame["project_id"].to_numpy(dtype=object),
+            "api_key_id": "",
+            "line_item": item,
+            "amount_pico": [int(a) for a in frame["amount_pico"]],
+            "currency": "USD",
+            "quantity": [float(t) for t in frame["tokens"]],
+            "quantity_unit": "tokens",
+            "source": DEMO_SOURCE,
+        }
+    )
+
+
+def _unlogged_project(catalog: Catalog, seed: int) -> pd.DataFrame:
+    """An internal evaluation job on gpt-5.4 that calls OpenAI without the usage log."""
+    from .costing import rates_for
+
+    rng = np.random.default_rng(seed + 1)
+    days = pd.date_range(UNLOGGED_FROM, DEMO_END.isoformat(), freq="D", inclusive="left")
+    rows = []
+    for day in days:
+        if day.weekday() >= 5:
+            continue
+        key = day.strftime("%Y-%m-%d")
+        rates = rates_for(catalog, "gpt-5.4", key, "standard", False, False)
+        tokens_in = int(rng.integers(1_500_000, 3_500_000))
+        tokens_out = int(rng.integers(120_000, 300_000))
+        rows.append((key, UNLOGGED_PROJECT, "gpt-5.4", "input", tokens_in * rates.text_in, tokens_in))
+        rows.append((key, UNLOGGED_PROJECT, "gpt-5.4", "output", tokens_out * rates.text_out, tokens_out))
+    return pd.DataFrame(rows, columns=["day", "project_id", "line_model", "token_class", "amount_pico", "tokens"])

@@ -1,64 +1,71 @@
-"""CSV export that spreadsheets cannot execute: neutralise formula-looking cells.
+"""Tables as CSV files people can open safely: exact money, no spreadsheet formula injection.
 
-A cell whose text starts with `=`, `+`, `-`, `@` (or a tab, carriage return or line feed, which
-some spreadsheets skip before reading a formula) is run as a formula when the CSV is opened in
-Excel, LibreOffice or Google Sheets (CSV injection). Customer, feature and model names come from
-users' data, so every CSV Walleta writes for people goes through here:
+Every table the app shows can be downloaded. The file is built from the core's own frame, not
+from the display copy: pico-dollar columns (`*_pico`) become exact decimal dollar columns
+(`*_usd`, no float on the way), and any text cell a spreadsheet would run as a formula (starting
+with = + - @, a tab or a carriage return) is prefixed with a single quote (OWASP's advice).
 
-    from walleta.export import safe_csv, write_safe_csv
-    st.download_button("Download CSV", safe_csv(frame), "customers.csv", "text/csv")
-    write_safe_csv(frame, "results.csv")            # or sys.stdout
-
-Rule: such a text cell gets a leading single quote (`'=SUM(A1)`), which spreadsheets show as
-text. Numbers stay numbers: numeric columns are untouched, and text that is just a number
-(`-12.5`, `+3`) is left as it is, so negative amounts keep working in formulas.
+    >>> neutralise_cell("=HYPERLINK(\\"x\\")")
+    "'=HYPERLINK(\\"x\\")"
 """
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-from typing import Any, TextIO
+from decimal import Decimal
 
 import pandas as pd
 
-__all__ = ["FORMULA_PREFIXES", "neutralise_cell", "safe_frame", "safe_csv", "write_safe_csv"]
+from .money import PICO_PER_USD
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
-_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+__all__ = ["FORMULA_PREFIXES", "neutralise_cell", "neutralise_formulas", "pico_columns_to_usd", "to_csv_bytes"]
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
-def neutralise_cell(value: Any) -> Any:
-    """`value` with a leading `'` if it is text a spreadsheet would run as a formula; else unchanged."""
-    if not isinstance(value, str) or not value:
-        return value
-    stripped = value.lstrip(" ")
-    if stripped.startswith(FORMULA_PREFIXES) and not _PLAIN_NUMBER.fullmatch(stripped):
+def neutralise_cell(value: object) -> object:
+    """A text cell a spreadsheet would evaluate gets a leading quote; anything else is unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
         return "'" + value
     return value
 
 
-def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of `frame` whose text cells and column names are neutralised; numbers untouched."""
+def _is_text(series: pd.Series) -> bool:
+    return series.dtype == object or pd.api.types.is_string_dtype(series.dtype)
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` whose text cells cannot run as spreadsheet formulas.
+
+    Only text columns are touched: a negative number stored as a number stays a number.
+    Column names are neutralised too (a header is a cell).
+    """
     out = frame.copy()
-    for column in out.columns:
-        series = out[column]
-        if series.dtype == object or isinstance(series.dtype, pd.StringDtype):
-            out[column] = series.map(neutralise_cell, na_action="ignore")
-    out.columns = [neutralise_cell(str(c)) if isinstance(c, str) else c for c in out.columns]
+    for name in out.columns:
+        if _is_text(out[name]):
+            out[name] = pd.Series([neutralise_cell(v) for v in out[name].tolist()], index=out.index, dtype=object)
+    out.columns = [neutralise_cell(str(c)) for c in out.columns]
     return out
 
 
-def safe_csv(frame: pd.DataFrame, *, index: bool = False) -> str:
-    """The frame as CSV text (RFC 4180: CRLF rows, so a cell holding CR or LF is quoted), header
-    row first, with formula-looking cells neutralised."""
-    return safe_frame(frame).to_csv(index=index, lineterminator="\r\n")
+def _usd_text(value: object) -> object:
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    return format((Decimal(int(value)) / PICO_PER_USD).normalize(), "f")
 
 
-def write_safe_csv(frame: pd.DataFrame, target: str | Path | TextIO, *, index: bool = False) -> None:
-    """Write `safe_csv(frame)` to a path or an open text stream."""
-    text = safe_csv(frame, index=index)
-    if isinstance(target, (str, Path)):
-        Path(target).write_text(text, encoding="utf-8", newline="")
-    else:
-        target.write(text)
+def pico_columns_to_usd(frame: pd.DataFrame) -> pd.DataFrame:
+    """`cost_pico` -> `cost_usd` as exact decimal text ('12.3456789'); missing stays missing."""
+    out = frame.copy()
+    renames = {}
+    for name in out.columns:
+        if isinstance(name, str) and name.endswith("_pico"):
+            out[name] = pd.Series([_usd_text(v) for v in out[name].tolist()], index=out.index, dtype=object)
+            renames[name] = name[: -len("_pico")] + "_usd"
+    return out.rename(columns=renames)
+
+
+def to_csv_bytes(frame: pd.DataFrame) -> bytes:
+    """The CSV file offered for download: exact dollars, formulas neutralised, UTF-8."""
+    # Neutralise first: the dollar text made from pico columns may start with '-' and must stay a number.
+    safe = pico_columns_to_usd(neutralise_formulas(frame))
+    return safe.to_csv(index=False).encode("utf-8")

@@ -22,3 +22,25 @@ MIGRATIONS: dict[int, Step] = {}
 def steps_after(version: int) -> list[Step]:
     """The upgrade steps to run, in order, for a database at `version`."""
     return [MIGRATIONS[v] for v in sorted(MIGRATIONS) if v > version]
+
+
+# -- version 2 (issue 6): the customer x month rollup and the rollup time indexes ----------------
+
+
+def _v2_customer_month_rollup(cur: Any, dialect: str) -> None:
+    """Index every rollup on its time key; fill the new `rollup_customer_month` (created empty
+    by `create_all`) from `rollup_customer_month_model`, which holds the same sums per model."""
+    from .schema import ROLLUP_MEASURES, ROLLUP_TIME_INDEXES
+
+    for name, (index, column) in ROLLUP_TIME_INDEXES.items():
+        cur.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {name} ({column})")
+    measures = ", ".join(ROLLUP_MEASURES)
+    sums = ", ".join(f"CAST(SUM({m}) AS BIGINT)" for m in ROLLUP_MEASURES)
+    cur.execute("DELETE FROM rollup_customer_month")
+    cur.execute(
+        f"INSERT INTO rollup_customer_month (customer_id, month, {measures}) "
+        f"SELECT customer_id, month, {sums} FROM rollup_customer_month_model GROUP BY customer_id, month"
+    )
+
+
+MIGRATIONS[2] = _v2_customer_month_rollup

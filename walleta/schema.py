@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 # Bump when the schema changes; add the upgrade step to `walleta.migrations.MIGRATIONS`.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 UNATTRIBUTED = "(unattributed)"
 NO_FEATURE = "(none)"
@@ -254,7 +254,9 @@ def _build_rollup(name: str, keys: tuple[str, ...]) -> Table:
     measure_columns = [
         Column(m, BigInteger, nullable=False, server_default="0") for m in ROLLUP_MEASURES
     ]
-    return Table(name, metadata, *key_columns, *measure_columns)
+    # SQLite: WITHOUT ROWID stores rows in primary-key order (one B-tree instead of table + key
+    # index), so an upsert touches one tree and a per-customer scan reads consecutive pages.
+    return Table(name, metadata, *key_columns, *measure_columns, sqlite_with_rowid=False)
 
 
 _ROLLUP_TABLES = {name: _build_rollup(name, keys) for name, keys in ROLLUPS.items()}
@@ -330,3 +332,87 @@ class MeterPush(SQLModel, table=True):
     sent_us: int = Field(sa_type=BigInteger, nullable=False)
     api: str = Field(default="v1", sa_type=String(8), nullable=False)
     note: str = Field(default="", sa_type=Text, nullable=False)
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 4: OpenAI organization usage buckets (the reconciliation record of API / export usage)
+# ---------------------------------------------------------------------------------------------
+
+
+class OpenAIUsageBucket(SQLModel, table=True):
+    """One result row of the OpenAI Usage API (or of a dashboard activity export) for one bucket.
+
+    Kept whole and always, as the provider's own account of usage. Rows are copied into
+    `usage_events` (source 'openai_api' / 'openai_export', priced, mapped to customers) only
+    for UTC days that have no usage from the usage log, CSV files or the demo; see
+    `walleta.sources.usage_rule`. `uid` is `openai:<endpoint>:<bucket start>:<group key>`
+    (`openai_export:...` for export rows); a re-fetched bucket replaces the stored one.
+    """
+
+    __tablename__ = "openai_usage_buckets"
+    __table_args__ = (Index("ix_openai_usage_buckets_day", "day"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    uid: str = Field(sa_type=String(512), unique=True, nullable=False)
+    source: str = Field(default="openai_api", sa_type=String(32), nullable=False)
+    endpoint: str = Field(sa_type=String(64), nullable=False)
+    start_us: int = Field(sa_type=BigInteger, nullable=False)
+    end_us: int = Field(sa_type=BigInteger, nullable=False)
+    day: str = Field(sa_type=String(10), nullable=False)
+    project_id: str = Field(default="", sa_type=Text, nullable=False)
+    api_key_id: str = Field(default="", sa_type=Text, nullable=False)
+    user_id: str = Field(default="", sa_type=Text, nullable=False)
+    model: str = Field(default="", sa_type=Text, nullable=False)
+    service_tier: str = Field(default="", sa_type=Text, nullable=False)
+    batch: int = Field(default=0, sa_type=Integer, nullable=False)
+    input_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    cached_input_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    cache_write_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    output_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    input_audio_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    output_audio_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    input_image_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    output_image_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    requests: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    images: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    image_size: str = Field(default="", sa_type=Text, nullable=False)
+    characters: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    audio_seconds: float = Field(default=0.0, sa_type=Float, nullable=False)
+    tool_calls: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    usage_bytes: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    attributes: str = Field(default="", sa_type=Text, nullable=False)  # other group fields, JSON
+    raw: str = Field(default="", sa_type=Text, nullable=False)  # the result object as received, JSON
+    import_id: Optional[int] = Field(default=None, sa_type=BigInteger)
+
+
+BUCKET_COLUMNS: tuple[str, ...] = tuple(
+    c.name for c in OpenAIUsageBucket.__table__.columns if c.name != "id"  # type: ignore[attr-defined]
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 6: analytics at scale.
+# - `rollup_customer_month`: one row per customer and month (the margins, cohorts and
+#   concentration views read ~1 row per customer-month instead of one per model or feature).
+# - An index on the time key of every rollup whose primary key starts with another column, so a
+#   period query (one month, one quarter) reads that period's rows instead of the whole table.
+#   Only new rollup rows add index entries (updates do not move them), so writes barely slow.
+# ---------------------------------------------------------------------------------------------
+
+ROLLUPS["rollup_customer_month"] = ("customer_id", "month")
+_ROLLUP_TABLES["rollup_customer_month"] = _build_rollup("rollup_customer_month", ROLLUPS["rollup_customer_month"])
+
+
+def _time_key(keys: tuple[str, ...]) -> str:
+    return "day" if "day" in keys else "month"
+
+
+# rollup name -> (index name, time column) for every rollup not led by its time column.
+ROLLUP_TIME_INDEXES: dict[str, tuple[str, str]] = {
+    name: (f"ix_{name}_{_time_key(keys)}", _time_key(keys))
+    for name, keys in ROLLUPS.items()
+    if keys[0] != _time_key(keys)
+}
+for _name, (_index, _column) in ROLLUP_TIME_INDEXES.items():
+    Index(_index, _ROLLUP_TABLES[_name].c[_column])

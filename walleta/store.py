@@ -23,14 +23,14 @@ from typing import Any, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import BigInteger, Integer, create_engine, event, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 from . import migrations
 from .config import resolve_database_url
 from .errors import ConfigError, SchemaError, StorageError
-from .schema import EVENT_COLUMNS, ROLLUP_MEASURES, ROLLUPS, SCHEMA_VERSION, metadata
+from .schema import EVENT_COLUMNS, ROLLUP_MEASURES, ROLLUPS, SCHEMA_VERSION, UsageEvent, metadata
 
 __all__ = ["Store", "WriteResult", "open_store", "now_us"]
 
@@ -139,6 +139,9 @@ def _create_engine(url: str) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA temp_store=MEMORY")
+            # 64 MiB page cache (allocated as used): bulk writes keep the hot index and rollup
+            # pages of a multi-GB database in memory instead of re-reading them per batch.
+            cursor.execute("PRAGMA cache_size=-65536")
             cursor.close()
 
         return engine
@@ -232,7 +235,7 @@ class Store:
                 cur.close()
             finally:
                 raw.close()
-        return pd.DataFrame.from_records(rows, columns=columns)
+        return _records_frame(rows, columns)
 
     def scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:
         """The first column of the first row, or None."""
@@ -318,6 +321,9 @@ class Store:
             return WriteResult(0, 0, 0)
         if self.dialect == "postgresql":
             frame = _bounded_uids(frame)
+        flags = [c for c, dtype in frame.dtypes.items() if dtype.kind == "b"]
+        if flags:  # bool flags (batch, estimated) are INTEGER columns; PostgreSQL refuses True there
+            frame = frame.astype({c: "int64" for c in flags})
         if cur is not None:
             return self._merge_events(cur, frame, on_conflict)
         with self.transaction() as own:
@@ -330,8 +336,7 @@ class Store:
             old = self._events_by_uid(cur, uids)
             if not old.empty:
                 self._delete_by_uid(cur, old["uid"].tolist())
-        rows = _frame_to_rows(frame)
-        inserted_uids = self._insert_rows(cur, rows)
+        inserted_uids = self._insert_rows(cur, _split_event_columns(frame))
         fresh = frame if inserted_uids is None else frame[frame["uid"].isin(inserted_uids)]
         self._apply_rollup_deltas(cur, fresh, sign=1)
         if not old.empty:
@@ -339,30 +344,38 @@ class Store:
         replaced = len(old)
         return WriteResult(inserted=len(fresh) - replaced, replaced=replaced, skipped=len(frame) - len(fresh))
 
-    def _insert_rows(self, cur: Any, rows: list[tuple]) -> set[str] | None:
+    def _insert_rows(self, cur: Any, split: "_EventColumns") -> set[str] | None:
         """Insert event rows, skipping uids already stored. Returns the inserted uids, or None
-        when every row was inserted (the common case, which needs no second look)."""
+        when every row was inserted (the common case, which needs no second look).
+
+        Columns holding one value in every row are written as SQL literals, so only the varying
+        columns are bound per row (a usage log batch binds ~15 of the 45 columns)."""
         columns = ", ".join(EVENT_COLUMNS)
         if self.dialect == "postgresql":
             cur.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} ON COMMIT DELETE ROWS AS "
                 f"SELECT {columns} FROM usage_events WITH NO DATA"
             )
-            with cur.copy(f"COPY {STAGE_TABLE} ({columns}) FROM STDIN") as copy:
-                for row in rows:
+            with cur.copy(f"COPY {STAGE_TABLE} ({', '.join(split.varying)}) FROM STDIN") as copy:
+                for row in split.rows:
                     copy.write_row(row)
+            selected = ", ".join(split.constants.get(c, c) for c in EVENT_COLUMNS)
             cur.execute(
-                f"INSERT INTO usage_events ({columns}) SELECT {columns} FROM {STAGE_TABLE} "
+                f"INSERT INTO usage_events ({columns}) SELECT {selected} FROM {STAGE_TABLE} "
                 f"ORDER BY uid ON CONFLICT (uid) DO NOTHING RETURNING uid"  # uid order: no deadlocks
             )
             inserted = {r[0] for r in cur.fetchall()}
             cur.execute(f"DELETE FROM {STAGE_TABLE}")
-            return None if len(inserted) == len(rows) else inserted
+            return None if len(inserted) == len(split.rows) else inserted
         cur.execute("SELECT COALESCE(MAX(id), 0) FROM usage_events")
         highest_before = int(cur.fetchone()[0])
-        placeholders = ", ".join("?" for _ in EVENT_COLUMNS)
-        cur.executemany(f"INSERT OR IGNORE INTO usage_events ({columns}) VALUES ({placeholders})", rows)
-        if cur.rowcount == len(rows):
+        values = ", ".join(split.constants.get(c, "?") for c in EVENT_COLUMNS)
+        # ON CONFLICT (uid), not INSERT OR IGNORE: OR IGNORE would also silently drop rows that
+        # break NOT NULL (and count them as duplicates) where PostgreSQL raises.
+        cur.executemany(
+            f"INSERT INTO usage_events ({columns}) VALUES ({values}) ON CONFLICT (uid) DO NOTHING", split.rows
+        )
+        if cur.rowcount == len(split.rows):
             return None
         # We hold the write lock, so every id above the old maximum is one of ours.
         cur.execute("SELECT uid FROM usage_events WHERE id > ?", [highest_before])
@@ -376,30 +389,58 @@ class Store:
                 self.sql(f"SELECT {wanted} FROM usage_events WHERE uid IN ({', '.join('?' for _ in chunk)})"),
                 chunk,
             )
-            frames.append(pd.DataFrame.from_records(cur.fetchall(), columns=[d[0] for d in cur.description]))
+            frames.append(_records_frame(cur.fetchall(), [d[0] for d in cur.description]))
         found = [f for f in frames if not f.empty]
         return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
 
     def _delete_by_uid(self, cur: Any, uids: list[str]) -> None:
-        for chunk in _chunks(uids, 500):
+        for chunk in _chunks(sorted(uids), 500):  # one lock order for concurrent writers
             cur.execute(self.sql(f"DELETE FROM usage_events WHERE uid IN ({', '.join('?' for _ in chunk)})"), chunk)
 
     def _apply_rollup_deltas(self, cur: Any, events: pd.DataFrame, *, sign: int) -> None:
-        """Add (sign=1) or subtract (sign=-1) a frame of events to every rollup."""
+        """Add (sign=1) or subtract (sign=-1) a frame of events to every rollup.
+
+        Each key column is factorised once and shared by the rollups; groups are summed in
+        pandas (exact int64, or Python ints where a sum could pass int64) and upserted with only
+        the measures that are non-zero in this batch (the others keep their stored value)."""
         if events.empty:
             return
         measures = rollup_measures(events)
+        active = [m for m in ROLLUP_MEASURES if m == "events" or _any_nonzero(measures[m])]
+        measures = _overflow_safe(measures[active])
+        if sign < 0:
+            measures = -measures
+        codes = {
+            k: pd.factorize(events[k].to_numpy(), use_na_sentinel=False)
+            for k in dict.fromkeys(k for keys in ROLLUPS.values() for k in keys)
+        }
         for name, keys in ROLLUPS.items():
-            # Sorted keys: every writer locks rollup rows in the same order (no deadlocks on PostgreSQL).
-            grouped = measures.groupby([events[k] for k in keys], sort=True).sum()
-            if sign < 0:
-                grouped = -grouped
-            flat = grouped.reset_index()
-            # Column-wise tolist() turns numpy values into Python ints/str in C.
-            rows = list(zip(*(flat[column].tolist() for column in flat.columns)))
-            cur.executemany(self.sql(_rollup_values_sql(name, keys)), rows)
+            labels, first = _group_labels([codes[k][0] for k in keys])
+            sums = measures.groupby(labels, sort=True).sum()
+            key_lists = [codes[k][1].take(codes[k][0][first]).tolist() for k in keys]
+            rows = list(zip(*key_lists, *(sums[m].tolist() for m in active)))
+            rows.sort(key=lambda row: row[: len(keys)])  # one lock order for concurrent writers
+            self._upsert_rollup(cur, name, keys, active, rows)
             if sign < 0:
                 cur.execute(f"DELETE FROM {name} WHERE events = 0")
+
+    def _upsert_rollup(self, cur: Any, name: str, keys: tuple[str, ...], measures: list[str], rows: list[tuple]) -> None:
+        """Add delta rows (keys + measures) to a rollup table."""
+        if self.dialect == "postgresql" and len(rows) > 200:
+            stage = f"walleta_stage_{name}"
+            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS SELECT * FROM {name} WITH NO DATA")
+            columns = ", ".join((*keys, *measures))
+            with cur.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            updates = ", ".join(f"{m} = {name}.{m} + excluded.{m}" for m in measures)
+            cur.execute(
+                f"INSERT INTO {name} ({columns}) SELECT {columns} FROM {stage} "
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+            )
+            cur.execute(f"DELETE FROM {stage}")
+            return
+        cur.executemany(self.sql(_rollup_values_sql(name, keys, measures)), rows)
 
     def _apply_rollups_sql(self, cur: Any, source: str) -> None:
         """Add every event of a table or subquery to the rollups, computed in SQL."""
@@ -415,6 +456,16 @@ class Store:
         for name in ROLLUPS:
             cur.execute(f"DELETE FROM {name}")
         self._apply_rollups_sql(cur, "usage_events")
+
+    def delete_events(self, uids: list[str], *, cur: Any) -> int:
+        """Delete events by uid inside the caller's transaction, subtracting them from every
+        rollup. Returns how many were deleted. (Issue 4: provider usage yielding to the log.)"""
+        old = self._events_by_uid(cur, list(uids))
+        if old.empty:
+            return 0
+        self._delete_by_uid(cur, old["uid"].tolist())
+        self._apply_rollup_deltas(cur, old, sign=-1)
+        return len(old)
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -490,6 +541,135 @@ def _bounded_uids(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _records_frame(rows: list[tuple], columns: list[str]) -> pd.DataFrame:
+    """Rows -> DataFrame, keeping integer columns that hold NULLs exact.
+
+    `from_records` turns an integer column with a NULL into float64 with NaN, which is inexact
+    above 2**53 (a pico-dollar amount of about $9,007). Such columns become object columns of
+    Python ints and None instead.
+    """
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    for position in range(len(columns)):
+        column = frame.iloc[:, position]
+        if column.dtype.kind == "f" and column.isna().any():
+            values = [row[position] for row in rows]
+            if not any(isinstance(v, float) for v in values):
+                frame.isetitem(position, pd.Series(values, dtype=object, index=frame.index))
+    return frame
+
+# -- fast event and rollup rows ------------------------------------------------------------------
+
+_LITERAL_MAX_LEN = 200
+
+
+@dataclass(frozen=True)
+class _EventColumns:
+    """An event frame ready to insert: columns with one value in every row as SQL literals
+    (`constants`), the others (`varying`, in EVENT_COLUMNS order) as plain row tuples."""
+
+    varying: list[str]
+    constants: dict[str, str]
+    rows: list[tuple]
+
+
+def _split_event_columns(frame: pd.DataFrame) -> _EventColumns:
+    """Check the frame's columns and split them into constant literals and varying values."""
+    missing = [c for c in EVENT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"event frame lacks columns: {', '.join(missing)}")
+    constants: dict[str, str] = {}
+    varying: list[str] = []
+    lists: list[list[Any]] = []
+    for name in EVENT_COLUMNS:
+        literal = None if name == "uid" else _constant_literal(frame[name])
+        if literal is not None:
+            constants[name] = literal
+        else:
+            varying.append(name)
+            values = _plain_values(frame[name])
+            whole = name in _INTEGER_EVENT_COLUMNS and frame[name].dtype.kind not in "iu"  # int64 columns hold no floats
+            lists.append(_whole_numbers(values) if whole else values)
+    return _EventColumns(varying, constants, list(zip(*lists)))
+
+
+_INTEGER_EVENT_COLUMNS = frozenset(
+    c.name for c in UsageEvent.__table__.columns  # type: ignore[attr-defined]
+    if isinstance(c.type, (BigInteger, Integer)) and c.name != "id"
+)
+
+
+def _whole_numbers(values: list[Any]) -> list[Any]:
+    """Integer columns: whole floats (e.g. 101.0 from a column that had gaps) -> int, so that
+    PostgreSQL's COPY accepts them as it accepts ints (SQLite stores them as integers anyway)."""
+    return [int(v) if type(v) is float and v.is_integer() else v for v in values]
+
+
+def _constant_literal(series: pd.Series) -> str | None:
+    """The SQL literal of a column whose rows all hold the same plain value, else None."""
+    if len(series) == 0:
+        return None
+    if series.dtype.kind in "iu" and not isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
+        values = series.to_numpy()
+        first = values[0]
+        return str(int(first)) if values[-1] == first and (values == first).all() else None
+    if series.name in _INTEGER_EVENT_COLUMNS:
+        return None
+    if series.dtype.kind == "f" and not isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
+        values = series.to_numpy()
+        first = float(values[0])
+        if not np.isfinite(first) or values[-1] != first or not (values == first).all():
+            return None
+        return repr(first)
+    if series.dtype != object:
+        return None
+    values = series.to_numpy()
+    first = values[0]
+    if first is None:
+        return "NULL" if values[-1] is None and bool((values == None).all()) else None  # noqa: E711
+    if type(first) is not str or len(first) > _LITERAL_MAX_LEN or "\x00" in first:
+        return None
+    if values[-1] != first or not (values == first).all():
+        return None
+    return "'" + first.replace("'", "''") + "'"
+
+
+def _any_nonzero(values: Any) -> bool:
+    return bool(np.any(values != 0)) if isinstance(values, np.ndarray) else bool(values.astype(bool).any())
+
+
+def _overflow_safe(measures: pd.DataFrame) -> pd.DataFrame:
+    """Measures as int64 where no group sum can pass int64, else as Python ints (exact)."""
+    n = len(measures)
+    risky = [
+        m for m in measures.columns
+        if measures[m].dtype == np.int64 and n and int(np.abs(measures[m].to_numpy()).max()) * n >= 2**63
+    ]
+    if not risky:
+        return measures
+    converted = measures.copy()
+    for m in risky:
+        converted[m] = pd.Series([int(v) for v in measures[m].to_numpy()], index=measures.index, dtype=object)
+    return converted
+
+
+def _group_labels(code_arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Group labels 0..G-1 for the combination of factorised keys, and each group's first row."""
+    combined = code_arrays[0].astype(np.int64)
+    radix = int(code_arrays[0].max(initial=0)) + 1
+    for codes in code_arrays[1:]:
+        width = int(codes.max(initial=0)) + 1
+        if radix * width >= 2**62:  # too many combinations for one int64: refactorise first
+            combined, uniques = pd.factorize(combined)
+            radix = len(uniques)
+        combined = combined * width + codes
+        radix *= width
+    labels, uniques = pd.factorize(combined)
+    first = np.empty(len(uniques), dtype=np.int64)
+    positions = np.arange(len(labels), dtype=np.int64)
+    first[labels[::-1]] = positions[::-1]
+    return labels, first
+
+
 def _frame_to_rows(frame: pd.DataFrame) -> list[tuple]:
     """DataFrame -> list of plain tuples in EVENT_COLUMNS order, NULL for missing values."""
     missing = [c for c in EVENT_COLUMNS if c not in frame.columns]
@@ -561,9 +741,9 @@ def _money_column(series: pd.Series) -> Any:
     return series.fillna(0).to_numpy(dtype=np.int64)
 
 
-def _rollup_values_sql(name: str, keys: tuple[str, ...]) -> str:
-    columns = (*keys, *ROLLUP_MEASURES)
-    updates = ", ".join(f"{m} = {name}.{m} + excluded.{m}" for m in ROLLUP_MEASURES)
+def _rollup_values_sql(name: str, keys: tuple[str, ...], measures: Sequence[str] = ROLLUP_MEASURES) -> str:
+    columns = (*keys, *measures)
+    updates = ", ".join(f"{m} = {name}.{m} + excluded.{m}" for m in measures)
     return (
         f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"

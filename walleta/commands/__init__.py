@@ -5,6 +5,6 @@ Add a command group by adding a module here and listing it in COMMAND_MODULES.
 
 from __future__ import annotations
 
-from . import data, demo, imports, match, prices, push, simulate
+from . import data, demo, imports, mapping, match, prices, push, report, simulate
 
-COMMAND_MODULES = [demo, prices, data, imports, push, match, simulate]
+COMMAND_MODULES = [demo, prices, data, imports, push, match, mapping, report, simulate]

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 from types import ModuleType
 
-from . import import_stripe
+from . import import_csv, import_openai, import_stripe
 
-IMPORT_SOURCES: list[ModuleType] = [import_stripe]
+IMPORT_SOURCES: list[ModuleType] = [import_stripe, import_csv, import_openai]
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -1,0 +1,217 @@
+"""Walleta Customers: margin per customer with health tiers, the spread of margins, one customer up close."""
+
+import pandas as pd
+import streamlit as st
+
+from walleta import ui
+from walleta.analytics.cohorts import margin_distribution
+from walleta.analytics.margins import customer_margins, monthly_customer_margins, tier_summary
+from walleta.customer_detail import customer_features, customer_largest_days, customer_models
+
+TIERS = {
+    "healthy": "Healthy",
+    "moderate": "Moderate",
+    "at_risk": "At risk",
+    "losing": "Losing money",
+    "free": "Free (no revenue)",
+    "no_usage": "Paying, no usage",
+    "unpriced": "Unpriced usage",
+    "unattributed": "Unattributed usage",
+}
+TIER_COLORS = {
+    "Healthy": "#16A34A",
+    "Moderate": "#0EA5E9",
+    "At risk": "#F59E0B",
+    "Losing money": "#DC2626",
+    "Free (no revenue)": "#94A3B8",
+    "Paying, no usage": "#A855F7",
+    "Unpriced usage": "#64748B",
+    "Unattributed usage": "#CBD5E1",
+}
+TABLE = {
+    "customer": ui.tables.text("Customer", pinned=True),
+    "plan": ui.tables.text("Plan"),
+    "tier_label": ui.tables.text("Health", help="Healthy ≥ 50% margin, moderate 20–50%, at risk 0–20%, losing < 0%"),
+    "tier_since": ui.tables.text("In this tier since"),
+    "revenue_pico": ui.tables.money("Revenue"),
+    "ai_cost_pico": ui.tables.money("AI cost"),
+    "margin_pico": ui.tables.money("Gross margin"),
+    "margin_pct": ui.tables.pct_points("Margin %"),
+    "cost_pct_of_revenue": ui.tables.pct_points("Cost % of revenue"),
+    "mom_margin_change_pico": ui.tables.money("Margin vs month before", help="Margin of the period's last month minus the month before"),
+    "requests": ui.tables.integer("Requests"),
+    "total_tokens": ui.tables.integer("Tokens"),
+    "unpriced_requests": ui.tables.integer("Unpriced requests"),
+    "customer_id": ui.tables.text("Customer id"),
+}
+
+
+def _labelled(margins: pd.DataFrame) -> pd.DataFrame:
+    return margins.assign(
+        customer=[n or c for n, c in zip(margins["name"], margins["customer_id"])],
+        tier_label=[TIERS.get(t, t) for t in margins["tier"]],
+        tier_since=[s if isinstance(s, str) and s else "—" for s in margins["tier_since"]],
+    )
+
+
+def _kpis(margins: pd.DataFrame, ctx: ui.PageContext) -> None:
+    tiers = tier_summary(margins).set_index("tier")
+    customers = int((margins["tier"] != "unattributed").sum())
+
+    def tier(name: str, column: str) -> int:
+        return int(tiers.loc[name, column]) if name in tiers.index else 0
+
+    distribution = ui.load(margin_distribution, ctx.window, ui.FX)
+    median = distribution.loc[distribution["percentile"] == 50, "margin_pct"]
+    a, b, c, d = st.columns(4)
+    a.metric("Customers", ui.count(customers), help="With revenue or usage in the period")
+    b.metric(
+        "Losing money",
+        ui.count(tier("losing", "customers")),
+        ui.usd(tier("losing", "margin_pico"), 0) + " margin",
+        delta_color="off",
+        delta_arrow="off",
+        border=True,
+    )
+    c.metric("Free customers' AI cost", ui.usd(tier("free", "ai_cost_pico"), 0), f"{tier('free', 'customers')} customers", delta_color="off", delta_arrow="off")
+    d.metric("Median margin (paying)", ui.pct_points(median.iloc[0] if len(median) else None), help="Half the paying customers have a higher margin %")
+
+
+def _charts(shown: pd.DataFrame) -> None:
+    left, right = st.columns([3, 2])
+    paying = shown[shown["margin_pct"].notna()].assign(
+        margin=[max(-200.0, min(100.0, float(v))) for v in shown.loc[shown["margin_pct"].notna(), "margin_pct"]]
+    )
+    with left:
+        st.markdown("**How margin is spread** · paying customers, margin % (below −200% shown at −200%)")
+        if paying.empty:
+            st.caption("No paying customers in this selection.")
+        else:
+            chart = ui.charts.histogram(
+                paying[["margin", "tier_label"]], field="margin", title="Margin %", fmt=".0f", color="tier_label",
+                colors={k: v for k, v in TIER_COLORS.items() if k in set(paying["tier_label"])}, bin_step=10, extent=(-200, 100),
+            )
+            ui.charts.show(chart)
+    with right:
+        st.markdown("**Customers per health tier**")
+        counts = shown.groupby("tier_label", as_index=False).size().rename(columns={"size": "customers"})
+        order = [t for t in TIER_COLORS if t in set(counts["tier_label"])]
+        counts = counts.set_index("tier_label").loc[order].reset_index()
+        chart = ui.charts.hbars(
+            counts, y="tier_label", x="customers", x_title="Customers", x_format="d", color="tier_label",
+            colors={k: TIER_COLORS[k] for k in order}, sort=None,
+            tooltips=[ui.charts.tip("tier_label", "Tier"), ui.charts.tip("customers", "Customers", "int")],
+        )
+        ui.charts.show(chart)
+
+
+def _filtered(margins: pd.DataFrame, ctx: ui.PageContext) -> pd.DataFrame:
+    search_col, tier_col = st.columns([1, 3])
+    search = search_col.text_input("Search customers", key="customers_search", placeholder="Name or id", label_visibility="collapsed")
+    present = [t for t in TIERS if t in set(margins["tier"])]
+    chosen = tier_col.pills("Tiers", present, format_func=TIERS.get, selection_mode="multi", key="customers_tiers", label_visibility="collapsed")
+    shown = margins
+    if ctx.plans:
+        shown = shown[shown["plan"].isin(ctx.plans)]
+    if chosen:
+        shown = shown[shown["tier"].isin(chosen)]
+    if search:
+        needle = search.strip().lower()
+        shown = shown[shown["customer_id"].str.lower().str.contains(needle, regex=False) | shown["name"].str.lower().str.contains(needle, regex=False)]
+    return shown
+
+
+def _drill_down(shown: pd.DataFrame, ctx: ui.PageContext, selection: object) -> None:
+    ids = [c for c in shown["customer_id"] if c]
+    if not ids:
+        return
+    rows = getattr(getattr(selection, "selection", None), "rows", []) if selection is not None else []
+    if rows and rows[0] < len(shown):
+        picked = shown.iloc[rows[0]]["customer_id"]
+        if st.session_state.get("customers_last_row") != picked:
+            st.session_state["customers_last_row"] = picked
+            st.session_state["customers_pick"] = picked
+    if st.session_state.get("customers_pick") not in ids:
+        st.session_state["customers_pick"] = ids[0]
+    names = dict(zip(shown["customer_id"], shown["customer"]))
+    st.subheader("One customer up close")
+    customer = st.selectbox("Customer", ids, format_func=lambda c: f"{names.get(c, c)} ({c})", key="customers_pick")
+    row = shown[shown["customer_id"] == customer].iloc[0]
+    st.caption(f"Plan {row['plan'] or '—'} · {TIERS.get(row['tier'], row['tier'])}" + (f" since {row['tier_since']}" if row["tier_since"] != "—" else "") + (f" · signed up {row['signup_date']}" if row["signup_date"] else ""))
+    a, b, c, d = st.columns(4)
+    a.metric("Revenue", ui.usd(int(row["revenue_pico"])), border=True)
+    b.metric("AI cost", ui.usd(int(row["ai_cost_pico"])), border=True)
+    c.metric("Gross margin", ui.usd(int(row["margin_pico"])), border=True)
+    d.metric("Margin %", ui.pct_points(row["margin_pct"]), border=True)
+
+    period = ctx.period
+    monthly = ui.load(monthly_customer_margins, ui.FX, None, period.last_month)
+    mine = monthly[monthly["customer_id"] == customer]
+    if not mine.empty:
+        long = pd.concat(
+            [
+                pd.DataFrame({"month": mine["month"], "what": "Revenue", "amount_pico": mine["revenue_pico"]}),
+                pd.DataFrame({"month": mine["month"], "what": "AI cost", "amount_pico": mine["ai_cost_pico"]}),
+            ]
+        )
+        long = ui.display_copy(long)
+        long["month"] = pd.to_datetime(long["month"] + "-01")
+        st.markdown("**Revenue and AI cost by month**")
+        ui.charts.show(
+            ui.charts.line(
+                long, x="month", y="amount_pico", color="what", colors={"Revenue": ui.charts.COLORS["revenue"], "AI cost": ui.charts.COLORS["cost"]},
+                tooltips=[ui.charts.tip("month", "Month", "month"), ui.charts.tip("what", "What"), ui.charts.tip("amount_pico", "Amount", "money")],
+                height=260,
+            )
+        )
+    share = {
+        "cost_pico": ui.tables.money("AI cost"),
+        "cost_share": ui.tables.progress("Share of its cost"),
+        "requests": ui.tables.integer("Requests"),
+        "input_tokens": ui.tables.integer("Input tokens"),
+        "output_tokens": ui.tables.integer("Output tokens"),
+    }
+    left, right = st.columns(2)
+    with left:
+        st.markdown(f"**Features** · {period.label}")
+        features = ui.load(customer_features, customer, period.first_month, period.last_month)
+        ui.table(features, key="customer_features", columns={"feature": ui.tables.text("Feature"), **share}, file_name=f"walleta-{customer}-features.csv")
+    with right:
+        st.markdown(f"**Models** · {period.label}")
+        models = ui.load(customer_models, customer, period.first_month, period.last_month)
+        ui.table(models, key="customer_models", columns={"model": ui.tables.text("Model"), **share}, file_name=f"walleta-{customer}-models.csv")
+    st.markdown("**Largest days**")
+    days = ui.load(customer_largest_days, customer, period.first_month, period.last_month, 10)
+    ui.table(
+        days,
+        key="customer_days",
+        file_name=f"walleta-{customer}-largest-days.csv",
+        columns={
+            "day": ui.tables.text("Day"),
+            "cost_pico": ui.tables.money("AI cost"),
+            "requests": ui.tables.integer("Requests"),
+            "tokens": ui.tables.integer("Tokens"),
+            "unpriced_requests": ui.tables.integer("Unpriced requests"),
+        },
+    )
+
+
+with ui.page("Customers", ":material/groups:", filters=("plan",)) as ctx:
+    margins = _labelled(ui.load(customer_margins, ctx.window, ui.FX))
+    st.caption(f"{ctx.period.label} · margin = recognised revenue − AI cost; lowest margin first. Click a row to look closer.")
+    _kpis(margins if not ctx.plans else margins[margins["plan"].isin(ctx.plans)], ctx)
+    shown = _filtered(margins, ctx)
+    if shown.empty:
+        st.info("No customer matches these filters. Clear the search or the tier and plan filters.", icon=":material/filter_alt_off:")
+        st.stop()
+    _charts(shown)
+    selection = ui.table(
+        shown.reset_index(drop=True),
+        key="customers_table",
+        columns=TABLE,
+        file_name=f"walleta-customers-{ctx.period.first_month}-{ctx.period.last_month}.csv",
+        on_select="rerun",
+        selection_mode="single-row",
+        height=420,
+    )
+    _drill_down(shown.reset_index(drop=True), ctx, selection)

@@ -1,0 +1,189 @@
+"""Walleta Features & models: where the AI cost goes, revenue allocated to features by a stated
+rule, cost per request, token classes, and margin per plan."""
+
+from decimal import Decimal, InvalidOperation
+
+import pandas as pd
+import streamlit as st
+
+from walleta import ui
+from walleta.analytics.breakdowns import Allocation, feature_breakdown, model_breakdown, plan_breakdown
+
+RULES = {
+    "cost_share": "By each customer's AI cost per feature",
+    "request_share": "By each customer's requests per feature",
+    "weights": "By fixed weights I choose",
+}
+USAGE_COLUMNS = {
+    "ai_cost_pico": ui.tables.money("AI cost"),
+    "cost_share_pct": ui.tables.pct_points("Share of cost"),
+    "requests": ui.tables.integer("Requests"),
+    "cost_per_request_pico": ui.tables.money("Cost per request", precision=5),
+    "total_tokens": ui.tables.integer("Tokens"),
+    "input_tokens": ui.tables.integer("Input tokens"),
+    "cached_input_tokens": ui.tables.integer("Cached input"),
+    "output_tokens": ui.tables.integer("Output tokens"),
+    "reasoning_tokens": ui.tables.integer("Reasoning"),
+    "unpriced_requests": ui.tables.integer("Unpriced requests"),
+}
+
+
+def _allocation(features: list[str]) -> Allocation:
+    rule = st.radio("Allocate revenue to features", list(RULES), format_func=RULES.get, horizontal=True, key="features_rule")
+    if rule != "weights":
+        return Allocation(rule)
+    saved = st.session_state.get("features_weights_saved") or {f: "1" for f in features}
+    table = pd.DataFrame({"feature": features, "weight": [saved.get(f, "0") for f in features]})
+    edited = st.data_editor(
+        table, key="features_weights", hide_index=True, disabled=["feature"],
+        column_config={"feature": st.column_config.TextColumn("Feature"), "weight": st.column_config.TextColumn("Weight")},
+    )
+    weights: dict[str, Decimal] = {}
+    for feature, text in zip(edited["feature"], edited["weight"]):
+        try:
+            weights[feature] = Decimal(str(text or "0").strip())
+        except InvalidOperation:
+            st.error(f"The weight of {feature} is not a number.", icon=":material/error:")
+            st.stop()
+    st.session_state["features_weights_saved"] = {f: str(w) for f, w in weights.items()}
+    return Allocation("weights", weights)
+
+
+def _cost_vs_revenue_chart(frame: pd.DataFrame, key: str) -> None:
+    long = pd.concat(
+        [
+            pd.DataFrame({key: frame[key], "what": "Allocated revenue", "amount_pico": frame["allocated_revenue_pico"]}),
+            pd.DataFrame({key: frame[key], "what": "AI cost", "amount_pico": frame["ai_cost_pico"]}),
+        ]
+    )
+    long = ui.display_copy(long)
+    alt = ui.charts.alt
+    chart = (
+        alt.Chart(long)
+        .mark_bar(cornerRadiusTopRight=2, cornerRadiusBottomRight=2)
+        .encode(
+            y=alt.Y(f"{key}:N", title=None, sort=list(frame[key]), axis=alt.Axis(labelLimit=220)),
+            yOffset=alt.YOffset("what:N", sort=["Allocated revenue", "AI cost"]),
+            x=alt.X("amount_pico:Q", title=None, axis=alt.Axis(format=ui.charts.MONEY_AXIS)),
+            color=alt.Color("what:N", title=None, scale=alt.Scale(domain=["Allocated revenue", "AI cost"],
+                            range=[ui.charts.COLORS["revenue"], ui.charts.COLORS["cost"]]), legend=alt.Legend(orient="top")),
+            tooltip=[ui.charts.tip(key, key.capitalize()), ui.charts.tip("what", "What"), ui.charts.tip("amount_pico", "Amount", "money")],
+        )
+        .properties(height=alt.Step(14), width="container")
+    )
+    ui.charts.show(chart)
+
+
+def _features(ctx: ui.PageContext) -> None:
+    features_only = ui.load(feature_breakdown, ctx.window, ui.FX)
+    names = [f for f in features_only["feature"] if not str(f).startswith("(")]
+    allocation = _allocation(names)
+    frame = ui.load(feature_breakdown, ctx.window, ui.FX, allocation) if allocation.rule != "cost_share" else features_only
+    if frame.empty:
+        ui.empty_state(ctx, "No feature usage in this period. Choose another period in the sidebar.")
+        return
+    st.caption(f"Revenue allocation: {frame['allocation_rule'].iloc[0]}. Every row adds up to the period's revenue.")
+    _cost_vs_revenue_chart(frame, "feature")
+    ui.table(
+        frame,
+        key="features_table",
+        file_name=f"walleta-features-{ctx.period.first_month}-{ctx.period.last_month}.csv",
+        columns={
+            "feature": ui.tables.text("Feature", pinned=True),
+            "allocated_revenue_pico": ui.tables.money("Allocated revenue"),
+            "margin_pico": ui.tables.money("Margin"),
+            "margin_pct": ui.tables.pct_points("Margin %"),
+            **USAGE_COLUMNS,
+        },
+    )
+
+
+def _models(ctx: ui.PageContext) -> None:
+    frame = ui.load(model_breakdown, ctx.window)
+    if frame.empty:
+        ui.empty_state(ctx, "No model usage in this period. Choose another period in the sidebar.")
+        return
+    shown = ui.display_copy(frame)
+    chart = ui.charts.hbars(
+        shown, y="model", x="ai_cost_pico", x_title="AI cost",
+        tooltips=[ui.charts.tip("model", "Model"), ui.charts.tip("ai_cost_pico", "AI cost", "money"),
+                  ui.charts.tip("cost_per_request_pico", "Per request", "small_money"), ui.charts.tip("requests", "Requests", "int")],
+    )
+    ui.charts.show(chart)
+    ui.table(
+        frame,
+        key="models_table",
+        file_name=f"walleta-models-{ctx.period.first_month}-{ctx.period.last_month}.csv",
+        columns={"model": ui.tables.text("Model", pinned=True), **USAGE_COLUMNS, "price_status": ui.tables.text("Priced")},
+    )
+    st.markdown("**Token classes** · cached input is part of input, reasoning is part of output")
+    classes = pd.concat(
+        [
+            pd.DataFrame({"model": frame["model"], "class": "Uncached input", "tokens": frame["input_tokens"] - frame["cached_input_tokens"]}),
+            pd.DataFrame({"model": frame["model"], "class": "Cached input", "tokens": frame["cached_input_tokens"]}),
+            pd.DataFrame({"model": frame["model"], "class": "Output (visible)", "tokens": frame["output_tokens"] - frame["reasoning_tokens"]}),
+            pd.DataFrame({"model": frame["model"], "class": "Reasoning", "tokens": frame["reasoning_tokens"]}),
+        ]
+    )
+    alt = ui.charts.alt
+    order = ["Uncached input", "Cached input", "Output (visible)", "Reasoning"]
+    chart = (
+        alt.Chart(classes)
+        .mark_bar()
+        .encode(
+            y=alt.Y("model:N", title=None, sort=list(frame["model"]), axis=alt.Axis(labelLimit=220)),
+            x=alt.X("tokens:Q", title="Tokens", axis=alt.Axis(format="~s")),
+            color=alt.Color("class:N", title=None, sort=order, scale=alt.Scale(domain=order, range=["#0F766E", "#5EEAD4", "#F59E0B", "#FCD34D"]),
+                            legend=alt.Legend(orient="top")),
+            order=alt.Order("class_order:Q"),
+            tooltip=[ui.charts.tip("model", "Model"), ui.charts.tip("class", "Class"), ui.charts.tip("tokens", "Tokens", "int")],
+        )
+        .transform_calculate(class_order=f"indexof({order!r}, datum['class'])")
+        .properties(height=alt.Step(24), width="container")
+    )
+    ui.charts.show(chart)
+
+
+def _plans(ctx: ui.PageContext) -> None:
+    frame = ui.load(plan_breakdown, ctx.window, ui.FX)
+    if frame.empty:
+        ui.empty_state(ctx, "No plans in this period: plans come from the customers table (Data page).")
+        return
+    ui.table(
+        frame,
+        key="plans_table",
+        file_name=f"walleta-plans-{ctx.period.first_month}-{ctx.period.last_month}.csv",
+        columns={
+            "plan": ui.tables.text("Plan", pinned=True),
+            "customers": ui.tables.integer("Customers"),
+            "paying_customers": ui.tables.integer("Paying"),
+            "losing_customers": ui.tables.integer("Losing money"),
+            "revenue_pico": ui.tables.money("Revenue"),
+            "ai_cost_pico": ui.tables.money("AI cost"),
+            "margin_pico": ui.tables.money("Margin"),
+            "margin_pct": ui.tables.pct_points("Margin %"),
+            "cost_pct_of_revenue": ui.tables.pct_points("Cost % of revenue"),
+            "ai_cost_per_customer_pico": ui.tables.money("AI cost per customer"),
+            "requests": ui.tables.integer("Requests"),
+            "unconverted_revenue": ui.tables.text("Not converted"),
+        },
+    )
+    shown = frame[frame["margin_pct"].notna()].assign(margin=[float(v) for v in frame.loc[frame["margin_pct"].notna(), "margin_pct"]])
+    if not shown.empty:
+        alt = ui.charts.alt
+        chart = ui.charts.hbars(
+            shown, y="plan", x="margin", x_title="Margin %", x_format=".0f", sort=None,
+            color="plan", tooltips=[ui.charts.tip("plan", "Plan"), ui.charts.tip("margin", "Margin %", "points")],
+        ).encode(x=alt.X("margin:Q", title="Margin %", axis=alt.Axis(labelExpr=ui.charts.POINTS_AXIS)))
+        ui.charts.show(chart)
+
+
+with ui.page("Features & models", ":material/category:") as ctx:
+    st.caption(f"{ctx.period.label} · AI cost by what your product does (features) and what it runs on (models).")
+    features_tab, models_tab, plans_tab = st.tabs(["Features", "Models and token classes", "Plans"])
+    with features_tab:
+        _features(ctx)
+    with models_tab:
+        _models(ctx)
+    with plans_tab:
+        _plans(ctx)

@@ -1,0 +1,211 @@
+"""Walleta Trends: cost over time by any dimension, the month-end forecast, anomalies, cohorts and
+how concentrated the cost is."""
+
+import pandas as pd
+import streamlit as st
+
+from walleta import ui
+from walleta.analytics.anomalies import customer_anomalies, daily_anomalies
+from walleta.analytics.cohorts import cohort_margins, cohort_table
+from walleta.analytics.concentration import concentration_summary, lorenz_curve
+from walleta.analytics.forecast import month_end_forecast
+from walleta.analytics.trends import trend
+
+GRAINS = {"day": "Day", "week": "Week", "month": "Month"}
+DIMENSIONS = {"": "Total", "model": "Model", "feature": "Feature", "customer": "Customer (top 8)", "plan": "Plan"}
+MEASURES = {"ai_cost_pico": "AI cost", "requests": "Requests", "total_tokens": "Tokens"}
+
+
+def _over_time(ctx: ui.PageContext) -> None:
+    a, b, c = st.columns(3)
+    grain = a.segmented_control("By", list(GRAINS), format_func=GRAINS.get, default="week", key="trends_grain", required=True)
+    by = b.selectbox("Split by", list(DIMENSIONS), format_func=DIMENSIONS.get, key="trends_by")
+    measure = c.selectbox("Show", list(MEASURES), format_func=MEASURES.get, key="trends_measure")
+    frame = ui.load(trend, ctx.window, grain=grain, by=by or None, top=8)
+    if frame.empty:
+        ui.empty_state(ctx, "No usage in this period. Choose another period in the sidebar.")
+        return
+    shown = ui.display_copy(frame)
+    shown["bucket"] = pd.to_datetime(shown["bucket"] + ("-01" if grain == "month" else ""))
+    full_length = {"day": 1, "week": 7}.get(grain)
+    cut = frame["days_in_bucket"] < full_length if full_length else pd.Series(
+        [d < pd.Period(b, "M").days_in_month for b, d in zip(frame["bucket"], frame["days_in_bucket"])], index=frame.index
+    )
+    data_end = ctx.coverage.last_day or ""
+    money = measure == "ai_cost_pico"
+    alt = ui.charts.alt
+    x_kind = "month" if grain == "month" else "day"
+    tooltips = [
+        ui.charts.tip("bucket", GRAINS[grain], "date"),
+        *([ui.charts.tip(by, DIMENSIONS[by])] if by else []),
+        ui.charts.tip(measure, MEASURES[measure], "money" if money else "int"),
+        ui.charts.tip("days_in_bucket", "Days in the period", "int"),
+    ]
+    y_format = ui.charts.MONEY_AXIS if money else "~s"
+    if by:
+        chart = ui.charts.bars(shown, x="bucket", y=measure, color=by, x_kind=x_kind, y_format=y_format, tooltips=tooltips, height=340)
+        chart = chart.encode(x=alt.X("bucket:T", title=None, timeUnit="yearmonthdate" if grain != "month" else "yearmonth",
+                                     axis=alt.Axis(format="%d %b" if grain != "month" else "%b %y", labelAngle=0)))
+    else:
+        chart = ui.charts.line(shown, x="bucket", y=measure, x_kind=x_kind, y_format=y_format, tooltips=tooltips, height=340)
+    ui.charts.show(chart)
+    notes = []
+    if cut.any():
+        notes.append("a bucket cut by the period's edges has fewer days (see “Days in the period”)")
+    if data_end and data_end < ctx.period.end_day:
+        notes.append(f"usage data end on {data_end}, so the last bucket is incomplete")
+    if notes:
+        st.caption("Note: " + "; ".join(notes) + ". A short bucket is not a drop.")
+    ui.table(
+        frame,
+        key="trends_table",
+        file_name=f"walleta-trend-{grain}-{by or 'total'}.csv",
+        columns={
+            "bucket": ui.tables.text(GRAINS[grain]),
+            **({by: ui.tables.text(DIMENSIONS[by])} if by else {}),
+            "ai_cost_pico": ui.tables.money("AI cost"),
+            "requests": ui.tables.integer("Requests"),
+            "total_tokens": ui.tables.integer("Tokens"),
+            "days_in_bucket": ui.tables.integer("Days in the period"),
+            "unpriced_requests": ui.tables.integer("Unpriced requests"),
+        },
+        height=300,
+    )
+
+
+def _forecast(ctx: ui.PageContext) -> None:
+    confidence = st.segmented_control("Band", ["0.80", "0.90", "0.95"], format_func=lambda c: f"{int(float(c) * 100)}%", default="0.80", key="forecast_band", required=True)
+    frame = ui.load(month_end_forecast, ui.FX, confidence=confidence)
+    if frame.empty:
+        ui.empty_state(ctx, "No usage yet, so nothing to forecast.")
+        return
+    rows = frame.set_index("metric")
+    cost, revenue, margin = rows.loc["ai_cost"], rows.loc["revenue"], rows.loc["margin"]
+    month = cost["month"]
+    st.caption(f"{month}: {cost['days_elapsed']} of {cost['days_in_month']} days with data (to {cost['as_of']}).")
+
+    def band(row: pd.Series) -> str:
+        if row["low_pico"] is None or pd.isna(row["low_pico"]):
+            return "no band yet"
+        return f"{ui.usd(int(row['low_pico']), 0)} to {ui.usd(int(row['high_pico']), 0)}"
+
+    a, b, c, d = st.columns(4)
+    a.metric("AI cost so far", ui.usd(int(cost["so_far_pico"])), border=True)
+    b.metric("AI cost at month end", ui.usd(int(cost["forecast_pico"])), band(cost), delta_color="off", delta_arrow="off", border=True)
+    c.metric("Revenue for the month", ui.usd(int(revenue["forecast_pico"])), border=True)
+    d.metric("Margin at month end", ui.usd(int(margin["forecast_pico"])), band(margin), delta_color="off", delta_arrow="off", border=True)
+    bars = pd.DataFrame(
+        {
+            "what": ["AI cost", "Margin"],
+            "so_far": ui.dollars([cost["so_far_pico"], margin["so_far_pico"]]),
+            "forecast": ui.dollars([cost["forecast_pico"], margin["forecast_pico"]]),
+            "low": ui.dollars([cost["low_pico"], margin["low_pico"]]),
+            "high": ui.dollars([cost["high_pico"], margin["high_pico"]]),
+        }
+    )
+    alt = ui.charts.alt
+    base = alt.Chart(bars).encode(y=alt.Y("what:N", title=None, sort=None))
+    forecast_bar = base.mark_bar(color=ui.charts.COLORS["muted"], opacity=0.35, height=26).encode(
+        x=alt.X("forecast:Q", title=None, axis=alt.Axis(format=ui.charts.MONEY_AXIS)),
+        tooltip=[ui.charts.tip("what", "What"), ui.charts.tip("forecast", "Forecast", "money"), ui.charts.tip("low", "Low", "money"), ui.charts.tip("high", "High", "money")],
+    )
+    so_far_bar = base.mark_bar(color=ui.charts.COLORS["cost"], height=26).encode(x="so_far:Q", tooltip=[ui.charts.tip("so_far", "So far", "money")])
+    band_rule = base.mark_errorbar(ticks=True, color="#1F2933").encode(x="low:Q", x2="high:Q")
+    ui.charts.show((forecast_bar + so_far_bar + band_rule).properties(height=alt.Step(48), width="container"))
+    st.caption(f"How: {cost['method']}")
+
+
+def _anomalies(ctx: ui.PageContext) -> None:
+    by = st.selectbox("Look for unusual days in", ["", "feature", "model"], format_func={"": "Total cost", "feature": "Each feature", "model": "Each model"}.get, key="anomalies_by")
+    days = ui.load(daily_anomalies, ctx.window, by=by or None)
+    st.markdown(f"**Unusual days** · {len(days):,} in {ctx.period.label}")
+    if days.empty:
+        st.caption("No day stands out against the 28 days before it (robust score ≥ 3.5, at least 1.5× the median and $1 above it).")
+    else:
+        ui.table(days, key="anomaly_days", file_name="walleta-anomalous-days.csv")
+    customers = ui.load(customer_anomalies)
+    st.markdown(f"**Customers spending far above their own baseline** · last 7 days against the 28 before · {len(customers):,}")
+    if customers.empty:
+        st.caption("No customer's recent daily cost is 3× its baseline (and $5 above it).")
+    else:
+        ui.table(customers, key="anomaly_customers", file_name="walleta-anomalous-customers.csv")
+
+
+def _cohorts(ctx: ui.PageContext) -> None:
+    grouping = st.segmented_control("Group by", ["cohort", "plan", "cohort_plan"], format_func={"cohort": "Signup month", "plan": "Plan", "cohort_plan": "Both"}.get,
+                                    default="cohort", key="cohorts_by", required=True)
+    frame = ui.load(cohort_margins, ctx.window, ui.FX, by=grouping)
+    keys = {"cohort": ["cohort"], "plan": ["plan"], "cohort_plan": ["cohort", "plan"]}[grouping]
+    ui.table(
+        frame,
+        key="cohorts_table",
+        file_name=f"walleta-cohorts-{grouping}.csv",
+        columns={
+            **{k: ui.tables.text("Signup month" if k == "cohort" else "Plan") for k in keys},
+            "customers": ui.tables.integer("Customers"),
+            "paying_customers": ui.tables.integer("Paying"),
+            "losing_customers": ui.tables.integer("Losing money"),
+            "revenue_pico": ui.tables.money("Revenue"),
+            "ai_cost_pico": ui.tables.money("AI cost"),
+            "margin_pico": ui.tables.money("Margin"),
+            "margin_pct": ui.tables.pct_points("Margin %"),
+            "margin_per_customer_pico": ui.tables.money("Margin per customer"),
+        },
+    )
+    grid = ui.load(cohort_table, ctx.window, ui.FX)
+    if grid.empty:
+        return
+    st.markdown("**Margin % by signup month and calendar month**")
+    shown = grid.assign(margin=[None if v is None or pd.isna(v) else float(v) for v in grid["margin_pct"]])
+    alt = ui.charts.alt
+    heat = (
+        alt.Chart(shown)
+        .mark_rect()
+        .encode(
+            x=alt.X("month:O", title=None, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("cohort:O", title="Signup month"),
+            color=alt.Color("margin:Q", title="Margin %", scale=alt.Scale(scheme="redyellowgreen", domain=[-50, 100], clamp=True)),
+            tooltip=[ui.charts.tip("cohort", "Cohort"), ui.charts.tip("month", "Month"), ui.charts.tip("active_customers", "Active", "int"),
+                     ui.charts.tip("margin", "Margin %", "points")],
+        )
+        .properties(height=alt.Step(18), width="container")
+    )
+    ui.charts.show(heat)
+
+
+def _concentration(ctx: ui.PageContext) -> None:
+    summary = ui.load(concentration_summary, ctx.window)
+    if summary.empty or int(summary["customers"].iloc[0]) == 0:
+        ui.empty_state(ctx, "No customer has AI cost in this period.")
+        return
+    row = summary.iloc[0]
+    a, b, c, d = st.columns(4)
+    a.metric("Top 1% of customers", ui.pct_points(row["top_1_pct_share"]), "of AI cost", delta_color="off", delta_arrow="off", border=True)
+    b.metric("Top 5%", ui.pct_points(row["top_5_pct_share"]), "of AI cost", delta_color="off", delta_arrow="off", border=True)
+    c.metric("Top 10%", ui.pct_points(row["top_10_pct_share"]), "of AI cost", delta_color="off", delta_arrow="off", border=True)
+    d.metric("Gini", "n/a" if row["gini"] is None else f"{float(row['gini']):.2f}", help="0 = every customer costs the same; near 1 = one customer is all the cost", border=True)
+    curve = ui.load(lorenz_curve, ctx.window)
+    shown = pd.DataFrame(
+        {
+            "customers": [float(v) / 100 for v in curve["customer_share_pct"]],
+            "cost": [None if v is None or pd.isna(v) else float(v) / 100 for v in curve["cost_share_pct"]],
+        }
+    )
+    st.markdown(f"**Lorenz curve** · {int(row['customers']):,} customers with AI cost; the further below the diagonal, the more a few customers drive the bill")
+    ui.charts.show(ui.charts.lorenz(shown, x="customers", y="cost"))
+    ui.download_csv(curve, key="lorenz", file_name="walleta-lorenz.csv")
+
+
+with ui.page("Trends", ":material/trending_up:") as ctx:
+    st.caption(f"{ctx.period.label} · how cost moves, where the month will end, what is unusual, and who drives the bill.")
+    over_time, forecast, anomalies, cohorts, concentration = st.tabs(["Over time", "Month-end forecast", "Anomalies", "Cohorts", "Concentration"])
+    with over_time:
+        _over_time(ctx)
+    with forecast:
+        _forecast(ctx)
+    with anomalies:
+        _anomalies(ctx)
+    with cohorts:
+        _cohorts(ctx)
+    with concentration:
+        _concentration(ctx)

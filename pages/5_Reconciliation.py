@@ -1,0 +1,99 @@
+"""Walleta Reconciliation: the cost estimated from usage against the OpenAI bill, by day and line
+item, with the gap explained and the unattributed remainder shown."""
+
+import pandas as pd
+import streamlit as st
+
+from walleta import ui
+from walleta.analytics.reconciliation import reconcile, reconciliation_summary, unpriced_models
+
+GAP_COLUMNS = {
+    "estimated_pico": ui.tables.money("Estimated"),
+    "billed_pico": ui.tables.money("Billed"),
+    "difference_pico": ui.tables.money("Billed − estimated"),
+    "difference_pct": ui.tables.pct_points("Difference % of bill"),
+    "status": ui.tables.text("Status"),
+    "explanation": ui.tables.text("What the gap most likely is", width="large"),
+    "unpriced_requests": ui.tables.integer("Unpriced requests"),
+}
+
+with ui.page("Reconciliation", ":material/balance:", needs_usage=False) as ctx:
+    if ctx.coverage.billed_cost_rows == 0:
+        ui.empty_state(
+            ctx,
+            "No OpenAI bill to compare with yet. Import the Costs API on the Data page (OpenAI API tab, with an admin key) "
+            "or upload OpenAI's cost export CSV, then come back.",
+        )
+        st.stop()
+    if ctx.period is None:
+        ui.empty_state(ctx, "There is a bill but no usage to compare it with. Import usage on the Data page.")
+        st.stop()
+    st.caption(f"{ctx.period.label} · usage priced with the catalog against what OpenAI billed (Costs API). Nothing is hidden: "
+               "what no customer carries is shown as the unattributed remainder.")
+    summary = ui.load(reconciliation_summary, ctx.window, ui.CATALOG)
+    parts = summary.set_index("component")["amount_pico"]
+
+    def amount(label: str) -> int | None:
+        value = parts.get(label)
+        return None if value is None or pd.isna(value) else int(value)
+
+    a, b, c, d = st.columns(4)
+    a.metric("Billed by OpenAI", ui.usd(amount("billed (OpenAI Costs API)")), border=True)
+    b.metric("Estimated from usage", ui.usd(amount("estimated from usage")), border=True)
+    c.metric("Billed − estimated", ui.usd(amount("difference (billed - estimated)")), border=True)
+    d.metric("Unattributed remainder", ui.usd(amount("unattributed remainder")), help="The part of the bill no customer carries", border=True)
+    ui.table(
+        summary,
+        key="reconciliation_summary",
+        file_name="walleta-reconciliation-summary.csv",
+        columns={
+            "component": ui.tables.text("What"),
+            "amount_pico": ui.tables.money("Amount"),
+            "share_of_billed_pct": ui.tables.pct_points("Share of the bill"),
+            "explanation": ui.tables.text("Meaning", width="large"),
+        },
+    )
+
+    view = st.segmented_control(
+        "Break the gap down by",
+        ["day", "line_item", "all"],
+        format_func={"day": "Day", "line_item": "Line item", "all": "Day, project and line item"}.get,
+        default="line_item",
+        key="reconcile_view",
+        required=True,
+    )
+    if view == "day":
+        by_day = ui.load(reconcile, ctx.window, ui.CATALOG, by=("day",))
+        if not by_day.empty:
+            long = pd.concat(
+                [
+                    pd.DataFrame({"day": by_day["day"], "what": "Billed", "amount_pico": by_day["billed_pico"]}),
+                    pd.DataFrame({"day": by_day["day"], "what": "Estimated", "amount_pico": by_day["estimated_pico"]}),
+                ]
+            )
+            long = ui.display_copy(long)
+            long["day"] = pd.to_datetime(long["day"])
+            ui.charts.show(
+                ui.charts.line(
+                    long.sort_values("day"), x="day", y="amount_pico", color="what", x_kind="day",
+                    colors={"Billed": ui.charts.COLORS["margin"], "Estimated": ui.charts.COLORS["cost"]},
+                    tooltips=[ui.charts.tip("day", "Day", "date"), ui.charts.tip("what", "What"), ui.charts.tip("amount_pico", "Amount", "money")],
+                    height=280, points=False,
+                )
+            )
+        ui.table(by_day, key="reconcile_days", file_name="walleta-reconciliation-days.csv",
+                 columns={"day": ui.tables.text("Day", pinned=True), **GAP_COLUMNS})
+    elif view == "line_item":
+        by_item = ui.load(reconcile, ctx.window, ui.CATALOG, by=("line_item",))
+        st.caption("Largest gaps first.")
+        ui.table(by_item, key="reconcile_items", file_name="walleta-reconciliation-line-items.csv",
+                 columns={"line_item": ui.tables.text("Line item", pinned=True), **GAP_COLUMNS})
+    else:
+        detail = ui.load(reconcile, ctx.window, ui.CATALOG)
+        ui.table(detail, key="reconcile_detail", file_name="walleta-reconciliation.csv",
+                 columns={"day": ui.tables.text("Day"), "project_id": ui.tables.text("Project"), "line_item": ui.tables.text("Line item"), **GAP_COLUMNS})
+    missing = ui.load(unpriced_models, ctx.window, ui.CATALOG)
+    if not missing.empty:
+        st.warning(f"{len(missing):,} model(s) in the usage have no price, so the estimate is low by their cost. Add prices on the Prices page.",
+                   icon=":material/money_off:")
+        ui.table(missing, key="reconcile_unpriced", file_name="walleta-unpriced.csv")

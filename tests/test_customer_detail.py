@@ -1,0 +1,75 @@
+"""One customer's features, models and largest days, against hand-computed sums."""
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+
+from walleta.catalog import load_catalog
+from walleta.costing import price_events
+from walleta.customer_detail import customer_features, customer_largest_days, customer_models
+from walleta.events import record_events
+
+
+def _ts(day: str, hour: int = 12) -> int:
+    return int(datetime.fromisoformat(day).replace(hour=hour, tzinfo=timezone.utc).timestamp()) * 1_000_000
+
+
+EVENTS = pd.DataFrame(
+    {
+        "ts_us": [_ts("2026-01-03"), _ts("2026-01-03", 15), _ts("2026-01-09"), _ts("2026-02-01"), _ts("2026-01-05"), _ts("2025-12-31")],
+        "customer_id": ["acme", "acme", "acme", "acme", "beta", "acme"],
+        "feature": ["chat", "search", "chat", "chat", "chat", "chat"],
+        "model": ["gpt-4.1-mini", "gpt-4.1-mini", "gpt-4.1", "gpt-4.1", "gpt-4.1", "gpt-4.1"],
+        "input_tokens": [1000, 2000, 3000, 4000, 5000, 6000],
+        "cached_input_tokens": [100, 0, 0, 0, 0, 0],
+        "output_tokens": [10, 20, 30, 40, 50, 60],
+        "requests": [1, 2, 3, 4, 5, 6],
+    }
+)
+
+
+@pytest.fixture
+def filled(store):
+    record_events(store, EVENTS, load_catalog(), source="test")
+    return store
+
+
+def _costs() -> list[int]:
+    frame = EVENTS.assign(day=[datetime.fromtimestamp(t / 1e6, timezone.utc).date().isoformat() for t in EVENTS["ts_us"]])
+    return [int(c) for c in price_events(frame, load_catalog())["cost_pico"]]
+
+
+def test_features_sum_the_customer_months_and_share_exactly(filled):
+    cost = _costs()
+    frame = customer_features(filled, "acme", "2026-01", "2026-01").set_index("feature")
+    assert list(frame.index) == sorted(frame.index, key=lambda f: -frame.loc[f, "cost_pico"])
+    assert frame.loc["chat", "requests"] == 1 + 3 and frame.loc["search", "requests"] == 2
+    assert frame.loc["chat", "cost_pico"] == cost[0] + cost[2]
+    assert frame.loc["search", "cost_pico"] == cost[1]
+    assert sum(frame["cost_share"]) == Decimal(1)
+    assert frame.loc["chat", "cached_input_tokens"] == 100
+
+
+def test_models_span_several_months(filled):
+    cost = _costs()
+    frame = customer_models(filled, "acme", "2026-01", "2026-02").set_index("model")
+    assert frame.loc["gpt-4.1", "cost_pico"] == cost[2] + cost[3]
+    assert frame.loc["gpt-4.1", "input_tokens"] == 7000
+    assert "beta" not in frame.index
+
+
+def test_largest_days_are_ordered_and_limited(filled):
+    cost = _costs()
+    frame = customer_largest_days(filled, "acme", "2026-01", "2026-02", limit=2)
+    assert len(frame) == 2
+    expected = sorted([("2026-01-03", cost[0] + cost[1]), ("2026-01-09", cost[2]), ("2026-02-01", cost[3])], key=lambda r: (-r[1], r[0]))[:2]
+    assert list(zip(frame["day"], frame["cost_pico"])) == expected
+    assert "2025-12-31" not in set(frame["day"])
+
+
+def test_unknown_customer_gives_empty_tables_with_columns(filled):
+    assert customer_features(filled, "nobody", "2026-01", "2026-02").empty
+    assert "cost_share" in customer_models(filled, "nobody", "2026-01", "2026-02").columns
+    assert customer_largest_days(filled, "nobody", "2026-01", "2026-02").empty

@@ -1,0 +1,75 @@
+"""Presentation helpers: the one place analytics numbers become USD decimals or percentages.
+
+Analytics frames carry money as integer pico-dollars (`*_pico`, Python ints where a sum may
+pass int64). `with_usd` adds (or swaps in) `*_usd` columns as exact `Decimal`s rounded once,
+half-even, for display and export; `pct` turns an exact ratio of integers into a percentage.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any, Iterable
+
+import pandas as pd
+
+from ..money import PICO_PER_USD
+
+__all__ = ["usd", "pct", "ratio", "with_usd", "USD_PLACES", "UNIT_COST_PLACES", "div_round"]
+
+USD_PLACES = 2
+# Per-request and per-token costs are fractions of a cent: keep six places.
+UNIT_COST_PLACES = 6
+_UNIT_COST_HINTS = ("per_request", "per_1k", "per_customer", "daily", "run_rate")
+
+
+def usd(pico: Any, places: int = USD_PLACES) -> Decimal | None:
+    """Integer pico-dollars -> Decimal dollars rounded half-even to `places`; None stays None."""
+    if pico is None or (not isinstance(pico, int) and pd.isna(pico)):
+        return None
+    return (Decimal(int(pico)) / PICO_PER_USD).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+
+
+def ratio(numerator: int, denominator: int) -> Decimal | None:
+    """numerator / denominator as an exact-enough Decimal (28 digits); None when denominator is 0."""
+    if denominator == 0:
+        return None
+    return Decimal(int(numerator)) / Decimal(int(denominator))
+
+
+def pct(numerator: int, denominator: int, places: int = 2) -> Decimal | None:
+    """100 * numerator / denominator rounded half-even to `places`; None when denominator is 0."""
+    value = ratio(numerator, denominator)
+    if value is None:
+        return None
+    return (value * 100).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+
+
+def div_round(numerator: int, denominator: int) -> int | None:
+    """numerator / denominator (denominator > 0) rounded half-even to an integer, e.g. cost per
+    request in pico-dollars; None when the denominator is 0."""
+    if denominator == 0:
+        return None
+    quotient, remainder = divmod(int(numerator), int(denominator))
+    twice = 2 * remainder
+    if twice > denominator or (twice == denominator and quotient % 2 == 1):
+        quotient += 1
+    return quotient
+
+
+def with_usd(frame: pd.DataFrame, *, drop_pico: bool = False, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    """Add `<name>_usd` (Decimal) next to every `<name>_pico` column (or the ones named).
+
+    Unit costs (`*per_request*`, daily run rates) keep six decimal places, totals two. With
+    `drop_pico` the pico columns are removed (the export form: money named with its unit).
+    """
+    out = frame.copy()
+    chosen = list(columns) if columns is not None else [c for c in frame.columns if c.endswith("_pico")]
+    for name in chosen:
+        base = name[: -len("_pico")]
+        places = UNIT_COST_PLACES if any(h in base for h in _UNIT_COST_HINTS) else USD_PLACES
+        values = [usd(v, places) for v in frame[name].tolist()]
+        position = out.columns.get_loc(name) + 1
+        out.insert(position, f"{base}_usd", pd.Series(values, index=frame.index, dtype=object))
+        if drop_pico:
+            out = out.drop(columns=[name])
+    return out

@@ -1,0 +1,321 @@
+"""Margin per customer for a period, with health tiers, since-when and month-over-month change.
+
+Definitions (all money in integer USD pico-dollars until display):
+- revenue: recognised revenue of the period's months (`walleta.revenue` rule), converted with
+  the FX table; amounts in currencies without a rate are listed in `unconverted_revenue` and
+  are NOT in `revenue_pico`.
+- ai_cost: priced AI cost from the rollups. Unpriced usage is never counted as $0: it is
+  reported in `unpriced_requests` / `unpriced_tokens` and the cost is a lower bound.
+- margin = revenue - ai_cost; margin_pct = 100 * margin / revenue and cost_pct_of_revenue =
+  100 * ai_cost / revenue (both None when revenue <= 0).
+
+Health tiers (first rule that applies; thresholds configurable with `HealthThresholds`):
+- `no_usage`: revenue but no requests at all;
+- `unconverted`: usage, and revenue in a currency the FX table cannot convert (the margin
+  cannot be judged until a rate is added);
+- `free`: requests but no revenue (free plan, trial);
+- `unpriced`: revenue and requests, but none of the requests could be priced;
+- `losing`: net revenue below zero, or margin below `at_risk` (0%);
+- `healthy`: margin >= `healthy` (50%) of revenue; `moderate`: >= `moderate` (20%);
+  `at_risk`: >= `at_risk` (0%);
+- `inactive`: neither revenue nor usage (listed only with include_inactive=True);
+- `unattributed`: the pseudo-customer for usage without a customer id (never hidden).
+Comparisons are exact (integers), so 50.00% is healthy.
+
+`tier_since`: the first month of the unbroken run of months, ending with the period's last month,
+in which the customer's monthly tier equals its tier for the period (None when the last month's
+tier differs, which can happen for multi-month periods). Month-over-month: margin of the
+period's last month vs the month before (`mom_margin_change_pico`, and the change of margin %
+in percentage points).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..fx import FxTable
+from ..schema import UNATTRIBUTED
+from ..store import Store
+from .display import pct
+from .period import Period, previous_month
+from .tier_history import since_and_change, tier_history
+from .sources import (
+    UNKNOWN,
+    customer_attributes,
+    group_sum,
+    revenue_by_customer,
+    revenue_by_customer_month,
+    revenue_totals,
+    usage_by_customer,
+)
+
+__all__ = [
+    "HealthThresholds",
+    "TIERS",
+    "classify_tier",
+    "customer_margins",
+    "monthly_customer_margins",
+    "tier_summary",
+    "MARGIN_COLUMNS",
+]
+
+TIERS = ("healthy", "moderate", "at_risk", "losing", "free", "no_usage", "unpriced", "unconverted", "inactive", "unattributed")
+
+MARGIN_COLUMNS = [
+    "customer_id", "name", "plan", "signup_date", "period", "revenue_pico", "unconverted_revenue", "ai_cost_pico",
+    "margin_pico", "margin_pct", "cost_pct_of_revenue", "requests", "total_tokens", "input_tokens",
+    "cached_input_tokens", "output_tokens", "reasoning_tokens", "unpriced_requests", "unpriced_tokens", "tier",
+    "tier_since", "last_month", "last_month_margin_pico", "prev_month_margin_pico", "mom_margin_change_pico",
+    "mom_margin_pct_change",
+]
+
+
+@dataclass(frozen=True)
+class HealthThresholds:
+    """Margin (as a fraction of revenue) at or above which a customer is in each tier."""
+
+    healthy: Decimal = Decimal("0.50")
+    moderate: Decimal = Decimal("0.20")
+    at_risk: Decimal = Decimal("0")
+
+    def __post_init__(self) -> None:
+        if not (self.healthy >= self.moderate >= self.at_risk):
+            raise InputError("health thresholds must satisfy healthy >= moderate >= at_risk")
+
+    @classmethod
+    def from_percentages(cls, healthy: str | int, moderate: str | int, at_risk: str | int = 0) -> "HealthThresholds":
+        """Thresholds given in percent, e.g. (50, 20, 0)."""
+        return cls(Decimal(str(healthy)) / 100, Decimal(str(moderate)) / 100, Decimal(str(at_risk)) / 100)
+
+
+def classify_tier(
+    revenue_pico: int,
+    cost_pico: int,
+    requests: int,
+    unpriced_requests: int = 0,
+    thresholds: HealthThresholds | None = None,
+    *,
+    unconverted: bool = False,
+) -> str:
+    """The health tier of one customer-period (see the module docstring for the rules)."""
+    result = _tiers(
+        np.array([revenue_pico], dtype=object), np.array([cost_pico], dtype=object),
+        np.array([requests], dtype=np.int64), np.array([unpriced_requests], dtype=np.int64), thresholds or HealthThresholds(),
+        np.array([unconverted], dtype=bool),
+    )
+    return str(result[0])
+
+
+def _tiers(
+    revenue: np.ndarray,
+    cost: np.ndarray,
+    requests: np.ndarray,
+    unpriced: np.ndarray,
+    thresholds: HealthThresholds,
+    unconverted: np.ndarray | None = None,
+) -> np.ndarray:
+    """Vectorised tiers; revenue and cost are object arrays of Python ints (exact comparisons)."""
+    revenue = revenue.astype(object)
+    margin = revenue - cost.astype(object)
+    used = requests > 0
+    unconverted = np.zeros(len(revenue), dtype=bool) if unconverted is None else unconverted.astype(bool)
+    any_revenue = (revenue != 0).astype(bool) | unconverted
+    positive = (revenue > 0).astype(bool)
+
+    def at_least(threshold: Decimal) -> np.ndarray:
+        num, den = threshold.as_integer_ratio()
+        return (margin * den >= revenue * num).astype(bool)
+
+    conditions = [
+        ~used & ~any_revenue,
+        ~used,
+        unconverted,
+        ~any_revenue,
+        (requests == unpriced),
+        ~positive,
+        at_least(thresholds.healthy),
+        at_least(thresholds.moderate),
+        at_least(thresholds.at_risk),
+    ]
+    choices = ["inactive", "no_usage", "unconverted", "free", "unpriced", "losing", "healthy", "moderate", "at_risk"]
+    return np.select(conditions, choices, default="losing").astype(object)
+
+
+def monthly_customer_margins(
+    store: Store, fx: FxTable | None, first_month: str | None, last_month: str, thresholds: HealthThresholds | None = None
+) -> pd.DataFrame:
+    """Revenue, cost, margin and tier per customer and month (months with revenue or usage).
+
+    Columns: customer_id, month, revenue_pico, ai_cost_pico, margin_pico, requests,
+    unpriced_requests, tier. Reads `rollup_customer_month` and the revenue entries."""
+    thresholds = thresholds or HealthThresholds()
+    usage = usage_by_customer(store, first_month or "0000-01", last_month, by_month=True,
+                              measures=("requests", "cost_pico", "unpriced_requests"))
+    revenue = revenue_by_customer_month(store, fx, first_month, last_month)
+    revenue = revenue_by_customer(revenue, ["customer_id", "month"])[["customer_id", "month", "revenue_pico", "unconverted_revenue"]] if not revenue.empty else None
+    frame = usage.rename(columns={"cost_pico": "ai_cost_pico"})
+    if revenue is not None:
+        frame = frame.merge(revenue, on=["customer_id", "month"], how="outer")
+    else:
+        frame["revenue_pico"] = 0
+        frame["unconverted_revenue"] = ""
+    frame = _fill_ints(frame, ["requests", "unpriced_requests"], ["revenue_pico", "ai_cost_pico"])
+    frame["unconverted_revenue"] = frame["unconverted_revenue"].fillna("")
+    frame["margin_pico"] = frame["revenue_pico"] - frame["ai_cost_pico"]
+    frame["tier"] = _tiers(frame["revenue_pico"].to_numpy(), frame["ai_cost_pico"].to_numpy(), frame["requests"].to_numpy(),
+                           frame["unpriced_requests"].to_numpy(), thresholds, (frame["unconverted_revenue"] != "").to_numpy())
+    frame.loc[frame["customer_id"] == UNATTRIBUTED, "tier"] = "unattributed"
+    columns = ["customer_id", "month", "revenue_pico", "ai_cost_pico", "margin_pico", "requests", "unpriced_requests", "tier"]
+    return frame[columns].sort_values(["customer_id", "month"]).reset_index(drop=True)
+
+
+def _fill_ints(frame: pd.DataFrame, counts: list[str], money: list[str]) -> pd.DataFrame:
+    """Missing counts -> 0 (int64); missing money -> 0 as Python ints (object columns)."""
+    for column in counts:
+        frame[column] = frame[column].fillna(0).astype(np.int64)
+    for column in money:
+        values = frame[column].to_numpy(dtype=object)
+        frame[column] = pd.Series([0 if v is None or (not isinstance(v, int) and pd.isna(v)) else int(v) for v in values],
+                                  index=frame.index, dtype=object)
+    return frame
+
+
+def customer_margins(
+    store: Store,
+    period: Period,
+    fx: FxTable | None,
+    *,
+    thresholds: HealthThresholds | None = None,
+    include_inactive: bool = False,
+    include_unattributed: bool = True,
+    with_history: bool = True,
+) -> pd.DataFrame:
+    """Margin per customer over the whole months of `period`; columns `MARGIN_COLUMNS`.
+
+    One row per customer with revenue or usage in the period (plus, with `include_inactive`,
+    every customer in the customers table). Sorted by margin, lowest first. Reads the
+    customer-month rollup, the revenue entries and the customers table only. With
+    `with_history=False` the since-when and month-over-month columns are left empty (None),
+    which skips reading the months before the period.
+    """
+    thresholds = thresholds or HealthThresholds()
+    period = period.whole_months()
+    first, last = period.first_month, period.last_month
+    usage = usage_by_customer(store, first, last)
+    revenue = revenue_totals(store, fx, first, last)
+    frame = usage.rename(columns={"cost_pico": "ai_cost_pico"}).merge(revenue, on="customer_id", how="outer")
+    attributes = customer_attributes(store)
+    if include_inactive and not attributes.empty:
+        frame = frame.merge(attributes[["customer_id"]], on="customer_id", how="outer")
+    count_columns = ["requests", "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens",
+                     "unpriced_requests", "unpriced_tokens"]
+    frame = _fill_ints(frame, count_columns, ["revenue_pico", "ai_cost_pico"])
+    for text in ("unconverted_revenue",):
+        frame[text] = frame[text].fillna("") if text in frame else ""
+    frame = frame.merge(attributes, on="customer_id", how="left")
+    frame["name"] = frame["name"].fillna("")
+    frame["plan"] = frame["plan"].fillna(UNKNOWN)
+    frame["signup_date"] = frame["signup_date"].fillna("")
+    frame["period"] = period.label()
+    frame["margin_pico"] = frame["revenue_pico"] - frame["ai_cost_pico"]
+    frame["margin_pct"] = [pct(m, r) if r > 0 else None for m, r in zip(frame["margin_pico"], frame["revenue_pico"])]
+    frame["cost_pct_of_revenue"] = [pct(c, r) if r > 0 else None for c, r in zip(frame["ai_cost_pico"], frame["revenue_pico"])]
+    frame["total_tokens"] = frame["input_tokens"] + frame["output_tokens"]
+    frame["tier"] = _tiers(frame["revenue_pico"].to_numpy(), frame["ai_cost_pico"].to_numpy(), frame["requests"].to_numpy(),
+                           frame["unpriced_requests"].to_numpy(), thresholds, (frame["unconverted_revenue"] != "").to_numpy())
+    unattributed = frame["customer_id"] == UNATTRIBUTED
+    frame.loc[unattributed, "tier"] = "unattributed"
+    frame.loc[unattributed, "plan"] = ""
+    if not include_unattributed:
+        frame = frame[~unattributed]
+    if with_history:
+        fast = tier_history(store, fx, last, thresholds)
+        if fast is not None:
+            frame = since_and_change(frame, fast[0], fast[1], last)
+        else:
+            frame = _with_history(frame, monthly_customer_margins(store, fx, None, last, thresholds), last)
+    else:
+        frame["last_month"] = last
+        for column in ("tier_since", "last_month_margin_pico", "prev_month_margin_pico", "mom_margin_change_pico", "mom_margin_pct_change"):
+            frame[column] = None
+    frame = frame.sort_values(["margin_pico", "customer_id"], key=_sort_key).reset_index(drop=True)
+    return frame[MARGIN_COLUMNS]
+
+
+def _sort_key(column: pd.Series) -> pd.Series:
+    if column.dtype == object and column.map(lambda v: isinstance(v, int)).all():
+        return column.map(int)
+    return column
+
+
+def _with_history(frame: pd.DataFrame, history: pd.DataFrame, last: str) -> pd.DataFrame:
+    """Add tier_since and the month-over-month columns from the monthly history."""
+    previous = previous_month(last)
+    frame["last_month"] = last
+    picked = history[history["month"].isin([last, previous])]
+    for month, suffix in ((last, "now"), (previous, "before")):
+        rows = picked[picked["month"] == month][["customer_id", "margin_pico", "revenue_pico"]]
+        rows = rows.rename(columns={"margin_pico": f"_margin_{suffix}", "revenue_pico": f"_revenue_{suffix}"})
+        frame = frame.merge(rows, on="customer_id", how="left")
+        frame = _fill_ints(frame, [], [f"_margin_{suffix}", f"_revenue_{suffix}"])
+    frame["last_month_margin_pico"] = frame["_margin_now"]
+    frame["prev_month_margin_pico"] = frame["_margin_before"]
+    frame["mom_margin_change_pico"] = frame["_margin_now"] - frame["_margin_before"]
+    frame["mom_margin_pct_change"] = pd.Series(
+        [
+            pct(m1, r1) - pct(m0, r0) if r1 > 0 and r0 > 0 else None  # type: ignore[operator]
+            for m1, r1, m0, r0 in zip(frame["_margin_now"], frame["_revenue_now"], frame["_margin_before"], frame["_revenue_before"])
+        ],
+        index=frame.index,
+        dtype=object,
+    )
+    frame["tier_since"] = pd.Series(_tier_since(frame, history, last), index=frame.index, dtype=object)
+    return frame.drop(columns=["_margin_now", "_revenue_now", "_margin_before", "_revenue_before"])
+
+
+def _tier_since(frame: pd.DataFrame, history: pd.DataFrame, last: str) -> list[str | None]:
+    """First month of the run of monthly tiers equal to the period tier, ending at `last`."""
+    if history.empty:
+        return [None] * len(frame)
+    months = sorted(set(history["month"]))
+    months = [m for m in months if m <= last]
+    if not months or months[-1] != last:
+        months.append(last)
+    grid = history.pivot(index="customer_id", columns="month", values="tier").reindex(columns=months)
+    grid = grid.reindex(frame["customer_id"].tolist()).fillna("inactive")
+    # A month missing from the history between two present months is an inactive month.
+    all_months = _contiguous(months[0], last)
+    grid = grid.reindex(columns=all_months, fill_value="inactive").fillna("inactive")
+    values = grid.to_numpy(dtype=object)
+    target = frame["tier"].to_numpy(dtype=object)[:, None]
+    mismatch = values != target
+    count = values.shape[1]
+    last_mismatch = np.where(mismatch.any(axis=1), count - 1 - np.argmax(mismatch[:, ::-1], axis=1), -1)
+    since = last_mismatch + 1
+    return [all_months[i] if i < count else None for i in since]
+
+
+def _contiguous(first: str, last: str) -> list[str]:
+    from .period import month_range
+
+    return month_range(first, last)
+
+
+def tier_summary(margins: pd.DataFrame) -> pd.DataFrame:
+    """Customers, revenue, cost and margin per tier (from `customer_margins`), in tier order.
+
+    Columns: tier, customers, revenue_pico, ai_cost_pico, margin_pico, unpriced_requests."""
+    if margins.empty:
+        return pd.DataFrame(columns=["tier", "customers", "revenue_pico", "ai_cost_pico", "margin_pico", "unpriced_requests"])
+    sums = group_sum(margins, ["tier"], ["revenue_pico", "ai_cost_pico", "margin_pico", "unpriced_requests"])
+    counts = margins.groupby("tier").size().rename("customers").reset_index()
+    out = counts.merge(sums, on="tier")
+    out["order"] = out["tier"].map({t: i for i, t in enumerate(TIERS)})
+    for column in ("revenue_pico", "ai_cost_pico", "margin_pico"):
+        out[column] = pd.Series([int(v) for v in out[column]], index=out.index, dtype=object)
+    return out.sort_values("order").drop(columns="order").reset_index(drop=True)

@@ -1,0 +1,496 @@
+"""Reconciliation: the cost estimated from usage (priced by the catalog) against the billed cost
+from the OpenAI Costs API, by day, project and line item.
+
+Estimate: `rollup_project_model_day` (usage from the log, CSV files or the Usage API, already
+priced) is split into line items "<model>, input" / "<model>, cached input" / "<model>, output"
+with the catalog rates of that day, tier and batch flag; whatever the catalog charged beyond
+those three (long-context uplift, audio, images, per-call tools) is "<model>, other", so the
+line items add up to the priced cost exactly. Models are named by their catalog id (dated
+snapshots and aliases resolve to it) on both sides.
+Bill: `billed_costs` line items ("gpt-4o-2024-08-06, input", "gpt-5.4, cached_input_tokens",
+...) are parsed into the same (model, class) form. Usage without a project id is shown under
+"(no project)".
+
+Each row has the difference (billed - estimated, in $ and % of billed), a status and a plain
+sentence saying what the gap most likely is. Unpriced usage is counted in its own columns and
+never priced at $0. `reconciliation_summary` puts the totals side by side, including the
+unattributed remainder: the part of the bill that no customer carries (usage logged without a
+customer, plus everything on the bill that the log does not explain).
+A row "matches" when |difference| <= max($0.01, 0.5% of billed).
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from ..catalog import Catalog, load_catalog
+from ..costing import MISSING, effective_tier, rates_for
+from ..errors import InputError
+from ..money import PICO_PER_CENT, format_usd
+from ..schema import UNATTRIBUTED
+from ..store import Store
+from .display import pct
+from .period import Period
+from .sources import group_sum
+
+__all__ = [
+    "TOKEN_CLASSES",
+    "NO_PROJECT",
+    "parse_line_item",
+    "line_item_costs",
+    "estimated_line_items",
+    "billed_line_items",
+    "reconcile",
+    "reconciliation_lines",
+    "reconciliation_summary",
+    "unpriced_models",
+    "RECONCILE_COLUMNS",
+]
+
+TOKEN_CLASSES = ("input", "cached input", "output", "other")
+NO_PROJECT = "(no project)"
+TOLERANCE_SHARE = Decimal("0.005")
+_ZERO_PCT = Decimal("0.00")
+_MATCH_TEXT = "the estimate matches the bill (within $0.01 or 0.5%)"
+_BY_CHOICES = ("day", "project_id", "line_item")
+_CLASS_WORDS = {
+    "input": "input", "uncached input": "input", "text input": "input", "input text": "input", "input uncached": "input",
+    "cached input": "cached input", "input cached": "cached input", "cached": "cached input", "cached text input": "cached input",
+    "input cached text": "cached input", "cached input text": "cached input",
+    "output": "output", "text output": "output", "output text": "output", "completion": "output", "reasoning": "output",
+}
+
+
+def _normalise_class(text: str) -> str:
+    words = re.sub(r"[_\-]+", " ", (text or "").strip().lower())
+    words = re.sub(r"\b(tokens?|batch|priority|flex)\b", " ", words)
+    words = re.sub(r"\s+", " ", words).strip()
+    return _CLASS_WORDS.get(words, "other")
+
+
+def parse_line_item(text: str, catalog: Catalog) -> tuple[str, str]:
+    """'gpt-4o-2024-08-06, input' -> ('gpt-4o', 'input'); unknown classes -> 'other'.
+
+    The model part resolves through the catalog (aliases, dated snapshots); an unknown model is
+    kept as written (lower-case)."""
+    model_part, sep, class_part = (text or "").rpartition(",")
+    if not sep:
+        model_part, class_part = "", text or ""
+    model = model_part.strip()
+    resolved = catalog.resolve(model) if model else None
+    return (resolved or model.lower() or "(no model)"), _normalise_class(class_part)
+
+
+def _rates_table(frame: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
+    cases = frame[["line_model", "day", "service_tier", "batch"]].drop_duplicates()
+    rows = []
+    for model, day, tier, batch in cases.itertuples(index=False, name=None):
+        known = catalog.resolve(model)
+        rates = rates_for(catalog, known, day, effective_tier(tier), bool(batch), False) if known else None
+        rows.append((model, day, tier, batch,
+                     rates.text_in if rates else MISSING, rates.text_cached if rates else MISSING, rates.text_out if rates else MISSING))
+    return pd.DataFrame(rows, columns=["line_model", "day", "service_tier", "batch", "rate_in", "rate_cached", "rate_out"])
+
+
+def line_item_costs(usage: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
+    """Split priced usage rows into line-item costs.
+
+    Input columns: model, day, service_tier, batch, events, input_tokens, cached_input_tokens,
+    cache_write_tokens, input_audio_tokens, input_image_tokens, output_tokens,
+    output_audio_tokens, output_image_tokens, cost_pico, unpriced_events, plus any key columns.
+    Output: the input's other columns + line_model, token_class, estimated_pico (Python int),
+    tokens. Rows whose events are all unpriced give no line items; a row mixing priced and
+    unpriced events puts its priced cost on 'other' (its token split is unknown)."""
+    frame = usage.reset_index(drop=True)
+    models = frame["model"].to_numpy(dtype=object)
+    codes, names = pd.factorize(models)
+    resolved = np.array([catalog.resolve(m) or str(m).lower() for m in names], dtype=object)
+    frame = frame.assign(line_model=resolved[codes] if len(frame) else np.array([], dtype=object))
+    rates = _rates_table(frame, catalog)
+    frame = frame.merge(rates, on=["line_model", "day", "service_tier", "batch"], how="left")
+    ints = {c: frame[c].to_numpy(dtype=np.int64) for c in _TOKEN_INPUTS}
+    text_in = ints["input_tokens"] - ints["cached_input_tokens"] - ints["cache_write_tokens"] - ints["input_audio_tokens"] - ints["input_image_tokens"]
+    text_out = ints["output_tokens"] - ints["output_audio_tokens"] - ints["output_image_tokens"]
+    rate_matrix = frame[["rate_in", "rate_cached", "rate_out"]].to_numpy(dtype=np.int64)
+    has_priced = frame["events"].to_numpy(dtype=np.int64) > frame["unpriced_events"].to_numpy(dtype=np.int64)
+    usable = (frame["unpriced_events"].to_numpy(dtype=np.int64) == 0) & (rate_matrix >= 0).all(axis=1)
+    quantities = [np.where(usable, q, 0) for q in (text_in, ints["cached_input_tokens"], text_out)]
+    rates_used = [np.where(usable, rate_matrix[:, i], 0) for i in range(3)]
+    amounts = [_product(q, r) for q, r in zip(quantities, rates_used)]
+    cost = _ints_or_python(frame["cost_pico"])
+    other = cost - amounts[0] - amounts[1] - amounts[2]
+    unsplit = np.where(usable, 0, ints["input_tokens"] + ints["output_tokens"])
+    keep = [c for c in usage.columns if c not in _USAGE_MEASURES]
+    pieces = []
+    for token_class, amount, tokens in zip(TOKEN_CLASSES, [*amounts, other], [*quantities, unsplit]):
+        nonzero = ((amount != 0) | (tokens != 0)) & has_priced
+        piece = frame.loc[nonzero, keep + ["line_model"]].copy()
+        piece["token_class"] = token_class
+        piece["estimated_pico"] = amount[nonzero]
+        piece["tokens"] = tokens[nonzero]
+        pieces.append(piece)
+    return pd.concat(pieces, ignore_index=True)
+
+
+_TOKEN_INPUTS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "input_audio_tokens", "input_image_tokens",
+                 "output_tokens", "output_audio_tokens", "output_image_tokens")
+
+
+def _product(quantity: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """quantity * rate exactly: int64 when it cannot overflow, else Python ints."""
+    bound = int(np.abs(quantity).max(initial=0)) * int(np.abs(rate).max(initial=0))
+    if bound < 2**61:
+        return quantity * rate
+    return quantity.astype(object) * rate.astype(object)
+
+
+def _ints_or_python(values: pd.Series) -> np.ndarray:
+    raw = values.to_numpy(dtype=object)
+    try:
+        as_int = raw.astype(np.int64)
+    except (OverflowError, TypeError, ValueError):
+        return np.array([0 if v is None or pd.isna(v) else int(v) for v in raw], dtype=object)
+    return as_int if int(np.abs(as_int).max(initial=0)) < 2**61 else raw.astype(object)
+
+
+_USAGE_MEASURES = (
+    "events", "requests", "input_tokens", "cached_input_tokens", "cache_write_tokens", "input_audio_tokens", "input_image_tokens",
+    "output_tokens", "output_audio_tokens", "output_image_tokens", "cost_pico", "unpriced_events", "unpriced_requests", "unpriced_tokens",
+)
+
+
+def _project_usage(store: Store, period: Period) -> pd.DataFrame:
+    sums = ", ".join(f"CAST(SUM({m}) AS BIGINT) AS {m}" for m in _USAGE_MEASURES)
+    frame = store.query(
+        f"SELECT day, project_id, model, service_tier, batch, {sums} FROM rollup_project_model_day "
+        "WHERE day >= ? AND day <= ? GROUP BY day, project_id, model, service_tier, batch",
+        [period.first_day, period.last_day],
+    )
+    if not frame.empty:
+        frame["project_id"] = frame["project_id"].replace("", NO_PROJECT)
+        for m in _USAGE_MEASURES:
+            if m != "cost_pico":
+                frame[m] = frame[m].astype(np.int64)
+    return frame
+
+
+def estimated_line_items(store: Store, period: Period, catalog: Catalog | None = None) -> pd.DataFrame:
+    """Estimated cost per (day, project_id, line_model, token_class) with unpriced usage.
+
+    Columns: day, project_id, line_model, token_class, estimated_pico, tokens, requests,
+    unpriced_requests, unpriced_tokens (the unpriced counts sit on the 'input' row of their
+    day, project and model)."""
+    catalog = catalog or load_catalog()
+    usage = _project_usage(store, period)
+    columns = ["day", "project_id", "line_model", "token_class", "estimated_pico", "tokens", "requests", "unpriced_requests", "unpriced_tokens"]
+    if usage.empty:
+        return pd.DataFrame(columns=columns)
+    lines = line_item_costs(usage, catalog)
+    lines = group_sum(lines, ["day", "project_id", "line_model", "token_class"], ["estimated_pico", "tokens"]) if not lines.empty else \
+        pd.DataFrame(columns=["day", "project_id", "line_model", "token_class", "estimated_pico", "tokens"])
+    usage["line_model"] = [catalog.resolve(m) or str(m).lower() for m in usage["model"]]
+    counts = group_sum(usage, ["day", "project_id", "line_model"], ["requests", "unpriced_requests", "unpriced_tokens"]).assign(token_class="input")
+    out = lines.merge(counts, on=["day", "project_id", "line_model", "token_class"], how="outer")
+    for column in ("estimated_pico", "tokens"):
+        out[column] = pd.Series([0 if pd.isna(v) else int(v) for v in out[column]], index=out.index, dtype=object)
+    for column in ("requests", "unpriced_requests", "unpriced_tokens"):
+        out[column] = out[column].fillna(0).astype(np.int64)
+    keep = (out["estimated_pico"].map(int) != 0) | (out["tokens"].map(int) != 0) | (out["unpriced_requests"] > 0)
+    return out[keep][columns].reset_index(drop=True)
+
+
+def billed_line_items(store: Store, period: Period, catalog: Catalog | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Billed cost per (day, project_id, line_model, token_class) in USD, and the rows in other
+    currencies (never converted silently; the Costs API reports USD today)."""
+    catalog = catalog or load_catalog()
+    frame = store.query(
+        "SELECT day, project_id, line_item, currency, CAST(SUM(amount_pico) AS BIGINT) AS billed_pico FROM billed_costs "
+        "WHERE day >= ? AND day <= ? GROUP BY day, project_id, line_item, currency",
+        [period.first_day, period.last_day],
+    )
+    columns = ["day", "project_id", "line_model", "token_class", "billed_pico"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns), frame
+    frame["currency"] = frame["currency"].fillna("USD").str.upper()
+    other = frame[frame["currency"] != "USD"]
+    frame = frame[frame["currency"] == "USD"].copy()
+    parsed = {item: parse_line_item(item, catalog) for item in set(frame["line_item"])}
+    frame["line_model"] = frame["line_item"].map(lambda i: parsed[i][0])
+    frame["token_class"] = frame["line_item"].map(lambda i: parsed[i][1])
+    frame["project_id"] = frame["project_id"].fillna("").replace("", NO_PROJECT)
+    out = group_sum(frame, ["day", "project_id", "line_model", "token_class"], ["billed_pico"])
+    out["billed_pico"] = pd.Series([int(v) for v in out["billed_pico"]], index=out.index, dtype=object)
+    return out[columns], other
+
+
+RECONCILE_COLUMNS = [
+    "day", "project_id", "line_item", "estimated_pico", "billed_pico", "difference_pico", "difference_pct", "tokens",
+    "unpriced_requests", "unpriced_tokens", "status", "explanation",
+]
+
+
+def _tolerance(billed: int) -> int:
+    numerator, denominator = TOLERANCE_SHARE.as_integer_ratio()
+    return max(PICO_PER_CENT, abs(billed) * numerator // denominator)
+
+
+def _status(estimated: int, billed: int, unpriced: int) -> str:
+    if billed == estimated and not unpriced:
+        return "matches"
+    if unpriced > 0 and (billed - estimated) > _tolerance(billed):
+        return "unpriced usage"
+    if abs(billed - estimated) <= _tolerance(billed):
+        return "matches"
+    if estimated == 0 and unpriced == 0:
+        return "not logged"
+    if billed == 0:
+        return "not billed"
+    return "billed above estimate" if billed > estimated else "estimate above bill"
+
+
+def _explain(status: str, estimated: int, billed: int, unpriced_requests: int, unpriced_tokens: int, what: str) -> str:
+    gap = billed - estimated
+    share = f" ({pct(gap, billed)}% of the bill)" if billed else ""
+    if status == "matches":
+        return f"estimate {format_usd(estimated)} matches the bill {format_usd(billed)} (within $0.01 or 0.5%)"
+    if status == "unpriced usage":
+        return (f"{unpriced_requests:,} logged requests ({unpriced_tokens:,} tokens) of {what} have no catalog price, so the estimate "
+                f"misses up to {format_usd(gap)}{share}; add the price to data/prices.override.csv")
+    if status == "not logged":
+        return (f"billed {format_usd(billed)} for {what} with no logged usage: calls that bypass the usage log (another app, "
+                "a key without the wrapper) or usage that was never imported")
+    if status == "not billed":
+        return (f"logged usage priced at {format_usd(estimated)} for {what} is not on the bill: the bill for this day may not be "
+                "imported yet (the Costs API reports with a delay) or the usage was billed under another project")
+    if status == "billed above estimate":
+        return (f"the bill is {format_usd(gap)}{share} above the estimate for {what}: some calls were not logged, or OpenAI "
+                "charged more than the catalog price (a price change, another tier)")
+    return (f"the estimate is {format_usd(-gap)} above the bill for {what}: calls logged twice, a discount or credit on the bill, "
+            "or a catalog price above what OpenAI charged")
+
+
+def reconciliation_lines(store: Store, period: Period, catalog: Catalog | None = None) -> pd.DataFrame:
+    """Estimated and billed cost side by side per (day, project_id, line_model, token_class):
+    the input of `reconcile` and `reconciliation_summary`. Compute it once and pass it as
+    `lines=` when a page shows several views of the same period."""
+    return _joined(store, period, catalog or load_catalog())
+
+
+def _joined(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame:
+    estimated = estimated_line_items(store, period, catalog)
+    billed, other = billed_line_items(store, period, catalog)
+    keys = ["day", "project_id", "line_model", "token_class"]
+    frame = estimated.merge(billed, on=keys, how="outer")
+    for column in ("estimated_pico", "billed_pico", "tokens"):
+        frame[column] = pd.Series([0 if v is None or (not isinstance(v, int) and pd.isna(v)) else int(v) for v in frame[column]],
+                                  index=frame.index, dtype=object)
+    for column in ("requests", "unpriced_requests", "unpriced_tokens"):
+        frame[column] = frame[column].fillna(0).astype(np.int64)
+    frame.attrs["other_currencies"] = (len(other), sorted(set(other["currency"])) if not other.empty else [])
+    return frame
+
+
+def reconcile(
+    store: Store,
+    period: Period,
+    catalog: Catalog | None = None,
+    *,
+    by: tuple[str, ...] = _BY_CHOICES,
+    lines: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Estimated vs billed cost over the exact days of `period`, grouped by any of day,
+    project_id and line_item (default all three).
+
+    Columns: RECONCILE_COLUMNS minus the keys not in `by` (money in pico-dollars;
+    difference = billed - estimated; difference_pct of billed, None without a bill).
+    Sorted by the size of the gap, largest first."""
+    catalog = catalog or load_catalog()
+    by = tuple(by)
+    if not by or any(b not in _BY_CHOICES for b in by):
+        raise InputError(f"reconcile by one or more of {', '.join(_BY_CHOICES)}")
+    frame = (_joined(store, period, catalog) if lines is None else lines).copy()
+    keys = [b for b in _BY_CHOICES if b in by]
+    if frame.empty:
+        return pd.DataFrame(columns=[c for c in RECONCILE_COLUMNS if c not in _BY_CHOICES or c in keys])
+    frame["line_item"] = frame["line_model"] + ", " + frame["token_class"]
+    grouped = group_sum(frame, keys, ["estimated_pico", "billed_pico", "tokens", "unpriced_requests", "unpriced_tokens"])
+    estimated = [int(v) for v in grouped["estimated_pico"]]
+    billed = [int(v) for v in grouped["billed_pico"]]
+    grouped["estimated_pico"] = pd.Series(estimated, index=grouped.index, dtype=object)
+    grouped["billed_pico"] = pd.Series(billed, index=grouped.index, dtype=object)
+    grouped["difference_pico"] = pd.Series([b - e for b, e in zip(billed, estimated)], index=grouped.index, dtype=object)
+    grouped["difference_pct"] = [(_ZERO_PCT if b == e else pct(b - e, b)) if b else None for b, e in zip(billed, estimated)]
+    unpriced = grouped["unpriced_requests"].tolist()
+    grouped["status"] = [_status(e, b, u) for e, b, u in zip(estimated, billed, unpriced)]
+    key_rows = list(zip(*(grouped[k].astype(object).tolist() for k in keys)))
+    grouped["explanation"] = [
+        _MATCH_TEXT if s == "matches" else _explain(s, e, b, int(ur), int(ut), _what(row, keys))
+        for s, e, b, ur, ut, row in zip(grouped["status"], estimated, billed, unpriced, grouped["unpriced_tokens"].tolist(), key_rows)
+    ]
+    grouped["_gap"] = [abs(b - e) for b, e in zip(billed, estimated)]
+    grouped = grouped.sort_values(["_gap", *keys], ascending=[False, *([True] * len(keys))])
+    return grouped[[c for c in RECONCILE_COLUMNS if c not in _BY_CHOICES or c in keys]].reset_index(drop=True)
+
+
+def _what(values: tuple, keys: list[str]) -> str:
+    parts = dict(zip(keys, values))
+    text = []
+    if "line_item" in parts:
+        text.append(f"'{parts['line_item']}'")
+    if "project_id" in parts:
+        text.append(f"project {parts['project_id']}")
+    if "day" in parts:
+        text.append(f"on {parts['day']}" if text else f"the day {parts['day']}")
+    return " ".join(text) if text else "the period"
+
+
+def unpriced_models(store: Store, period: Period, catalog: Catalog | None = None) -> pd.DataFrame:
+    """Models with usage that could not be priced over the exact days of `period`.
+
+    Columns: model, in_catalog, unpriced_requests, unpriced_tokens, unpriced_events, reason."""
+    catalog = catalog or load_catalog()
+    frame = store.query(
+        "SELECT model, CAST(SUM(unpriced_requests) AS BIGINT) AS unpriced_requests, CAST(SUM(unpriced_tokens) AS BIGINT) AS unpriced_tokens, "
+        "CAST(SUM(unpriced_events) AS BIGINT) AS unpriced_events FROM rollup_feature_model_day WHERE day >= ? AND day <= ? "
+        "GROUP BY model HAVING SUM(unpriced_events) > 0 ORDER BY model",
+        [period.first_day, period.last_day],
+    )
+    columns = ["model", "in_catalog", "unpriced_requests", "unpriced_tokens", "unpriced_events", "reason"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    frame["in_catalog"] = [catalog.resolve(m) is not None for m in frame["model"]]
+    frame["reason"] = [
+        "in the catalog, but some usage needs a price it lacks (tier, long context or unit)" if known
+        else "not in the catalog: add it to data/prices.override.csv"
+        for known in frame["in_catalog"]
+    ]
+    return frame[columns].sort_values(["unpriced_requests", "model"], ascending=[False, True]).reset_index(drop=True)
+
+
+SUMMARY_COLUMNS = ["component", "amount_pico", "share_of_billed_pct", "explanation"]
+
+
+def reconciliation_summary(
+    store: Store, period: Period, catalog: Catalog | None = None, *, lines: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The bill against the estimate in plain language, one component per row.
+
+    Components: billed, estimated, difference, attributed to customers, logged without a
+    customer, unattributed remainder (billed - attributed to customers), billed with no logged
+    usage, drift on days with logged usage, unpriced usage, bill rows in other currencies.
+    Columns: SUMMARY_COLUMNS (amount None where the component is a count, e.g. unpriced)."""
+    catalog = catalog or load_catalog()
+    frame = _joined(store, period, catalog) if lines is None else lines
+    billed = sum(int(v) for v in frame["billed_pico"]) if not frame.empty else 0
+    estimated = sum(int(v) for v in frame["estimated_pico"]) if not frame.empty else 0
+    attributed, unattributed = _customer_split(store, period)
+    rows: list[tuple[str, int | None, str]] = []
+    rows.append(("billed (OpenAI Costs API)", billed, "what OpenAI charged for the period, by its Costs API"))
+    rows.append(("estimated from usage", estimated, "logged or imported usage priced with the catalog"))
+    rows.append(("difference (billed - estimated)", billed - estimated, _overall_sentence(billed, estimated)))
+    rows.append(("attributed to customers", attributed, "estimated cost of usage tagged with a customer"))
+    rows.append(("logged without a customer", unattributed,
+                 "estimated cost of usage with no customer id: map its projects, keys or users to customers"))
+    rows.append(("unattributed remainder", billed - attributed,
+                 "the part of the bill no customer carries: usage without a customer plus the gap between bill and estimate"))
+    projects = _unlogged_projects(frame)
+    rows.append(("billed with no logged usage", sum(projects.values()),
+                 ("projects billed with no logged usage: " + ", ".join(f"{p} ({format_usd(a)})" for p, a in sorted(projects.items(), key=lambda kv: -kv[1])))
+                 if projects else "every billed project has logged usage"))
+    drift_amount, drift_text = _drift(frame, set(projects))
+    rows.append(("drift on logged projects", drift_amount, drift_text))
+    unpriced = unpriced_models(store, period, catalog)
+    if unpriced.empty:
+        rows.append(("unpriced usage", None, "every logged request was priced"))
+    else:
+        rows.append(("unpriced usage", None,
+                     f"{int(unpriced['unpriced_requests'].sum()):,} requests ({int(unpriced['unpriced_tokens'].sum()):,} tokens) could not be priced "
+                     f"and are not in the estimate; models: {', '.join(unpriced['model'])}"))
+    count, currencies = frame.attrs.get("other_currencies", (0, []))
+    if count:
+        rows.append(("bill rows in other currencies", None,
+                     f"{count} rows in {', '.join(currencies)} are not converted and not in the billed total"))
+    out = pd.DataFrame({
+        "component": [r[0] for r in rows],
+        "amount_pico": pd.Series([None if r[1] is None else int(r[1]) for r in rows], dtype=object),
+        "explanation": [r[2] for r in rows],
+    })
+    out["share_of_billed_pct"] = [None if a is None or not billed else pct(a, billed) for a in out["amount_pico"]]
+    return out[SUMMARY_COLUMNS]
+
+
+def _customer_split(store: Store, period: Period) -> tuple[int, int]:
+    if period.is_whole_months:
+        source, column, lo, hi = "rollup_customer_month", "month", period.first_month, period.last_month
+    else:
+        source, column, lo, hi = "rollup_customer_day", "day", period.first_day, period.last_day
+    frame = store.query(
+        f"SELECT CAST(SUM(CASE WHEN customer_id = ? THEN cost_pico ELSE 0 END) AS BIGINT) AS unattributed, "
+        f"CAST(SUM(CASE WHEN customer_id <> ? THEN cost_pico ELSE 0 END) AS BIGINT) AS attributed "
+        f"FROM {source} WHERE {column} >= ? AND {column} <= ?",
+        [UNATTRIBUTED, UNATTRIBUTED, lo, hi],
+    )
+    row = frame.iloc[0]
+    return (0 if pd.isna(row["attributed"]) else int(row["attributed"])), (0 if pd.isna(row["unattributed"]) else int(row["unattributed"]))
+
+
+def _overall_sentence(billed: int, estimated: int) -> str:
+    if billed == 0 and estimated == 0:
+        return "no usage and no bill in the period"
+    if billed == 0:
+        return "no billed cost is imported for the period: import the OpenAI Costs API (walleta import openai)"
+    gap = billed - estimated
+    if abs(gap) <= _tolerance(billed):
+        return f"the estimate is within $0.01 or 0.5% of the bill ({pct(gap, billed)}%)"
+    side = "above" if gap > 0 else "below"
+    return f"the bill is {format_usd(abs(gap))} ({pct(abs(gap), billed)}%) {side} the estimate; the rows below say where"
+
+
+def _unlogged_projects(frame: pd.DataFrame) -> dict[str, int]:
+    if frame.empty:
+        return {}
+    per_project = group_sum(frame, ["project_id"], ["estimated_pico", "billed_pico", "requests", "unpriced_requests"])
+    unlogged = per_project[(per_project["estimated_pico"].map(int) == 0) & (per_project["requests"] == 0) & (per_project["billed_pico"].map(int) > 0)]
+    return {p: int(b) for p, b in zip(unlogged["project_id"], unlogged["billed_pico"])}
+
+
+def _drift(frame: pd.DataFrame, unlogged: set[str]) -> tuple[int, str]:
+    """Days on logged projects where bill and estimate differ beyond tolerance, as ranges."""
+    if frame.empty:
+        return 0, "no data"
+    logged = frame[~frame["project_id"].isin(unlogged)]
+    daily = group_sum(logged, ["day"], ["estimated_pico", "billed_pico"])
+    days = []
+    for day, e, b in zip(daily["day"], daily["estimated_pico"], daily["billed_pico"]):
+        e, b = int(e), int(b)
+        if b and abs(b - e) > _tolerance(b):
+            days.append((day, b - e, b))
+    if not days:
+        return 0, "on every day with a bill, bill and estimate agree within $0.01 or 0.5%"
+    amount = sum(g for _, g, _ in days)
+    ranges = _ranges(days)
+    text = "; ".join(
+        f"{first}..{last}: bill {'above' if gap > 0 else 'below'} estimate by {format_usd(abs(gap))} ({pct(abs(gap), bill)}%)"
+        if first != last else f"{first}: bill {'above' if gap > 0 else 'below'} estimate by {format_usd(abs(gap))} ({pct(abs(gap), bill)}%)"
+        for first, last, gap, bill in ranges[:8]
+    )
+    more = f" and {len(ranges) - 8} more ranges" if len(ranges) > 8 else ""
+    return amount, (f"{len(days)} days differ beyond tolerance: {text}{more}. Days with the bill above the estimate usually "
+                    "mean calls that were not logged (an outage of the logger, a deploy without the wrapper).")
+
+
+def _ranges(days: list[tuple[str, int, int]]) -> list[tuple[str, str, int, int]]:
+    from datetime import date, timedelta
+
+    out: list[tuple[str, str, int, int]] = []
+    for day, gap, bill in days:
+        if out and date.fromisoformat(out[-1][1]) + timedelta(days=1) == date.fromisoformat(day) and (out[-1][2] > 0) == (gap > 0):
+            first, _, total_gap, total_bill = out[-1]
+            out[-1] = (first, day, total_gap + gap, total_bill + bill)
+        else:
+            out.append((day, day, gap, bill))
+    return out

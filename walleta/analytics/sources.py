@@ -1,0 +1,343 @@
+"""The inputs of every analytics view, each read from a small table (never raw usage events).
+
+- `revenue_by_customer_month`: recognised revenue per customer, month and currency, with its USD
+  value. The recognition rule is `walleta.revenue.monthly_revenue` (spread over the service
+  period by days, kinds that are not revenue left out). Entries whose service period lies in one
+  month need no spreading (the rule gives them to that month whole), so they are summed in SQL;
+  only multi-month entries (annual plans) go through `monthly_revenue` row by row. Which kinds
+  count as revenue is asked of `monthly_revenue` itself, so its rule stays the only one.
+- USD conversion is per (customer, month, currency) with the explicit FX table; a currency
+  without a rate is never summed in: its amount is reported as unconverted.
+- `customer_attributes`: name, plan and signup date from the customers table.
+- `usage_by_customer`: rollup sums per customer (and optionally month) for a month range.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..fx import FxTable
+from ..money import PICO_PER_USD, minor_to_major, minor_unit_exponent
+from ..revenue import monthly_revenue
+from ..schema import UNATTRIBUTED
+from ..store import Store
+from .period import month_end
+
+__all__ = [
+    "revenue_by_customer_month",
+    "revenue_by_customer",
+    "revenue_by_month",
+    "customer_attributes",
+    "usage_by_customer",
+    "usage_sql",
+    "UNKNOWN",
+    "NO_PLAN",
+]
+
+UNKNOWN = "(unknown)"
+NO_PLAN = "(no plan)"
+
+_END = "CASE WHEN period_end IS NULL OR period_end = '' OR period_end < period_start THEN period_start ELSE period_end END"
+_SINGLE_MONTH = f"SUBSTR(period_start, 1, 7) = SUBSTR({_END}, 1, 7)"
+REVENUE_COLUMNS = ["customer_id", "month", "currency", "amount_minor", "revenue_pico"]
+
+
+def _bounds(first_month: str | None, last_month: str | None) -> tuple[str, str, str, str]:
+    lo = first_month or "0000-01"
+    hi = last_month or "9999-12"
+    return lo, hi, f"{lo}-01", month_end(hi).isoformat() if last_month else "9999-12-31"
+
+
+@lru_cache(maxsize=64)
+def _counted_kinds(kinds: tuple[str, ...]) -> tuple[frozenset[str], bool]:
+    """Ask `monthly_revenue` which kinds it counts, with a one-unit, one-day probe per kind.
+
+    Returns (kinds counted, identity) where identity is False if the rule changed the amount of
+    a single-month entry (then the fast path is not equivalent and is not used)."""
+    if not kinds:
+        return frozenset(), True
+    probe = pd.DataFrame(
+        {
+            "customer_id": [f"probe{i}" for i in range(len(kinds))],
+            "period_start": "2000-01-15",
+            "period_end": "2000-01-15",
+            "amount_minor": 1,
+            "currency": "USD",
+            "kind": list(kinds),
+        }
+    )
+    result = monthly_revenue(probe)
+    counted = frozenset(result["kind"]) if not result.empty else frozenset()
+    identity = result.empty or (
+        set(result["month"]) == {"2000-01"} and all(int(a) == 1 for a in result["amount_minor"]) and len(result) == len(counted)
+    )
+    return counted, identity
+
+
+def _all_entries(store: Store, lo_day: str, hi_day: str) -> pd.DataFrame:
+    return store.query(
+        "SELECT customer_id, period_start, period_end, amount_minor, currency, kind FROM revenue_entries "
+        f"WHERE period_start <= ? AND {_END} >= ?",
+        [hi_day, lo_day],
+    )
+
+
+_GROUP_SQL = {"customer_id": "customer_id", "month": "SUBSTR(period_start, 1, 7)"}
+
+
+def _revenue_rows(store: Store, first_month: str | None, last_month: str | None, by: Sequence[str]) -> pd.DataFrame:
+    """Recognised revenue in minor units per (*by, currency), by ⊆ (customer_id, month)."""
+    lo, hi, lo_day, hi_day = _bounds(first_month, last_month)
+    by = list(by)
+    select = "".join(f"{_GROUP_SQL[k]} AS {k}, " for k in by)
+    group = "".join(f"{_GROUP_SQL[k]}, " for k in by)
+    single = store.query(
+        f"SELECT {select}UPPER(currency) AS currency, kind, CAST(SUM(amount_minor) AS BIGINT) AS amount_minor FROM revenue_entries "
+        f"WHERE {_SINGLE_MONTH} AND period_start >= ? AND period_start <= ? GROUP BY {group}UPPER(currency), kind",
+        [lo_day, hi_day],
+    )
+    counted, identity = _counted_kinds(tuple(sorted(set(single["kind"]))) if not single.empty else ())
+    parts, spread = [], []
+    if not identity:
+        spread.append(monthly_revenue(_all_entries(store, lo_day, hi_day)))
+    else:
+        if not single.empty:
+            parts.append(single[single["kind"].isin(counted)])
+        multi = store.query(
+            "SELECT customer_id, period_start, period_end, amount_minor, currency, kind FROM revenue_entries "
+            f"WHERE NOT ({_SINGLE_MONTH}) AND period_start <= ? AND {_END} >= ?",
+            [hi_day, lo_day],
+        )
+        if not multi.empty:
+            spread.append(monthly_revenue(multi))
+    parts += [frame[(frame["month"] >= lo) & (frame["month"] <= hi)] for frame in spread if not frame.empty]
+    columns = [*by, "currency", "amount_minor"]
+    parts = [part[columns] for part in parts if not part.empty]
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.astype({"amount_minor": np.int64}).groupby([*by, "currency"], as_index=False, sort=True)["amount_minor"].sum()
+
+
+def revenue_by_customer_month(
+    store: Store, fx: FxTable | None, first_month: str | None = None, last_month: str | None = None
+) -> pd.DataFrame:
+    """Recognised revenue per (customer_id, month, currency) for months [first, last].
+
+    Columns: customer_id, month, currency, amount_minor (int, the currency's minor units),
+    revenue_pico (Python int USD pico-dollars, or None when `fx` has no rate for the currency).
+    """
+    frame = _revenue_rows(store, first_month, last_month, ["customer_id", "month"])
+    if frame.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in REVENUE_COLUMNS})
+    frame["revenue_pico"] = to_usd_pico(frame["amount_minor"], frame["currency"], fx)
+    return frame
+
+
+def integral_factor(fx: FxTable | None, currency: str) -> int | None:
+    """USD pico-dollars per minor unit of `currency` when that is a whole number (any rate with
+    up to ten decimals for a two-decimal currency), else None (no rate, or a finer rate)."""
+    if fx is None or not fx.has(currency):
+        return None
+    factor = fx.rates[currency.upper()] * PICO_PER_USD / (Decimal(10) ** minor_unit_exponent(currency))
+    return int(factor) if factor == factor.to_integral_value() else None
+
+
+def revenue_totals(
+    store: Store, fx: FxTable | None, first_month: str | None, last_month: str | None, by: Sequence[str] = ("customer_id",)
+) -> pd.DataFrame:
+    """Recognised revenue over months [first, last] per `by` (⊆ customer_id, month) in USD.
+
+    Columns: *by, revenue_pico (Python int, converted currencies only), unconverted_revenue,
+    unconverted_currencies (see `revenue_by_customer`). Conversion is per (customer, month,
+    currency); when every rate is a whole number of pico-dollars per minor unit this equals one
+    conversion per (*by, currency), which is what is computed (summed in SQL first)."""
+    by = list(by)
+    rows = _revenue_rows(store, first_month, last_month, by)
+    if any(integral_factor(fx, c) is None and fx is not None and fx.has(c) for c in set(rows["currency"])):
+        return revenue_by_customer(revenue_by_customer_month(store, fx, first_month, last_month), by)
+    rows["revenue_pico"] = to_usd_pico(rows["amount_minor"], rows["currency"], fx)
+    return revenue_by_customer(rows, by)
+
+
+def to_usd_pico(amount_minor: pd.Series, currency: pd.Series, fx: FxTable | None) -> pd.Series:
+    """Minor units -> USD pico-dollars per row (Python ints; None without a rate).
+
+    Equal to `fx.to_usd_pico` row by row; when a rate times 10^12 is a whole number of
+    pico-dollars per minor unit (any rate with up to ten decimals) it is one integer product."""
+    out = np.full(len(amount_minor), None, dtype=object)
+    amounts = amount_minor.to_numpy()
+    codes = currency.to_numpy(dtype=object)
+    for code in pd.unique(codes):
+        rows = codes == code
+        if fx is None or not fx.has(code):
+            continue
+        factor = fx.rates[code.upper()] * PICO_PER_USD / (Decimal(10) ** minor_unit_exponent(code))
+        if factor == factor.to_integral_value():
+            out[rows] = amounts[rows].astype(object) * int(factor)
+        else:
+            out[rows] = np.array([fx.to_usd_pico(int(a), code) for a in amounts[rows]], dtype=object)
+    return pd.Series(out, index=amount_minor.index, dtype=object)
+
+
+def _unconverted_text(group: pd.DataFrame) -> str:
+    parts = [f"{c} {minor_to_major(int(a), c)}" for c, a in zip(group["currency"], group["amount_minor"]) if a != 0]
+    return ", ".join(parts)
+
+
+def group_sum(frame: pd.DataFrame, keys: Sequence[str], columns: Sequence[str]) -> pd.DataFrame:
+    """Exact group sums of integer (or Python-int object) columns, sorted by `keys`.
+
+    Columns that fit int64 are summed in int64 when no group can overflow; otherwise each value
+    is split into a high and a low 32-bit half, both halves are summed in int64 and recombined as
+    Python ints (exact for groups of up to 2^31 rows). Values beyond int64 are summed as Python
+    ints. None/NA count as 0. Money columns come back as Python ints (object dtype)."""
+    keys, columns = list(keys), list(columns)
+    table = pd.DataFrame({k: frame[k] for k in keys}, index=frame.index)
+    plans: dict[str, str] = {}
+    for column in columns:
+        values = frame[column]
+        if values.dtype == object or isinstance(values.dtype, pd.api.extensions.ExtensionDtype):
+            values = _int64_or_python(values)
+        else:
+            values = values.fillna(0).astype(np.int64)
+        if values.dtype == object:
+            plans[column] = "python"
+            table[column] = values
+        elif len(values) and max(abs(int(values.max())), abs(int(values.min()))) * len(values) >= 2**62:
+            plans[column] = "split"
+            raw = values.to_numpy(dtype=np.int64)
+            table[f"{column}__hi"] = raw >> 32
+            table[f"{column}__lo"] = raw & 0xFFFFFFFF
+        else:
+            plans[column] = "int64"
+            table[column] = values
+    if not keys:
+        return pd.DataFrame({c: [_total(table, c, plans[c])] for c in columns})
+    grouped = table.groupby(keys, sort=True)
+    fast = [c for c in columns if plans[c] == "int64"] + [f"{c}__{h}" for c in columns if plans[c] == "split" for h in ("hi", "lo")]
+    out = grouped[fast].sum() if fast else grouped.size().to_frame("_n")[[]]
+    for column in columns:
+        if plans[column] == "split":
+            hi = out.pop(f"{column}__hi").to_numpy().astype(object)
+            lo = out.pop(f"{column}__lo").to_numpy().astype(object)
+            out[column] = pd.Series(hi * 2**32 + lo, index=out.index, dtype=object)
+        elif plans[column] == "python":
+            out[column] = grouped[column].agg(lambda v: sum(int(x) for x in v))
+    return out.reset_index()[[*keys, *columns]]
+
+
+def _total(table: pd.DataFrame, column: str, plan: str) -> int:
+    if plan == "split":
+        return int(table[f"{column}__hi"].sum()) * 2**32 + int(table[f"{column}__lo"].sum())
+    return sum(int(v) for v in table[column])
+
+
+def _int64_or_python(values: pd.Series) -> pd.Series:
+    """An integer column with None/NA as 0: int64 when no sum of it can pass int64, else Python ints."""
+    raw = values.to_numpy(dtype=object, na_value=0) if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) else values.to_numpy(dtype=object)
+    missing = pd.isna(raw)
+    if missing.any():
+        raw = raw.copy()
+        raw[missing] = 0
+    try:
+        ints = raw.astype(np.int64)
+    except OverflowError:
+        return pd.Series([int(v) for v in raw], index=values.index, dtype=object)
+    bound = max(abs(int(ints.max())), abs(int(ints.min()))) if len(ints) else 0
+    if bound * max(len(ints), 1) < 2**63:
+        return pd.Series(ints, index=values.index)
+    return pd.Series([int(v) for v in raw], index=values.index, dtype=object)
+
+
+def revenue_by_customer(monthly: pd.DataFrame, keys: Sequence[str] = ("customer_id",)) -> pd.DataFrame:
+    """Sum `revenue_by_customer_month` rows per `keys`.
+
+    Columns: *keys, revenue_pico (Python int: converted currencies only), unconverted_revenue
+    (text such as 'CHF 120.00', '' when everything converted), unconverted_currencies."""
+    keys = list(keys)
+    empty_columns = {"revenue_pico": pd.Series(dtype=object), "unconverted_revenue": pd.Series(dtype=object),
+                     "unconverted_currencies": pd.Series(dtype=object)}
+    if monthly.empty:
+        return pd.DataFrame({**{k: pd.Series(dtype=object) for k in keys}, **empty_columns})
+    out = group_sum(monthly.assign(_one=1), keys, ["revenue_pico"])
+    out["revenue_pico"] = pd.Series(out["revenue_pico"].tolist(), index=out.index, dtype=object)
+    missing = monthly[monthly["revenue_pico"].isna()]
+    if missing.empty:
+        out["unconverted_revenue"] = ""
+        out["unconverted_currencies"] = ""
+        return out
+    per_currency = missing.groupby([*keys, "currency"], as_index=False, sort=True)["amount_minor"].sum()
+    per_currency = per_currency[per_currency["amount_minor"] != 0]
+    text = {}
+    codes = {}
+    for group, rows in per_currency.groupby(keys, sort=True):
+        key = group if isinstance(group, tuple) else (group,)
+        text[key] = _unconverted_text(rows)
+        codes[key] = ", ".join(sorted(set(rows["currency"])))
+    index = [tuple(r) for r in out[keys].itertuples(index=False, name=None)]
+    out["unconverted_revenue"] = [text.get(k, "") for k in index]
+    out["unconverted_currencies"] = [codes.get(k, "") for k in index]
+    return out
+
+
+def revenue_by_month(store: Store, fx: FxTable | None, first_month: str | None, last_month: str | None) -> pd.DataFrame:
+    """Revenue per month (USD pico, converted currencies only) with unconverted amounts as text."""
+    return revenue_by_customer(revenue_by_customer_month(store, fx, first_month, last_month), ["month"])
+
+
+def customer_attributes(store: Store) -> pd.DataFrame:
+    """customer_id, name, plan ('(no plan)' when empty), signup_date ('' when unknown)."""
+    frame = store.query("SELECT customer_id, name, plan, signup_date FROM customers")
+    if frame.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in ("customer_id", "name", "plan", "signup_date")})
+    frame["name"] = frame["name"].fillna("")
+    frame["plan"] = frame["plan"].fillna("").replace("", NO_PLAN)
+    frame["signup_date"] = frame["signup_date"].fillna("")
+    return frame
+
+
+USAGE_MEASURES = (
+    "requests",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "input_audio_tokens",
+    "output_audio_tokens",
+    "input_image_tokens",
+    "output_image_tokens",
+    "cost_pico",
+    "unpriced_requests",
+    "unpriced_tokens",
+)
+
+
+def usage_sql(measures: Sequence[str] = USAGE_MEASURES) -> str:
+    """`CAST(SUM(m) AS BIGINT) AS m, ...` for the measures named."""
+    return ", ".join(f"CAST(SUM({m}) AS BIGINT) AS {m}" for m in measures)
+
+
+def usage_by_customer(
+    store: Store,
+    first_month: str,
+    last_month: str,
+    *,
+    by_month: bool = False,
+    measures: Sequence[str] = USAGE_MEASURES,
+    include_unattributed: bool = True,
+) -> pd.DataFrame:
+    """Rollup sums per customer (and month) from `rollup_customer_month` for [first, last]."""
+    keys = "customer_id, month" if by_month else "customer_id"
+    where = "" if include_unattributed else " AND customer_id <> ?"
+    params: list[str] = [first_month, last_month] + ([] if include_unattributed else [UNATTRIBUTED])
+    return store.query(
+        f"SELECT {keys}, {usage_sql(measures)} FROM rollup_customer_month WHERE month >= ? AND month <= ?{where} GROUP BY {keys}",
+        params,
+    )
