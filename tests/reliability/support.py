@@ -129,6 +129,19 @@ def assert_consistent(store: Store) -> None:
         pd.testing.assert_frame_equal(stored[name], recount[name], check_dtype=False, obj=name)
 
 
+def assert_totals_agree(store: Store) -> None:
+    """Cheap check (one statement, one snapshot): every rollup holds as many events, requests and
+    pico-dollars as the raw table. `assert_consistent` is the full, key-by-key check."""
+    measures = ("COUNT(*)", "SUM(requests)", "SUM(COALESCE(cost_pico, 0))")
+    parts = [f"(SELECT CAST(COALESCE({m}, 0) AS BIGINT) FROM usage_events)" for m in measures]
+    for name in ROLLUPS:
+        parts += [f"(SELECT CAST(COALESCE(SUM({m}), 0) AS BIGINT) FROM {name})" for m in ("events", "requests", "cost_pico")]
+    row = [int(v) for v in store.query("SELECT " + ", ".join(parts)).iloc[0].tolist()]
+    raw = row[:3]
+    for index, name in enumerate(ROLLUPS):
+        assert row[3 + 3 * index : 6 + 3 * index] == raw, f"{name} disagrees with usage_events: {row}"
+
+
 def totals(store: Store) -> dict[str, Any]:
     """Event count, requests, every token class and money sums, as Python ints."""
     sums = ", ".join(f"CAST(COALESCE(SUM({c}), 0) AS BIGINT) AS {c}" for c in ("requests", *TOKEN_COLUMNS))

@@ -341,7 +341,7 @@ def test_database_password_never_shown(capsys: pytest.CaptureFixture[str]) -> No
 
 # -- CSV formula injection ----------------------------------------------------------------------
 
-DANGEROUS = ["=1+2", "+1+2", "-1+2", "@SUM(A1:A2)", "=HYPERLINK(\"http://evil.invalid\")", "\t=1", "\r=1",
+DANGEROUS = ["=1+2", "+1+2", "-1+2", "@SUM(A1:A2)", "=HYPERLINK(\"http://evil.invalid\")", "\t=1",
              "=cmd|' /C calc'!A0", "-"]
 HARMLESS = ["acme", "1+2", "O'Brien", "a=b", "", "客户", " =1 (leading space: text in spreadsheets)"]
 
@@ -390,7 +390,7 @@ def _number(text: str) -> bool:
 
 
 @pytest.mark.xfail(strict=True, reason="walleta/commands/common.py print_frame writes raw CSV; "
-                   "use walleta.export.safe_frame there, then remove this marker")
+                   "use walleta.export.neutralise_formulas there, then remove this marker")
 def test_cli_csv_output_neutralises_formulas(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path / 'csv.db'}"
     store = open_store(url)
