@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import queue
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
@@ -26,11 +27,12 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from walleta.errors import InputError, WalletaError
+from walleta.errors import InputError
 from walleta.sources.csv_import import import_csv
-from walleta.store import Store
+from walleta.store import Store, open_store
 
-from .support import ROOT, SOAK, assert_consistent, record_figures
+from . import workers
+from .support import ROOT, SOAK, assert_consistent, fork_context, integrity_ok, record_figures
 
 CORPUS = ROOT / "tests" / "corpus" / "csv"
 SCALE = 10 if SOAK else 1
@@ -81,7 +83,10 @@ def _snapshot(store: Store) -> dict[str, int]:
 # reproducer below. The property tests count a hit (database unchanged) instead of failing, so
 # they keep fuzzing everything else; anything not listed here fails them.
 KNOWN_BUGS = {
-    "plus-signed integer": "csv_reader.Validator._integer_slow: a count written '+12' escapes as pyarrow ArrowInvalid",
+    "plus-signed integer": "csv_reader.Validator._integer_slow: a count written '+12' in a column that also has '1,000' "
+                           "escapes as pyarrow ArrowInvalid",
+    "amount beyond int64": "csv_revenue: an amount beyond int64 minor units escapes as OverflowError (SQLite) or "
+                           "NumericValueOutOfRange (PostgreSQL) instead of a row error",
 }
 
 
@@ -90,6 +95,8 @@ def _known_bug(exc: BaseException) -> str | None:
     text = str(exc)
     if type(exc).__name__ == "ArrowInvalid" and "Failed to parse string: '+" in text:
         return "plus-signed integer"
+    if (isinstance(exc, OverflowError) and "too large to convert" in text) or type(exc).__name__ == "NumericValueOutOfRange":
+        return "amount beyond int64"
     return None
 
 
@@ -382,7 +389,7 @@ def test_mapping_csv_imports_exactly_its_valid_rows_postgresql(pg_store: Store, 
 
 COST_AMOUNTS = st.sampled_from([
     ("0.123456", OK, Decimal("0.123456")), ("12", OK, Decimal(12)), ("0", OK, Decimal(0)), ("59200.0", OK, Decimal(59200)),
-    ("0.000000000001", OK, Decimal("1e-12")), ("abc", BAD, None), ("", BAD, None), ("NaN", BAD, None), ("inf", BAD, None),
+    ("0.000000000001", OK, Decimal("1e-12")), ("abc", BAD, None), ("", AMB, Decimal(0)), ("NaN", BAD, None), ("inf", BAD, None),
     ("-1.50", AMB, Decimal("-1.50")), ("1e3", AMB, Decimal(1000)), ("1,000.5", AMB, Decimal("1000.5")),
 ])
 COST_TIMES = st.sampled_from([("1768435200", OK), ("2026-01-15T00:00:00Z", OK), ("2026-01-15", AMB), ("yesterday", BAD), ("", BAD)])
@@ -408,13 +415,14 @@ def _costs_test(store: Store, data: st.DataObject, tmp_path: Path) -> None:
                          projects).set_index("project_id")
     for status, project, amount in expected:
         present = project in stored.index
-        if status == OK:
+        if status == OK and amount != 0:  # a zero-cost row may be skipped (counted in report.skipped)
             assert present, f"valid cost row {project} not imported: {report.errors[:3]}"
         if status == BAD:
             assert not present, f"invalid cost row {project} imported"
         if present:
             assert int(stored.loc[project, "amount_pico"]) == int(amount.scaleb(12)), project
-    assert n - len(stored) == len(_rejected_rows(report))
+    assert n - len(stored) == len(_rejected_rows(report)) + report.skipped
+    assert report.skipped <= sum(1 for status, _, amount in expected if status != BAD and amount == 0), (rows, report.errors, report.notes)
     _count("openai-costs", "rows_stored", len(stored))
     _count("openai-costs", "rows_rejected", n - len(stored))
     _assert_idempotent(store, payload, "openai-costs", tmp_path)
@@ -437,17 +445,25 @@ def test_openai_cost_csv_imports_exactly_its_valid_rows_postgresql(pg_store: Sto
 GENERATED: dict[str, Callable[[], bytes]] = {
     "ten-mb-single-line.csv": lambda: ("timestamp,customer_id,model,input_tokens,output_tokens\n2026-01-15T00:00:00Z,"
                                        + "x" * 10_000_000 + ",gpt-4o,1,1").encode(),
-    "ten-mb-no-newline.csv": lambda: b"a," * 5_000_000,
     "binary-random.csv": lambda: bytes((i * 7919 + 13) % 256 for i in range(65_536)),
     "xlsx-bytes.csv": lambda: b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00" + b"[Content_Types].xml" + bytes(2048),
     "xls-bytes.csv": lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(4096),
     "utf16-usage.csv": lambda: "timestamp,customer_id,model,input_tokens,output_tokens\n2026-01-15T00:00:00Z,café,gpt-4o,10,5\n".encode("utf-16"),
     "mixed-encodings.csv": lambda: ("timestamp,customer_id,model,input_tokens,output_tokens\n2026-01-15T00:00:00Z,café,gpt-4o,10,5\n".encode()
                                     + "2026-01-16T00:00:00Z,café,gpt-4o,10,5\n".encode("latin-1")),
-    "many-columns.csv": lambda: (",".join(f"c{i}" for i in range(20_000)) + "\n" + ",".join("1" for _ in range(20_000))).encode(),
+    "many-columns.csv": lambda: (",".join(f"c{i}" for i in range(5_000)) + "\n" + ",".join("1" for _ in range(5_000))).encode(),
     "nul-bytes.csv": lambda: b"timestamp,customer_id,model,input_tokens,output_tokens\n2026-01-15T00:00:00Z,ac\x00me,gpt-4o,10,5\n",
+    "bug-ten-mb-header-line.csv": lambda: b"a," * 5_000_000,
 }
-KINDS = ("usage", "openai-costs", "revenue", "mapping", None)  # None: detect from the header
+# Corpus files that reproduce an importer bug (reported to the lead): strict xfails until fixed.
+CORPUS_BUGS = {
+    "bug-usage-plus-sign.csv": KNOWN_BUGS["plus-signed integer"],
+    "bug-revenue-amount-beyond-int64.csv": KNOWN_BUGS["amount beyond int64"],
+    "bug-costs-exponent-bomb.csv": "csv_reader.Validator.usd_pico: an amount of 1e999999 escapes as decimal.Overflow",
+    "bug-ten-mb-header-line.csv": "a 10 MB header line of 5,000,000 columns: header matching does not finish (quadratic)",
+}
+HANG_GUARD = {"bug-ten-mb-header-line.csv": 20}
+GUARD_SECONDS = 180  # a hang guard, not a speed assertion
 CORPUS_FIGURES = {"inputs": 0, "imported": 0, "rejected": 0}
 
 
@@ -456,24 +472,39 @@ def _corpus_names() -> list[str]:
 
 
 @pytest.mark.parametrize("name", _corpus_names())
-def test_nasty_csv_is_imported_or_rejected_clearly(name: str, sqlite_store: Store, tmp_path: Path) -> None:
-    payload = GENERATED[name]() if name in GENERATED else (CORPUS / name).read_bytes()
-    for kind in KINDS:
-        before = _snapshot(sqlite_store)
+def test_nasty_csv_is_imported_or_rejected_clearly(name: str, sqlite_url: str, tmp_path: Path,
+                                                   request: pytest.FixtureRequest) -> None:
+    """Every kind (and auto-detection) on each nasty file, in a child process with a hang guard."""
+    if name in CORPUS_BUGS:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"bug: {CORPUS_BUGS[name]}"))
+    path = CORPUS / name
+    if name in GENERATED:
+        path = tmp_path / name
+        path.write_bytes(GENERATED[name]())
+    open_store(sqlite_url).close()
+    context = fork_context()
+    results = context.Queue()
+    child = context.Process(target=workers.import_csv_every_kind, args=(sqlite_url, str(path), str(tmp_path), results))
+    child.start()
+    outcomes = []
+    try:
+        while (item := results.get(timeout=HANG_GUARD.get(name, GUARD_SECONDS))) is not None:
+            outcomes.append(item)
+    except queue.Empty:
+        pytest.fail(f"{name}: no answer within {HANG_GUARD.get(name, GUARD_SECONDS)} s (hang)")
+    finally:
+        child.kill()
+        child.join(30)
+    for kind, outcome, error_type, message, changed in outcomes:
         CORPUS_FIGURES["inputs"] += 1
-        try:
-            report = import_csv(sqlite_store, payload, kind=kind, name=name, error_path=tmp_path / "errors.csv")
-        except WalletaError as exc:
-            assert str(exc).strip() and "Traceback" not in str(exc), (name, kind)
-            assert isinstance(exc, InputError), (name, kind, type(exc))
-            assert _snapshot(sqlite_store) == before, f"{name} ({kind}): rejected but the database changed"
-            CORPUS_FIGURES["rejected"] += 1
-            continue
-        CORPUS_FIGURES["imported"] += 1
-        after = _snapshot(sqlite_store)
-        assert after["usage_events"] - before["usage_events"] == (report.imported if report.kind in ("usage",) else 0) or report.kind != "usage"
-        assert report.rows_read >= 0 and report.imported >= 0
-        assert_consistent(sqlite_store)
+        CORPUS_FIGURES[outcome if outcome != "other-error" else "rejected"] += 1
+        assert outcome != "other-error", f"{name} ({kind}): {error_type}\n{message}"
+        if outcome == "rejected":
+            assert message.strip() and not changed, f"{name} ({kind}): rejected but the database changed"
+    store = open_store(sqlite_url)
+    assert_consistent(store)
+    assert integrity_ok(sqlite_url)
+    store.close()
 
 
 def test_record_csv_fuzz_figures() -> None:

@@ -176,3 +176,38 @@ def try_plan_in_child(path: str, memory_bytes: int, results: Any) -> None:
         vm = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
     resource.setrlimit(resource.RLIMIT_AS, (vm + memory_bytes, vm + memory_bytes))
     results.put(try_plan(path))
+
+
+CSV_KINDS = ("usage", "openai-costs", "revenue", "mapping", None)  # None: detected from the header
+
+
+def import_csv_every_kind(url: str, path: str, error_dir: str, results: Any) -> None:
+    """Import one file as every CSV kind (and auto-detected); put one outcome per kind on `results`.
+
+    Outcome: (kind, 'imported' | 'rejected' | 'other-error', exception class, message or
+    traceback, database changed although rejected).
+    """
+    from pathlib import Path
+
+    from walleta.errors import InputError
+    from walleta.sources.csv_import import import_csv
+
+    store = open_store(url, create=False)
+    tables = ("usage_events", "revenue_entries", "customer_mappings", "billed_costs", "import_runs", "customers")
+
+    def snapshot() -> list[int]:
+        return [int(store.scalar(f"SELECT COUNT(*) FROM {t}")) for t in tables]
+
+    data = Path(path).read_bytes()
+    for kind in CSV_KINDS:
+        before = snapshot()
+        try:
+            import_csv(store, data, kind=kind, name=Path(path).name, error_path=Path(error_dir) / "errors.csv")
+        except InputError as exc:
+            results.put((kind, "rejected", type(exc).__name__, str(exc), snapshot() != before))
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the test
+            results.put((kind, "other-error", type(exc).__name__, traceback.format_exc()[-2500:], snapshot() != before))
+        else:
+            results.put((kind, "imported", "", "", False))
+    results.put(None)
+    store.close()
