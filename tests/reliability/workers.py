@@ -211,3 +211,37 @@ def import_csv_every_kind(url: str, path: str, error_dir: str, results: Any) -> 
             results.put((kind, "imported", "", "", False))
     results.put(None)
     store.close()
+
+
+def run_openai_import(url: str, base_url: str, admin_key: str, since: str, until: str, started: Any) -> None:
+    """The OpenAI Usage + Costs import of a fixed range against a (fake) admin API."""
+    from walleta.sources.openai_usage import RetryPolicy, import_openai, make_client
+
+    store = open_store(url, create=False)
+    client = make_client(admin_key=admin_key, base_url=base_url)
+    started.value = 1
+    import_openai(store, load_catalog(), client=client, since=since, until=until, retry=RetryPolicy(sleep=lambda _s: None))
+    store.close()
+
+
+def run_stripe_import(url: str, base_url: str, api_key: str, started: Any) -> None:
+    """The full Stripe import against a (fake) Stripe."""
+    from walleta.sources.stripe_import import import_stripe, make_client
+
+    store = open_store(url, create=False)
+    client = make_client(api_key, api_base=base_url)
+    started.value = 1
+    import_stripe(store, client, full=True, sleep=lambda _s: None)
+    store.close()
+
+
+def run_meter_push(url: str, base_url: str, api_key: str, now: float, started: Any) -> None:
+    """Push token usage to a Stripe meter (v1, one request per customer-day) at a fixed clock."""
+    from walleta.meters import Meter, push_meter
+    from walleta.sources.stripe_import import make_client
+
+    store = open_store(url, create=False)
+    client = make_client(api_key, api_base=base_url)
+    started.value = 1
+    push_meter(store, client, Meter("llm_tokens", "tokens"), now=lambda: now)
+    store.close()
