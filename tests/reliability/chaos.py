@@ -14,7 +14,9 @@ through untouched). Faults, as a real network or a broken gateway produces them:
 - "html": 200 with a gateway's HTML page instead of JSON
 - "truncated": the real answer, but the connection closes halfway through the body
 - "reset": the connection closes before any answer
-`injected` counts the faults served; `requests` records (method, path, fault).
+`injected` counts the faults served; `requests` records (method, path, fault). A request whose
+body does not fully arrive (the client was killed while sending it) is dropped, never forwarded,
+as a real server would; `incomplete` counts them.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class ChaosProxy:
         self.faults = list(faults)
         self.slow_seconds = slow_seconds
         self.injected = 0
+        self.incomplete = 0  # requests whose body never fully arrived (dropped, as a real server would)
         self.requests: list[tuple[str, str, str | None]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -82,6 +85,10 @@ class ChaosProxy:
             def _handle(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if len(body) < length:  # the client died mid-request: a real server never sees it
+                    proxy.incomplete += 1
+                    self.close_connection = True
+                    return
                 fault = proxy._next_fault(method, self.path)
                 if fault == "reset":
                     self.close_connection = True
