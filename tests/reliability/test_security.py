@@ -407,3 +407,94 @@ def test_cli_csv_output_neutralises_formulas(tmp_path: Path, capsys: pytest.Capt
     out = capsys.readouterr().out
     assert "evil.invalid" in out  # the customer is in the listing
     assert _formula_cells(out) == []
+
+
+# -- the app ------------------------------------------------------------------------------------
+
+
+def test_app_password_is_compared_in_constant_time() -> None:
+    """The gate compares with hmac.compare_digest and never with == / != / startswith."""
+    import ast
+    import inspect as pyinspect
+
+    from walleta.ui import frame
+
+    tree = ast.parse(pyinspect.getsource(frame._gate))
+    calls = [ast.unparse(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    assert "hmac.compare_digest" in calls
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and any(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops):
+            names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+            assert not names & {"password", "entered"}, f"plain comparison: {ast.unparse(node)}"
+    assert not any(c.endswith(("startswith", "endswith")) for c in calls)
+
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+def _app(monkeypatch: pytest.MonkeyPatch, url: str) -> Any:
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    monkeypatch.setenv("WALLETA_DATABASE_URL", url)
+    return AppTest.from_file(APP, default_timeout=90)
+
+
+def _shown(at: Any) -> str:
+    """Every text the page renders (not the password fields' own values)."""
+    parts = []
+    for kind in ("markdown", "caption", "info", "warning", "error", "success", "exception", "text", "code", "title",
+                 "header", "subheader", "metric", "json", "expander", "status", "toast"):
+        for element in getattr(at, kind, []):
+            for attribute in ("value", "label", "body", "message", "stack_trace"):
+                value = getattr(element, attribute, None)
+                if value is not None:
+                    parts.append(str(value))
+    for frame in getattr(at, "dataframe", []):
+        parts.append(frame.value.to_csv())
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("password,unlocks", [("open sesame ✓", True), ("open sesame", False), ("", False),
+                                               ("open sesame ✓ ", False), ("OPEN SESAME ✓", False)])
+def test_app_password_gate(password: str, unlocks: bool, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WALLETA_APP_PASSWORD", "open sesame ✓")
+    at = _app(monkeypatch, sqlite_url).run()
+    assert not at.metric and not at.dataframe
+    at.text_input(key="walleta_password_input").input(password)
+    at.button[0].click().run()
+    assert bool(at.session_state["walleta_authenticated"] if "walleta_authenticated" in at.session_state else False) is unlocks
+    assert "open sesame ✓" not in _shown(at)
+
+
+def test_app_imports_with_planted_keys_never_show_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    from ..fakes.openai_admin import Failure, FakeOpenAIAdmin
+
+    caplog.set_level(logging.DEBUG)
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    open_store(url).close()
+    with FakeOpenAIAdmin() as openai_fake, FakeStripe() as stripe_fake:
+        openai_fake.state.empty()
+        for endpoint in ("completions", "costs"):
+            openai_fake.state.failures.append(Failure(endpoint, page=1, status=400, times=100, body={
+                "error": {"message": "Invalid request: unknown parameter", "type": "invalid_request_error"}}))
+        masked = "sk_live_" + "*" * 20 + PLANTED["stripe"][-4:]
+        stripe_fake.fail("GET", "/", 401, times=1000, body={"error": {"type": "invalid_request_error",
+                                                                      "message": f"Invalid API Key provided: {masked}"}})
+        monkeypatch.setenv("OPENAI_BASE_URL", openai_fake.base_url)
+        monkeypatch.setenv("WALLETA_STRIPE_API_BASE", stripe_fake.url)
+        at = _app(monkeypatch, url).run()
+        at.switch_page("pages/6_Data.py").run()
+        at.text_input(key="openai_admin_key").input(PLANTED["openai_admin"]).run()
+        at.text_input(key="stripe_api_key").input(PLANTED["stripe"]).run()
+        at.button(key="openai_go").click().run()
+        at.button(key="stripe_go").click().run()
+        assert openai_fake.state.requests and stripe_fake.requests  # both imports really ran
+    shown = _shown(at)
+    assert "400" in shown or "failed" in shown.lower()
+    _assert_no_secret("the Data page", shown)
+    _assert_no_secret("the logs", caplog.text)
+    _assert_no_secret("the SQLite file", _database_bytes(url))

@@ -13,8 +13,11 @@ import time
 import traceback
 from typing import Any
 
+import httpx2
+import openai
 import pandas as pd
 
+import walleta
 import walleta.cli  # noqa: F401 - pre-load every command module in the forkserver
 from walleta.catalog import load_catalog
 from walleta.errors import WalletaError
@@ -245,3 +248,24 @@ def run_meter_push(url: str, base_url: str, api_key: str, now: float, started: A
     started.value = 1
     push_meter(store, client, Meter("llm_tokens", "tokens"), now=lambda: now)
     store.close()
+
+
+def capture_calls(url: str, run: int, total: int, flush_every: int, made: Any, flushed: Any) -> None:
+    """An app server recording OpenAI calls through `walleta.instrument` (fake API in memory).
+
+    `made.value` = calls returned to the caller so far; `flushed.value` = calls confirmed written
+    by `recorder.flush()` (True). Request ids are `req_<run>_<n>`.
+    """
+    from tests.openai_fake import FakeOpenAI
+
+    fake = FakeOpenAI(record_requests=False, id_prefix=f"req_{run}_")
+    client = openai.OpenAI(api_key="sk-test", max_retries=0, http_client=httpx2.Client(transport=httpx2.MockTransport(fake.handler)))
+    walleta.instrument(client, store=url, flush_interval=0.05, batch_size=50)
+    recorder = walleta.recorder_of(client)
+    for number in range(1, total + 1):
+        with walleta.attribute(customer=f"c{number % 7}", feature="chat"):
+            client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        made.value = number
+        if number % flush_every == 0 and recorder.flush():
+            flushed.value = number
+    client.close()
