@@ -146,7 +146,7 @@ def write_batches(url: str, worker: int, batches: int, batch_size: int, barrier:
     events = make_events(batches * batch_size, seed=worker, uid_prefix=f"w{worker}")  # one call: cheaper
     frames = [events.iloc[b * batch_size : (b + 1) * batch_size] for b in range(batches)]
     if barrier is not None:
-        barrier.wait(timeout=120)
+        barrier.wait(timeout=600)
     inserted = 0
     try:
         for frame in frames:

@@ -185,6 +185,27 @@ def test_schema_round_trip_every_column(store: Store) -> None:
     assert_rollups_match_events(store)
 
 
+def test_make_events_is_deterministic_and_consistent() -> None:
+    frame = make_events(2_000, seed=4)
+    pd.testing.assert_frame_equal(frame, make_events(2_000, seed=4))
+    assert not frame.equals(make_events(2_000, seed=5))
+    assert list(frame.columns) == list(EVENT_COLUMNS)
+    assert frame["uid"].is_unique
+    stamps = pd.to_datetime(frame["ts_us"], unit="us", utc=True)
+    assert frame["day"].tolist() == stamps.dt.strftime("%Y-%m-%d").tolist()
+    assert frame["month"].tolist() == stamps.dt.strftime("%Y-%m").tolist()
+    input_parts = frame[["cached_input_tokens", "cache_write_tokens", "input_audio_tokens", "input_image_tokens"]]
+    output_parts = frame[["reasoning_tokens", "output_audio_tokens", "output_image_tokens"]]
+    assert (input_parts.sum(axis=1) <= frame["input_tokens"]).all()
+    assert (output_parts.sum(axis=1) <= frame["output_tokens"]).all()
+    unpriced = frame["cost_pico"].isna()
+    assert 0 < unpriced.sum() < len(frame)
+    assert (frame.loc[unpriced, "price_status"] == "unpriced").all()
+    assert (frame.loc[~unpriced, "price_status"] == "priced").all()
+    assert all(type(v) is int for v in frame.loc[~unpriced, "cost_pico"])
+    assert set(frame["status"]) == {"ok", "error"}
+
+
 def test_bool_flags_are_stored_as_integers(store: Store) -> None:
     frame = make_events(6, seed=2)
     frame["batch"] = [True, False, True, False, True, True]
@@ -518,7 +539,7 @@ def test_concurrent_writers_lose_nothing(db_url: str) -> None:
     for process in workers:
         process.start()
     for process in workers:
-        process.join(timeout=240)
+        process.join(timeout=600)
     for process in workers:
         if process.is_alive():
             process.kill()
