@@ -221,3 +221,14 @@ def test_postgresql_away_and_back_loses_nothing(own_pg: pgserver.PgServer, tmp_p
     assert store.scalar("SELECT COUNT(DISTINCT uid) FROM usage_events") == 251
     store.close()
     again.close()
+
+
+def test_calls_after_close_are_still_recorded(sqlite_url: str) -> None:
+    h = Harness(sqlite_url)
+    h.client.embeddings.create(model="text-embedding-3-small", input="x")
+    h.recorder.close()
+    assert count(sqlite_url) == 1 and not h.recorder._thread.is_alive()  # type: ignore[union-attr]
+    h.client.embeddings.create(model="text-embedding-3-small", input="x")  # a fresh thread takes it
+    assert h.recorder.flush()
+    assert count(sqlite_url) == 2
+    h.close()
