@@ -167,9 +167,10 @@ class Recorder:
             thread.join(timeout)
         if self._queue and (thread is None or not thread.is_alive()):
             self._run_once(final=True)  # never started, or a call raced the stop: handle it here
-        # A call made after close() (a client still in use) starts a fresh thread.
-        self._pid = -1
-        self._stopping = False
+        if thread is None or not thread.is_alive():
+            # A call made after close() (a client still in use) starts a fresh thread.
+            self._pid = -1
+            self._stopping = False
         _RECORDERS.discard(self)
 
     def __enter__(self) -> "Recorder":
