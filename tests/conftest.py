@@ -1,9 +1,10 @@
 """Shared fixtures: real SQLite files and a real PostgreSQL server for every storage test.
 
-- `sqlite_url`: a fresh SQLite file.
-- `pg_url`: a fresh database on a PostgreSQL server this session starts on loopback. Where no
-  server can be started the test is skipped with the reason, except in CI (CI=true), where that
-  is a failure: CI must prove PostgreSQL works.
+- `sqlite_url`: a fresh SQLite file in the test's tmp_path.
+- `pg_url`: a fresh, empty database on a PostgreSQL server this session starts on loopback (see
+  `tests/pgserver.py`; `WALLETA_TEST_PG_URL` points at an existing server instead). Where no server
+  can be started the test is skipped with the reason, except in CI (CI=true), where that is a
+  failure: CI must prove PostgreSQL works.
 - `db_url`: both of the above, as two test ids (`sqlite`, `postgresql`).
 - `store`: `open_store(db_url)`, closed afterwards.
 Every test also gets its own WALLETA_DATABASE_URL, so nothing touches data/walleta.db.
@@ -21,7 +22,7 @@ from walleta.store import Store, open_store
 
 from .pgserver import PgServer, ServerUnavailable, start_server
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
+IN_CI = os.environ.get("CI", "").strip().lower() == "true"
 
 
 @pytest.fixture(autouse=True)
@@ -31,16 +32,23 @@ def _isolated_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer | None]:
+def pg_server() -> Iterator[PgServer | str]:
+    """The session's server, or the reason there is none (a str) outside CI."""
     try:
         server = start_server()
     except ServerUnavailable as exc:
+        reason = str(exc)
+    else:
+        reason = ""
+    if reason:
         if IN_CI:
-            pytest.fail(f"PostgreSQL is required in CI but could not start: {exc}")
-        yield None
+            pytest.fail(f"PostgreSQL is required in CI (CI=true) but no server could be started: {reason}", pytrace=False)
+        yield reason
         return
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
@@ -49,13 +57,13 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def pg_url(pg_server: PgServer | None) -> str:
-    if pg_server is None:
-        pytest.skip("no PostgreSQL server could be started here (initdb/pg_ctl missing?); CI runs these tests")
+def pg_url(pg_server: PgServer | str) -> str:
+    if isinstance(pg_server, str):
+        pytest.skip(f"PostgreSQL tests skipped: no server could be started here ({pg_server}); CI runs them")
     return pg_server.create_database()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql"], ids=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
 
@@ -63,5 +71,7 @@ def db_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def store(db_url: str) -> Iterator[Store]:
     opened = open_store(db_url)
-    yield opened
-    opened.close()
+    try:
+        yield opened
+    finally:
+        opened.close()

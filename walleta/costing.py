@@ -33,7 +33,7 @@ import pandas as pd
 
 from .catalog import Catalog
 
-__all__ = ["price_events", "event_cost", "Rates", "rates_for", "effective_tier", "PRICED", "UNPRICED"]
+__all__ = ["price_events", "price_arrays", "event_cost", "Rates", "rates_for", "effective_tier", "PRICED", "UNPRICED"]
 
 PRICED = "priced"
 UNPRICED = "unpriced"
@@ -182,6 +182,8 @@ def _column(frame: pd.DataFrame, name: str, default: object) -> pd.Series:
 
 def _text_values(series: pd.Series) -> np.ndarray:
     values = series.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=False) in ("string", "empty"):
+        return values  # only str: nothing is missing
     missing = pd.isna(values)
     if missing.any():
         values = values.copy()
@@ -208,18 +210,44 @@ def price_events(frame: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
     `tool_calls`, `service_tier`, `batch` (missing ones count as 0 / default).
     Returns a frame on the same index with `cost_pico` (nullable Int64, or Python ints for
     amounts beyond int64), `price_status` ("priced"/"unpriced") and `price_note`.
+
+    Speed: rates are looked up once per distinct billing case (model, price epoch, tier, batch,
+    long context), where a price epoch is a run of days between two effective dates of the
+    model's catalog rows, so a year of history costs a handful of lookups per model.
     """
     n = len(frame)
     if n == 0:
         return pd.DataFrame({"cost_pico": pd.array([], dtype="Int64"), "price_status": [], "price_note": []})
+    total, unpriced, notes, overflow = price_arrays(frame, catalog)
+    status = np.where(unpriced, UNPRICED, PRICED)
+    if overflow:
+        cost = pd.Series([None if u else int(v) for v, u in zip(total, unpriced)], index=frame.index, dtype=object)
+    else:
+        cost = pd.Series(pd.arrays.IntegerArray(np.where(unpriced, 0, total).astype(np.int64), unpriced.copy()), index=frame.index)
+    return pd.DataFrame({"cost_pico": cost, "price_status": status, "price_note": notes}, index=frame.index)
+
+
+def price_arrays(
+    frame: pd.DataFrame,
+    catalog: Catalog,
+    *,
+    days: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """The arrays behind `price_events`: (cost, unpriced mask, notes, overflow).
+
+    `cost` is int64 (object of Python ints when `overflow`), meaningful where not unpriced;
+    `notes` is an object array ('' when priced). `days`, when given, is (codes, distinct day
+    labels) for the rows, which saves factorising a column of day strings.
+    """
+    n = len(frame)
     q = {name: _ints(frame, name) for name in _INT_COLUMNS}
     seconds = _column(frame, "audio_seconds", 0.0).fillna(0).to_numpy(dtype=np.float64)
     q["audio_ms"] = np.rint(seconds * 1000).astype(np.int64)
     raw_models = _text_values(_column(frame, "model", ""))
     model_codes, model_names = pd.factorize(raw_models)
-    resolved_names = [catalog.resolve(m) or "" for m in model_names]
-    resolved_arr = np.array(resolved_names, dtype=object)[model_codes]
-    known = np.array([bool(r) for r in resolved_names], dtype=bool)[model_codes]
+    resolved_names = np.array([catalog.resolve(m) or "" for m in model_names], dtype=object)
+    known_model = resolved_names != ""
+    known = known_model[model_codes]
     lc_capable = np.array([bool(r) and catalog.has_long_context(r) for r in resolved_names], dtype=bool)[model_codes]
     tier_codes, tier_names = pd.factorize(_text_values(_column(frame, "service_tier", "")))
     tier_names = np.array([effective_tier(t) for t in tier_names], dtype=object)
@@ -228,24 +256,32 @@ def price_events(frame: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
     # its average request does.
     requests = np.maximum(_ints(frame, "requests") if "requests" in frame.columns else np.ones(n, dtype=np.int64), 1)
     long_context = lc_capable & (q["input_tokens"] > catalog.long_context_threshold * requests)
-    days = _days(frame)
-    day_codes, day_names = pd.factorize(days)
+    if days is None:
+        day_values = _days(frame)
+        day_codes, day_names = pd.factorize(day_values)
+    else:
+        day_codes, day_names = days
+        day_values = None
+    epochs = _price_epochs(catalog, resolved_names, day_names)
+    epoch_codes = epochs[model_codes, day_codes]
     # One integer per billing case; the rates are looked up once per distinct case.
-    case = (((model_codes.astype(np.int64) * len(day_names) + day_codes) * len(tier_names) + tier_codes) * 2 + batch) * 2 + long_context
-    distinct_cases, first_rows, codes = np.unique(case, return_index=True, return_inverse=True)
+    n_epochs = int(epochs.max(initial=0)) + 1
+    case = ((((model_codes.astype(np.int64) * n_epochs + epoch_codes) * len(tier_names) + tier_codes) * 2 + batch) * 2 + long_context)
+    codes, first_rows = _first_occurrences(case)
+    resolved_first = resolved_names[model_codes[first_rows]]
     table = [
-        rates_for(catalog, resolved_arr[i], days[i], tier_names[tier_codes[i]], bool(batch[i]), bool(long_context[i]))
-        if resolved_arr[i]
-        else Rates()
-        for i in first_rows
+        rates_for(catalog, model, day_names[day_codes[i]], tier_names[tier_codes[i]], bool(batch[i]), bool(long_context[i])) if model else Rates()
+        for i, model in zip(first_rows.tolist(), resolved_first)
     ]
     rate = {f.name: np.array([getattr(r, f.name) for r in table], dtype=np.int64)[codes] for f in fields(Rates) if f.name != "note"}
-    combo_notes = np.array([r.note for r in table], dtype=object)[codes]
+    case_notes = np.array([r.note for r in table], dtype=object)
 
     text_in = q["input_tokens"] - q["cached_input_tokens"] - q["cache_write_tokens"] - q["input_audio_tokens"] - q["input_image_tokens"]
     text_out = q["output_tokens"] - q["output_audio_tokens"] - q["output_image_tokens"]
-    inconsistent = (text_in < 0) | (text_out < 0) | np.any([v < 0 for v in q.values()], axis=0)
-    per_image, image_missing = _per_image_costs(frame, catalog, resolved_arr, q, days)
+    inconsistent = (text_in < 0) | (text_out < 0)
+    for values in q.values():
+        inconsistent |= values < 0
+    per_image, image_missing = _per_image_costs(frame, catalog, resolved_names, model_codes, epoch_codes, q, day_codes, day_names)
 
     terms: list[tuple[np.ndarray, np.ndarray, str]] = [
         (text_in, rate["text_in"], "input"),
@@ -269,24 +305,51 @@ def price_events(frame: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
     minutes_cost = _rounded_div(q["audio_ms"] * 1, rate["per_minute"], 60_000)
     total = total + np.where(rate["per_minute"] >= 0, minutes_cost, 0) + per_image
 
-    missing_reason = np.full(n, "", dtype=object)
+    # The first missing price, as a code into `reasons` (0 = none).
+    reasons = [""]
+    reason = np.zeros(n, dtype=np.int16)
     for quantity, rates, label in terms:
-        gap = (quantity > 0) & (rates == MISSING)
-        missing_reason = np.where(gap & (missing_reason == ""), f"no {label} price", missing_reason)
+        reasons.append(f"no {label} price")
+        reason[(reason == 0) & (quantity > 0) & (rates == MISSING)] = len(reasons) - 1
     for quantity, rates, label in [(q["characters"], rate["per_character"], "per-character"), (q["audio_ms"], rate["per_minute"], "per-minute")]:
-        gap = (quantity > 0) & (rates == MISSING) & ~has_tokens
-        missing_reason = np.where(gap & (missing_reason == ""), f"no {label} price", missing_reason)
-    missing_reason = np.where(image_missing & (missing_reason == ""), "no per-image price for this size and quality", missing_reason)
+        reasons.append(f"no {label} price")
+        reason[(reason == 0) & (quantity > 0) & (rates == MISSING) & ~has_tokens] = len(reasons) - 1
+    reasons.append("no per-image price for this size and quality")
+    reason[(reason == 0) & image_missing] = len(reasons) - 1
 
-    notes = _compose_notes(raw_models, resolved_arr, known, inconsistent, missing_reason, combo_notes)
-    unpriced = notes != ""
-    status = np.where(unpriced, UNPRICED, PRICED)
-    if overflow:
-        cost = pd.Series([None if u else int(v) for v, u in zip(total, unpriced)], index=frame.index, dtype=object)
-    else:
-        cost = pd.Series(pd.array(np.where(unpriced, 0, total), dtype="Int64"), index=frame.index)
-        cost[unpriced] = pd.NA
-    return pd.DataFrame({"cost_pico": cost, "price_status": status, "price_note": notes}, index=frame.index)
+    notes, unpriced = _compose_notes(model_names, model_codes, resolved_names, known, inconsistent, reason, reasons, codes, case_notes)
+    return total, unpriced, notes, overflow
+
+
+def _first_occurrences(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(code of each value, first row of each code): codes number distinct values by first appearance."""
+    codes, _uniques = pd.factorize(values)
+    if len(codes) == 0:
+        return codes.astype(np.int64), np.zeros(0, dtype=np.int64)
+    # Codes are assigned in order of first appearance, so a row is a first occurrence exactly
+    # when its code exceeds every code before it.
+    running = np.maximum.accumulate(codes)
+    first = np.flatnonzero(np.concatenate(([True], codes[1:] > running[:-1])))
+    return codes.astype(np.int64), first
+
+
+def _price_epochs(catalog: Catalog, resolved_names: np.ndarray, day_names: np.ndarray) -> np.ndarray:
+    """epochs[model, day]: days with the same number have the same prices for that model.
+
+    A model's epochs are separated by the effective dates of any of its catalog rows.
+    """
+    bounds: dict[str, list[str]] = {}
+    wanted = set(resolved_names.tolist())
+    for row in catalog.rows:
+        if row.model in wanted:
+            bounds.setdefault(row.model, []).append(row.effective_from)
+    day_text = np.array([str(d) for d in day_names], dtype=object)
+    epochs = np.zeros((len(resolved_names), len(day_text)), dtype=np.int64)
+    for index, model in enumerate(resolved_names.tolist()):
+        dates = sorted(set(bounds.get(model, ())))
+        if len(dates) > 1:
+            epochs[index] = np.searchsorted(np.array(dates, dtype=object), day_text, side="right")
+    return epochs
 
 
 def _sum_products(terms: list[tuple[np.ndarray, np.ndarray, str]]) -> tuple[np.ndarray, bool]:
@@ -314,24 +377,42 @@ def _rounded_div(quantity: np.ndarray, rates: np.ndarray, denominator: int) -> n
 
 
 def _per_image_costs(
-    frame: pd.DataFrame, catalog: Catalog, models: np.ndarray, q: dict[str, np.ndarray], days: np.ndarray
+    frame: pd.DataFrame,
+    catalog: Catalog,
+    resolved_names: np.ndarray,
+    model_codes: np.ndarray,
+    epoch_codes: np.ndarray,
+    q: dict[str, np.ndarray],
+    day_codes: np.ndarray,
+    day_names: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image cost for rows with images but no image output tokens; and rows lacking a price."""
+    """Per-image cost for rows with images but no image output tokens; and rows lacking a price.
+
+    The unit price is looked up once per distinct (model, price epoch, size, quality).
+    """
     n = len(frame)
     cost = np.zeros(n, dtype=np.int64)
     missing = np.zeros(n, dtype=bool)
-    rows = np.flatnonzero((q["images"] > 0) & (q["output_image_tokens"] == 0) & (models != ""))
+    rows = np.flatnonzero((q["images"] > 0) & (q["output_image_tokens"] == 0) & (resolved_names != "")[model_codes])
     if rows.size == 0:
         return cost, missing
-    sizes = _column(frame, "image_size", "").fillna("").astype(str).to_numpy(dtype=object)
-    qualities = _column(frame, "image_quality", "").fillna("").astype(str).to_numpy(dtype=object)
+    sizes = _column(frame, "image_size", "").iloc[rows].fillna("").astype(str).str.lower().to_numpy(dtype=object)
+    qualities = _column(frame, "image_quality", "").iloc[rows].fillna("").astype(str).str.lower().to_numpy(dtype=object)
+    size_codes, size_names = pd.factorize(sizes)
+    quality_codes, quality_names = pd.factorize(qualities)
+    key = ((model_codes[rows].astype(np.int64) * (int(epoch_codes.max(initial=0)) + 1) + epoch_codes[rows]) * len(size_names) + size_codes) * len(quality_names) + quality_codes
+    codes, first = _first_occurrences(key)
     lookup: Callable[[str, str, str, str], int] = _image_rate_lookup(catalog)
-    for row in rows:
-        unit_price = lookup(models[row], days[row], sizes[row].lower(), qualities[row].lower())
-        if unit_price == MISSING:
-            missing[row] = True
-        else:
-            cost[row] = unit_price * q["images"][row]
+    prices = np.array(
+        [
+            lookup(resolved_names[model_codes[rows[i]]], day_names[day_codes[rows[i]]], size_names[size_codes[i]], quality_names[quality_codes[i]])
+            for i in first.tolist()
+        ],
+        dtype=np.int64,
+    )[codes]
+    lacking = prices == MISSING
+    missing[rows] = lacking
+    cost[rows] = np.where(lacking, 0, prices * q["images"][rows])
     return cost, missing
 
 
@@ -349,24 +430,38 @@ def _image_rate_lookup(catalog: Catalog) -> Callable[[str, str, str, str], int]:
 
 
 def _compose_notes(
-    raw_models: np.ndarray,
-    resolved: np.ndarray,
+    model_names: np.ndarray,
+    model_codes: np.ndarray,
+    resolved_names: np.ndarray,
     known: np.ndarray,
     inconsistent: np.ndarray,
-    missing_reason: np.ndarray,
-    combo_notes: np.ndarray,
+    reason: np.ndarray,
+    reasons: list[str],
+    case_codes: np.ndarray,
+    case_notes: np.ndarray,
 ) -> np.ndarray:
-    notes = np.full(len(raw_models), "", dtype=object)
+    """(note of each row, '' when priced; unpriced mask); each text built once per combination."""
+    notes = np.empty(len(model_codes), dtype=object)
+    notes.fill("")  # one shared "" (np.full would build a new str per element)
     unknown = ~known
     if unknown.any():
-        notes[unknown] = np.array([f"unknown model '{m}'" for m in raw_models[unknown]], dtype=object)
+        per_model = np.array([f"unknown model '{m}'" for m in model_names], dtype=object)
+        notes[unknown] = per_model[model_codes[unknown]]
     bad = known & inconsistent
     notes[bad] = "token classes exceed their totals (e.g. cached > input) or are negative"
-    gap = known & ~inconsistent & (missing_reason != "")
+    gap = known & ~inconsistent & (reason != 0)
     if gap.any():
-        detail = np.where(combo_notes[gap] != "", combo_notes[gap], missing_reason[gap])
-        notes[gap] = np.array([f"{d} ({m})" if "(" not in d and m not in d else d for d, m in zip(detail, resolved[gap])], dtype=object)
-    return notes
+        rows = np.flatnonzero(gap)
+        combo = (case_codes[rows] * len(reasons) + reason[rows]) * len(resolved_names) + model_codes[rows]
+        codes, first = _first_occurrences(combo)
+        texts = []
+        for i in first.tolist():
+            row = rows[i]
+            detail = case_notes[case_codes[row]] or reasons[reason[row]]
+            model = resolved_names[model_codes[row]]
+            texts.append(f"{detail} ({model})" if "(" not in detail and model not in detail else detail)
+        notes[rows] = np.array(texts, dtype=object)[codes]
+    return notes, unknown | bad | gap
 
 
 def event_cost(catalog: Catalog, **event: object) -> int | None:

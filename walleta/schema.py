@@ -38,6 +38,9 @@ __all__ = [
     "Meta",
     "metadata",
     "rollup_table",
+    "StripeCustomer",
+    "StripeSubscriptionItem",
+    "MeterPush",
 ]
 
 # Bump when the schema changes; add the upgrade step to `walleta.migrations.MIGRATIONS`.
@@ -260,3 +263,124 @@ _ROLLUP_TABLES = {name: _build_rollup(name, keys) for name, keys in ROLLUPS.item
 def rollup_table(name: str) -> Table:
     """The SQLAlchemy table of a rollup by name."""
     return _ROLLUP_TABLES[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 5: Stripe import (customers, subscription items) and meter pushes.
+# New tables only (create_all adds them to an existing database; no migration step needed).
+# ---------------------------------------------------------------------------------------------
+
+
+class StripeCustomer(SQLModel, table=True):
+    """A Stripe customer as last imported (for matching to usage customers)."""
+
+    __tablename__ = "stripe_customers"
+
+    stripe_customer_id: str = Field(primary_key=True, sa_type=String(255))
+    name: str = Field(default="", sa_type=Text, nullable=False)
+    email: str = Field(default="", sa_type=Text, nullable=False)
+    # The value of the `walleta_customer_id` metadata key, when set in Stripe.
+    walleta_customer_id: str = Field(default="", sa_type=Text, nullable=False)
+    metadata_json: str = Field(default="{}", sa_type=Text, nullable=False)
+    currency: str = Field(default="", sa_type=String(3), nullable=False)
+    created: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    import_id: Optional[int] = Field(default=None, sa_type=BigInteger)
+
+
+class StripeSubscriptionItem(SQLModel, table=True):
+    """One item of a non-canceled Stripe subscription (snapshot replaced on every import)."""
+
+    __tablename__ = "stripe_subscription_items"
+
+    item_id: str = Field(primary_key=True, sa_type=String(255))
+    subscription_id: str = Field(sa_type=Text, nullable=False)
+    stripe_customer_id: str = Field(sa_type=Text, nullable=False)
+    status: str = Field(sa_type=Text, nullable=False)
+    price_id: str = Field(default="", sa_type=Text, nullable=False)
+    product_id: str = Field(default="", sa_type=Text, nullable=False)
+    plan_name: str = Field(default="", sa_type=Text, nullable=False)
+    currency: str = Field(default="", sa_type=String(3), nullable=False)
+    # Exact decimal text in minor units (Stripe's unit_amount_decimal); "" for tiered prices.
+    unit_amount_decimal: str = Field(default="", sa_type=Text, nullable=False)
+    quantity: int = Field(default=1, sa_type=BigInteger, nullable=False)
+    billing_interval: str = Field(default="", sa_type=Text, nullable=False)
+    interval_count: int = Field(default=1, sa_type=Integer, nullable=False)
+    usage_type: str = Field(default="", sa_type=Text, nullable=False)
+    billing_scheme: str = Field(default="", sa_type=Text, nullable=False)
+    # JSON list of {"percent_off": "20", "amount_off": 500, "currency": "usd", "end": ts|null}
+    discounts_json: str = Field(default="[]", sa_type=Text, nullable=False)
+    current_period_start: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    current_period_end: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    import_id: Optional[int] = Field(default=None, sa_type=BigInteger)
+
+
+class MeterPush(SQLModel, table=True):
+    """One meter event accepted by Stripe; written right after each successful send."""
+
+    __tablename__ = "meter_pushes"
+    __table_args__ = (Index("ix_meter_pushes_meter_window", "event_name", "window_start"),)
+
+    identifier: str = Field(primary_key=True, sa_type=String(255))
+    event_name: str = Field(sa_type=Text, nullable=False)
+    customer_id: str = Field(sa_type=Text, nullable=False)
+    stripe_customer_id: str = Field(sa_type=Text, nullable=False)
+    window_kind: str = Field(sa_type=String(8), nullable=False)  # "day" or "hour"
+    window_start: int = Field(sa_type=BigInteger, nullable=False)  # unix seconds, UTC
+    value: int = Field(sa_type=BigInteger, nullable=False)
+    sent_us: int = Field(sa_type=BigInteger, nullable=False)
+    api: str = Field(default="v1", sa_type=String(8), nullable=False)
+    note: str = Field(default="", sa_type=Text, nullable=False)
+
+# Issue 4: OpenAI organization usage buckets (the reconciliation record of API / export usage)
+# ---------------------------------------------------------------------------------------------
+
+
+class OpenAIUsageBucket(SQLModel, table=True):
+    """One result row of the OpenAI Usage API (or of a dashboard activity export) for one bucket.
+
+    Kept whole and always, as the provider's own account of usage. Rows are copied into
+    `usage_events` (source 'openai_api' / 'openai_export', priced, mapped to customers) only
+    for UTC days that have no usage from the usage log, CSV files or the demo; see
+    `walleta.sources.usage_rule`. `uid` is `openai:<endpoint>:<bucket start>:<group key>`
+    (`openai_export:...` for export rows); a re-fetched bucket replaces the stored one.
+    """
+
+    __tablename__ = "openai_usage_buckets"
+    __table_args__ = (Index("ix_openai_usage_buckets_day", "day"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    uid: str = Field(sa_type=String(512), unique=True, nullable=False)
+    source: str = Field(default="openai_api", sa_type=String(32), nullable=False)
+    endpoint: str = Field(sa_type=String(64), nullable=False)
+    start_us: int = Field(sa_type=BigInteger, nullable=False)
+    end_us: int = Field(sa_type=BigInteger, nullable=False)
+    day: str = Field(sa_type=String(10), nullable=False)
+    project_id: str = Field(default="", sa_type=Text, nullable=False)
+    api_key_id: str = Field(default="", sa_type=Text, nullable=False)
+    user_id: str = Field(default="", sa_type=Text, nullable=False)
+    model: str = Field(default="", sa_type=Text, nullable=False)
+    service_tier: str = Field(default="", sa_type=Text, nullable=False)
+    batch: int = Field(default=0, sa_type=Integer, nullable=False)
+    input_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    cached_input_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    cache_write_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    output_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    input_audio_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    output_audio_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    input_image_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    output_image_tokens: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    requests: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    images: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    image_size: str = Field(default="", sa_type=Text, nullable=False)
+    characters: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    audio_seconds: float = Field(default=0.0, sa_type=Float, nullable=False)
+    tool_calls: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    usage_bytes: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    attributes: str = Field(default="", sa_type=Text, nullable=False)  # other group fields, JSON
+    raw: str = Field(default="", sa_type=Text, nullable=False)  # the result object as received, JSON
+    import_id: Optional[int] = Field(default=None, sa_type=BigInteger)
+
+
+BUCKET_COLUMNS: tuple[str, ...] = tuple(
+    c.name for c in OpenAIUsageBucket.__table__.columns if c.name != "id"  # type: ignore[attr-defined]
+)

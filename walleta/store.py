@@ -170,7 +170,7 @@ class Store:
             cur.close()
         finally:
             raw.close()
-        return pd.DataFrame.from_records(rows, columns=columns)
+        return _records_frame(rows, columns)
 
     def scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:
         """The first column of the first row, or None."""
@@ -253,6 +253,9 @@ class Store:
         """
         if frame.empty:
             return WriteResult(0, 0, 0)
+        flags = [c for c, dtype in frame.dtypes.items() if dtype.kind == "b"]
+        if flags:  # bool flags (batch, estimated) are INTEGER columns; PostgreSQL refuses True there
+            frame = frame.astype({c: "int64" for c in flags})
         if cur is not None:
             return self._merge_events(cur, frame, on_conflict)
         with self.transaction() as own:
@@ -268,9 +271,7 @@ class Store:
         rows = _frame_to_rows(frame)
         inserted_uids = self._insert_rows(cur, rows)
         fresh = frame if inserted_uids is None else frame[frame["uid"].isin(inserted_uids)]
-        self._apply_rollup_deltas(cur, fresh, sign=1)
-        if not old.empty:
-            self._apply_rollup_deltas(cur, old, sign=-1)
+        self._apply_rollup_deltas(cur, fresh, old)
         replaced = len(old)
         return WriteResult(inserted=len(fresh) - replaced, replaced=replaced, skipped=len(frame) - len(fresh))
 
@@ -296,7 +297,11 @@ class Store:
         cur.execute("SELECT COALESCE(MAX(id), 0) FROM usage_events")
         highest_before = int(cur.fetchone()[0])
         placeholders = ", ".join("?" for _ in EVENT_COLUMNS)
-        cur.executemany(f"INSERT OR IGNORE INTO usage_events ({columns}) VALUES ({placeholders})", rows)
+        # ON CONFLICT (uid), not INSERT OR IGNORE: OR IGNORE would also silently drop rows that
+        # break NOT NULL (and count them as duplicates) where PostgreSQL raises.
+        cur.executemany(
+            f"INSERT INTO usage_events ({columns}) VALUES ({placeholders}) ON CONFLICT (uid) DO NOTHING", rows
+        )
         if cur.rowcount == len(rows):
             return None
         # We hold the write lock, so every id above the old maximum is one of ours.
@@ -311,28 +316,38 @@ class Store:
                 self.sql(f"SELECT {wanted} FROM usage_events WHERE uid IN ({', '.join('?' for _ in chunk)})"),
                 chunk,
             )
-            frames.append(pd.DataFrame.from_records(cur.fetchall(), columns=[d[0] for d in cur.description]))
+            frames.append(_records_frame(cur.fetchall(), [d[0] for d in cur.description]))
         found = [f for f in frames if not f.empty]
         return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
 
     def _delete_by_uid(self, cur: Any, uids: list[str]) -> None:
-        for chunk in _chunks(uids, 500):
+        for chunk in _chunks(sorted(uids), 500):  # one lock order for concurrent writers
             cur.execute(self.sql(f"DELETE FROM usage_events WHERE uid IN ({', '.join('?' for _ in chunk)})"), chunk)
 
-    def _apply_rollup_deltas(self, cur: Any, events: pd.DataFrame, *, sign: int) -> None:
-        """Add (sign=1) or subtract (sign=-1) a frame of events to every rollup."""
-        if events.empty:
+    def _apply_rollup_deltas(self, cur: Any, added: pd.DataFrame, removed: pd.DataFrame | None = None) -> None:
+        """Add the `added` events to every rollup and subtract the `removed` ones.
+
+        One upsert pass per rollup, in sorted key order: concurrent writers on PostgreSQL then
+        lock rollup rows in the same order and cannot deadlock each other.
+        """
+        parts = [(events, sign) for events, sign in ((added, 1), (removed, -1)) if events is not None and not events.empty]
+        if not parts:
             return
-        measures = rollup_measures(events)
+        signed = [(events, rollup_measures(events) if sign > 0 else -rollup_measures(events)) for events, sign in parts]
         for name, keys in ROLLUPS.items():
-            grouped = measures.groupby([events[k] for k in keys], sort=False).sum()
-            if sign < 0:
-                grouped = -grouped
-            flat = grouped.reset_index()
+            grouped = [measures.groupby([events[k] for k in keys], sort=False).sum() for events, measures in signed]
+            if len(grouped) == 1:
+                delta = grouped[0]
+            else:
+                delta = pd.concat(grouped).groupby(level=list(range(len(keys))), sort=False).sum()
+                delta = delta[(delta != 0).any(axis=1)]  # keys whose rows were replaced by identical ones
+            flat = delta.reset_index()
             # Column-wise tolist() turns numpy values into Python ints/str in C.
             rows = list(zip(*(flat[column].tolist() for column in flat.columns)))
-            cur.executemany(self.sql(_rollup_values_sql(name, keys)), rows)
-            if sign < 0:
+            rows.sort(key=lambda row: row[: len(keys)])
+            if rows:
+                cur.executemany(self.sql(_rollup_values_sql(name, keys)), rows)
+            if len(parts) > 1 or parts[0][1] < 0:
                 cur.execute(f"DELETE FROM {name} WHERE events = 0")
 
     def _apply_rollups_sql(self, cur: Any, source: str) -> None:
@@ -349,6 +364,16 @@ class Store:
         for name in ROLLUPS:
             cur.execute(f"DELETE FROM {name}")
         self._apply_rollups_sql(cur, "usage_events")
+
+    def delete_events(self, uids: list[str], *, cur: Any) -> int:
+        """Delete events by uid inside the caller's transaction, subtracting them from every
+        rollup. Returns how many were deleted. (Issue 4: provider usage yielding to the log.)"""
+        old = self._events_by_uid(cur, list(uids))
+        if old.empty:
+            return 0
+        self._delete_by_uid(cur, old["uid"].tolist())
+        self._apply_rollup_deltas(cur, old, sign=-1)
+        return len(old)
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -403,6 +428,23 @@ class Store:
     def has_events(self) -> bool:
         """True when at least one usage event is stored."""
         return self.scalar("SELECT 1 FROM usage_events LIMIT 1") is not None
+
+
+def _records_frame(rows: list[tuple], columns: list[str]) -> pd.DataFrame:
+    """Rows -> DataFrame, keeping integer columns that hold NULLs exact.
+
+    `from_records` turns an integer column with a NULL into float64 with NaN, which is inexact
+    above 2**53 (a pico-dollar amount of about $9,007). Such columns become object columns of
+    Python ints and None instead.
+    """
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    for position in range(len(columns)):
+        column = frame.iloc[:, position]
+        if column.dtype.kind == "f" and column.isna().any():
+            values = [row[position] for row in rows]
+            if not any(isinstance(v, float) for v in values):
+                frame.isetitem(position, pd.Series(values, dtype=object, index=frame.index))
+    return frame
 
 
 def _frame_to_rows(frame: pd.DataFrame) -> list[tuple]:

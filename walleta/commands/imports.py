@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 from types import ModuleType
 
-IMPORT_SOURCES: list[ModuleType] = []
+from . import import_csv, import_openai, import_stripe
+
+IMPORT_SOURCES: list[ModuleType] = [import_stripe, import_csv, import_openai]
 
 
 def register(commands: argparse._SubParsersAction) -> None:

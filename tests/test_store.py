@@ -1,0 +1,537 @@
+"""The storage layer on SQLite and PostgreSQL: schema round-trip, rollups, idempotent and
+replacing bulk writes, atomicity, schema versioning, import bookkeeping, upserts, concurrency.
+
+Every test taking `store` or `db_url` runs twice (ids `sqlite` and `postgresql`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from walleta.errors import SchemaError
+from walleta.schema import EVENT_COLUMNS, ROLLUP_MEASURES, ROLLUPS, SCHEMA_VERSION, TOKEN_COLUMNS
+from walleta.store import Store, WriteResult, open_store
+
+from .factories import make_events, write_batches
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+
+# Written here independently of walleta.store, so a wrong rollup expression there is caught.
+_BRUTE_FORCE_MEASURES = {
+    "events": "COUNT(*)",
+    "requests": "SUM(requests)",
+    **{t: f"SUM({t})" for t in TOKEN_COLUMNS},
+    "images": "SUM(images)",
+    "characters": "SUM(characters)",
+    "tool_calls": "SUM(tool_calls)",
+    "errors": "SUM(CASE WHEN status = 'ok' THEN 0 ELSE requests END)",
+    "cost_pico": "SUM(CASE WHEN cost_pico IS NULL THEN 0 ELSE cost_pico END)",
+    "provider_cost_pico": "SUM(CASE WHEN provider_cost_pico IS NULL THEN 0 ELSE provider_cost_pico END)",
+    "unpriced_events": "SUM(CASE WHEN cost_pico IS NULL THEN 1 ELSE 0 END)",
+    "unpriced_requests": "SUM(CASE WHEN cost_pico IS NULL THEN requests ELSE 0 END)",
+    "unpriced_tokens": "SUM(CASE WHEN cost_pico IS NULL THEN input_tokens + output_tokens ELSE 0 END)",
+}
+
+
+def _rows(store: Store, statement: str) -> dict[tuple, tuple]:
+    """Rows of a keyed query as {key tuple: measures tuple} of plain Python ints/str."""
+    raw = store.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute(statement)
+        rows = cur.fetchall()
+        cur.close()
+    finally:
+        raw.close()
+    return {tuple(r[:-len(ROLLUP_MEASURES)]): tuple(int(v) for v in r[-len(ROLLUP_MEASURES):]) for r in rows}
+
+
+def brute_force(store: Store, name: str) -> dict[tuple, tuple]:
+    keys = ", ".join(ROLLUPS[name])
+    measures = ", ".join(f"CAST({_BRUTE_FORCE_MEASURES[m]} AS BIGINT)" for m in ROLLUP_MEASURES)
+    return _rows(store, f"SELECT {keys}, {measures} FROM usage_events GROUP BY {keys}")
+
+
+def rollup(store: Store, name: str) -> dict[tuple, tuple]:
+    keys = ", ".join(ROLLUPS[name])
+    return _rows(store, f"SELECT {keys}, {', '.join(ROLLUP_MEASURES)} FROM {name}")
+
+
+def assert_rollups_match_events(store: Store) -> None:
+    assert set(_BRUTE_FORCE_MEASURES) == set(ROLLUP_MEASURES), "a rollup measure has no brute-force expression"
+    for name in ROLLUPS:
+        expected, actual = brute_force(store, name), rollup(store, name)
+        assert actual.keys() == expected.keys(), name
+        for key, measures in expected.items():
+            assert dict(zip(ROLLUP_MEASURES, actual[key])) == dict(zip(ROLLUP_MEASURES, measures)), (name, key)
+
+
+def snapshot(store: Store) -> dict[str, Any]:
+    """Everything a write can change: every event row and every rollup row."""
+    events = store.query(f"SELECT {', '.join(EVENT_COLUMNS)} FROM usage_events ORDER BY uid")
+    return {
+        "events": [tuple(_plain(v) for v in row) for row in events.itertuples(index=False)],
+        **{name: rollup(store, name) for name in ROLLUPS},
+    }
+
+
+def _plain(value: Any) -> Any:
+    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
+
+
+def count(store: Store, table: str = "usage_events") -> int:
+    return int(store.scalar(f"SELECT COUNT(*) FROM {table}"))
+
+
+# ---------------------------------------------------------------------------------------------
+# schema round-trip
+# ---------------------------------------------------------------------------------------------
+
+# Three hand-written events. ts_us values need all 53+ bits of precision to survive exactly, and
+# every token class and quantity is non-zero somewhere and distinct, so a swapped column shows.
+HAND_EVENTS: list[dict[str, Any]] = [
+    {
+        "uid": "req:abc-1", "ts_us": 1_767_225_599_999_999, "day": "2025-12-31", "month": "2025-12",
+        "customer_id": "cus_1", "feature": "chat", "model": "gpt-4o-2024-08-06", "provider": "openai",
+        "input_tokens": 12_345, "cached_input_tokens": 2_001, "cache_write_tokens": 302,
+        "output_tokens": 4_321, "reasoning_tokens": 1_003, "input_audio_tokens": 404,
+        "output_audio_tokens": 505, "input_image_tokens": 606, "output_image_tokens": 707,
+        "images": 0, "image_size": "", "image_quality": "", "audio_seconds": 12.5, "characters": 0,
+        "tool_calls": 2, "requests": 1, "service_tier": "default", "batch": 0, "project_id": "proj_a",
+        "api_key_id": "key_a", "user_id": "user-1", "request_id": "abc-1", "latency_ms": 812,
+        "status": "ok", "estimated": 0, "provider_cost_pico": 123_000_000_001,
+        "cost_pico": 123_456_789_012, "price_status": "priced", "price_note": "", "source": "test",
+        "import_id": 7,
+    },
+    {
+        "uid": "req:abc-2", "ts_us": 1_767_225_600_000_001, "day": "2026-01-01", "month": "2026-01",
+        "customer_id": "cus_2", "feature": "images", "model": "gpt-image-1", "provider": "openai",
+        "input_tokens": 50, "cached_input_tokens": 0, "cache_write_tokens": 0, "output_tokens": 4_160,
+        "reasoning_tokens": 0, "input_audio_tokens": 0, "output_audio_tokens": 0,
+        "input_image_tokens": 11, "output_image_tokens": 4_160, "images": 3, "image_size": "1024x1024",
+        "image_quality": "high", "audio_seconds": 0.0, "characters": 99, "tool_calls": 0, "requests": 3,
+        "service_tier": "flex", "batch": 1, "project_id": "proj_b", "api_key_id": "", "user_id": "",
+        "request_id": "abc-2", "latency_ms": None, "status": "error", "estimated": 1,
+        "provider_cost_pico": None, "cost_pico": 2**62 + 1, "price_status": "priced",
+        "price_note": "image", "source": "test", "import_id": None,
+    },
+    {
+        "uid": "content:ffff", "ts_us": 1_769_904_000_000_000, "day": "2026-02-01", "month": "2026-02",
+        "customer_id": "(unattributed)", "feature": "(none)", "model": "gpt-99-unknown",
+        "provider": "openai", "input_tokens": 900, "cached_input_tokens": 100, "cache_write_tokens": 0,
+        "output_tokens": 80, "reasoning_tokens": 40, "input_audio_tokens": 0, "output_audio_tokens": 0,
+        "input_image_tokens": 0, "output_image_tokens": 0, "images": 0, "image_size": "",
+        "image_quality": "", "audio_seconds": 0.0, "characters": 0, "tool_calls": 0, "requests": 2,
+        "service_tier": "default", "batch": 0, "project_id": "", "api_key_id": "", "user_id": "",
+        "request_id": "", "latency_ms": 15, "status": "ok", "estimated": 0, "provider_cost_pico": None,
+        "cost_pico": None, "price_status": "unpriced", "price_note": "model not in catalog",
+        "source": "test", "import_id": None,
+    },
+]
+
+INT_COLUMNS = {
+    "ts_us", *TOKEN_COLUMNS, "images", "characters", "tool_calls", "requests", "batch", "estimated",
+}
+NULLABLE_INT_COLUMNS = {"latency_ms", "provider_cost_pico", "cost_pico", "import_id"}
+
+
+def hand_frame() -> pd.DataFrame:
+    assert all(list(e) == list(EVENT_COLUMNS) for e in HAND_EVENTS), "HAND_EVENTS must list EVENT_COLUMNS in order"
+    columns = {}
+    for name in EVENT_COLUMNS:
+        values = [e[name] for e in HAND_EVENTS]
+        if name in INT_COLUMNS:
+            columns[name] = pd.Series(values, dtype="int64")
+        elif name == "audio_seconds":
+            columns[name] = pd.Series(values, dtype="float64")
+        else:
+            columns[name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(columns)
+
+
+def test_schema_round_trip_every_column(store: Store) -> None:
+    result = store.write_events(hand_frame())
+    assert result == WriteResult(inserted=3, replaced=0, skipped=0)
+
+    back = store.query(f"SELECT {', '.join(EVENT_COLUMNS)} FROM usage_events ORDER BY ts_us")
+    assert list(back.columns) == list(EVENT_COLUMNS)
+    assert len(back) == 3
+    for expected, row in zip(HAND_EVENTS, back.to_dict("records")):
+        for name in EVENT_COLUMNS:
+            value = row[name]
+            if isinstance(value, type(pd.NA)) or (isinstance(value, float) and pd.isna(value)):
+                value = None
+            want = expected[name]
+            assert value == want, (expected["uid"], name, value, want)
+            if want is None:
+                continue
+            if name in INT_COLUMNS or name in NULLABLE_INT_COLUMNS:
+                # Integers come back as exact integers: never floats, and never Python bools.
+                assert isinstance(value, int) and not isinstance(value, bool), (name, type(value))
+            elif name == "audio_seconds":
+                assert isinstance(value, float)
+            else:
+                assert isinstance(value, str), (name, type(value))
+    # NULL cost stays NULL (unpriced), it is not read back as 0.
+    assert store.scalar("SELECT COUNT(*) FROM usage_events WHERE cost_pico IS NULL") == 1
+    assert store.scalar("SELECT uid FROM usage_events WHERE cost_pico IS NULL") == "content:ffff"
+    assert store.scalar("SELECT cost_pico FROM usage_events WHERE uid = ?", ["req:abc-2"]) == 2**62 + 1
+    assert_rollups_match_events(store)
+
+
+def test_bool_flags_are_stored_as_integers(store: Store) -> None:
+    frame = make_events(6, seed=2)
+    frame["batch"] = [True, False, True, False, True, True]
+    frame["estimated"] = frame["batch"].to_numpy() & False
+    assert store.write_events(frame).inserted == 6
+    back = store.query("SELECT batch, estimated FROM usage_events ORDER BY uid")
+    expected = frame.sort_values("uid")
+    assert back["batch"].tolist() == [int(v) for v in expected["batch"]]
+    assert all(type(v) is int for v in back["batch"].tolist() + back["estimated"].tolist())
+    assert_rollups_match_events(store)
+
+
+def test_factory_frames_round_trip(store: Store) -> None:
+    frame = make_events(300, seed=3)
+    store.write_events(frame)
+    back = store.query(f"SELECT {', '.join(EVENT_COLUMNS)} FROM usage_events ORDER BY uid")
+    expected = frame.sort_values("uid", ignore_index=True)
+    for name in EVENT_COLUMNS:
+        assert [_plain(v) for v in back[name].tolist()] == [_plain(v) for v in expected[name].tolist()], name
+
+
+# ---------------------------------------------------------------------------------------------
+# rollups
+# ---------------------------------------------------------------------------------------------
+
+
+def test_rollups_equal_a_brute_force_group_by(store: Store) -> None:
+    for seed in range(3):  # several writes: rollup rows are added to, not just created
+        store.write_events(make_events(400, seed=seed))
+    assert count(store) == 1_200
+    assert_rollups_match_events(store)
+    # Every rollup accounts for every event and every pico-dollar.
+    total_cost = int(store.scalar("SELECT CAST(SUM(COALESCE(cost_pico, 0)) AS BIGINT) FROM usage_events"))
+    for name in ROLLUPS:
+        assert int(store.scalar(f"SELECT CAST(SUM(events) AS BIGINT) FROM {name}")) == 1_200, name
+        assert int(store.scalar(f"SELECT CAST(SUM(cost_pico) AS BIGINT) FROM {name}")) == total_cost, name
+
+
+def test_rebuild_rollups_reproduces_incremental_rollups(store: Store) -> None:
+    store.write_events(make_events(500, seed=11))
+    before = {name: rollup(store, name) for name in ROLLUPS}
+    store.rebuild_rollups()
+    assert {name: rollup(store, name) for name in ROLLUPS} == before
+    assert_rollups_match_events(store)
+
+
+# ---------------------------------------------------------------------------------------------
+# idempotency and replacement
+# ---------------------------------------------------------------------------------------------
+
+
+def test_writing_the_same_frame_twice_adds_nothing(store: Store) -> None:
+    frame = make_events(250, seed=5)
+    assert store.write_events(frame) == WriteResult(inserted=250, replaced=0, skipped=0)
+    before = snapshot(store)
+    assert store.write_events(frame) == WriteResult(inserted=0, replaced=0, skipped=250)
+    assert snapshot(store) == before
+    assert count(store) == 250
+
+
+def test_partly_new_frame_inserts_only_new_rows(store: Store) -> None:
+    first = make_events(200, seed=6)
+    store.write_events(first)
+    mixed = pd.concat([first.iloc[50:150], make_events(30, seed=7)], ignore_index=True)
+    assert store.write_events(mixed) == WriteResult(inserted=30, replaced=0, skipped=100)
+    assert count(store) == 230
+    assert_rollups_match_events(store)
+
+
+def test_replace_mode_replaces_rows_without_double_counting(store: Store) -> None:
+    original = make_events(200, seed=8)
+    store.write_events(original)
+
+    changed = original.iloc[:80].copy()
+    changed["input_tokens"] = changed["input_tokens"] + 1_000
+    changed["output_tokens"] = changed["output_tokens"] * 2
+    changed["requests"] = 7
+    # Some rows move to another rollup key: the old key must lose them entirely.
+    changed.loc[changed.index[:20], "customer_id"] = "cus_moved"
+    changed.loc[changed.index[20:30], "cost_pico"] = None  # re-fetched, now unpriced
+    changed.loc[changed.index[20:30], "price_status"] = "unpriced"
+    fresh = make_events(15, seed=9)
+    result = store.write_events(pd.concat([changed, fresh], ignore_index=True), on_conflict="replace")
+    assert result == WriteResult(inserted=15, replaced=80, skipped=0)
+
+    assert count(store) == 215
+    expected = pd.concat([changed, original.iloc[80:], fresh], ignore_index=True)
+    stored = store.query("SELECT uid, input_tokens, output_tokens, requests, customer_id FROM usage_events")
+    merged = expected[["uid", "input_tokens", "output_tokens", "requests", "customer_id"]].merge(
+        stored, on="uid", suffixes=("_want", "_got")
+    )
+    assert len(merged) == 215
+    for column in ("input_tokens", "output_tokens", "requests", "customer_id"):
+        assert merged[f"{column}_want"].tolist() == merged[f"{column}_got"].tolist(), column
+
+    assert_rollups_match_events(store)
+    for name in ROLLUPS:
+        totals = store.query(
+            f"SELECT CAST(SUM(events) AS BIGINT) AS events, CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, "
+            f"CAST(SUM(requests) AS BIGINT) AS requests FROM {name}"
+        ).iloc[0]
+        assert int(totals["events"]) == 215, name
+        assert int(totals["input_tokens"]) == int(expected["input_tokens"].sum()), name
+        assert int(totals["requests"]) == int(expected["requests"].sum()), name
+        assert int(store.scalar(f"SELECT COUNT(*) FROM {name} WHERE events <= 0")) == 0, name
+
+    # Replacing with identical rows changes nothing.
+    before = snapshot(store)
+    again = store.write_events(pd.concat([changed, fresh], ignore_index=True), on_conflict="replace")
+    assert again == WriteResult(inserted=0, replaced=95, skipped=0)
+    assert snapshot(store) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# atomicity
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["ignore", "replace"])
+def test_a_failing_write_changes_nothing(store: Store, mode: str) -> None:
+    base = make_events(120, seed=10)
+    store.write_events(base)
+    before = snapshot(store)
+
+    # Half known uids (replace mode deletes those first), half new; one row breaks NOT NULL.
+    bad = pd.concat([base.iloc[:40], make_events(40, seed=12)], ignore_index=True)
+    bad["input_tokens"] = bad["input_tokens"] + 5
+    bad.loc[60, "model"] = None
+    with pytest.raises(Exception) as raised:
+        store.write_events(bad, on_conflict=mode)  # type: ignore[arg-type]
+    assert "model" in str(raised.value).lower() or "null" in str(raised.value).lower()
+
+    assert snapshot(store) == before
+    assert_rollups_match_events(store)
+    # The store is still usable afterwards (no transaction left open, staging cleaned up).
+    assert store.write_events(make_events(10, seed=13)).inserted == 10
+    assert count(store) == 130
+    assert_rollups_match_events(store)
+
+
+def test_a_failing_caller_transaction_rolls_back_the_write(store: Store) -> None:
+    store.write_events(make_events(50, seed=14))
+    before = snapshot(store)
+    with pytest.raises(RuntimeError, match="caller failed"):
+        with store.transaction() as cur:
+            assert store.write_events(make_events(25, seed=15), cur=cur).inserted == 25
+            raise RuntimeError("caller failed")
+    assert snapshot(store) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# schema lifecycle
+# ---------------------------------------------------------------------------------------------
+
+
+def test_init_schema_on_an_existing_database_keeps_data(db_url: str) -> None:
+    store = open_store(db_url)
+    try:
+        store.write_events(make_events(60, seed=16))
+        store.upsert("customers", [customer("cus_a", name="A")], key=["customer_id"])
+        before = snapshot(store)
+        store.init_schema()
+        store.init_schema()
+        assert snapshot(store) == before
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
+    finally:
+        store.close()
+    reopened = open_store(db_url)
+    try:
+        assert snapshot(reopened) == before
+        assert count(reopened, "customers") == 1
+        assert reopened.get_meta("schema_version") == str(SCHEMA_VERSION)
+    finally:
+        reopened.close()
+
+
+def test_a_newer_schema_version_is_refused(db_url: str) -> None:
+    store = open_store(db_url)
+    store.write_events(make_events(5, seed=17))
+    store.set_meta("schema_version", str(SCHEMA_VERSION + 1))
+    store.close()
+    with pytest.raises(SchemaError, match="newer"):
+        open_store(db_url)
+    # Refusing leaves the database as it was.
+    raw = open_store(db_url, create=False)
+    try:
+        assert raw.get_meta("schema_version") == str(SCHEMA_VERSION + 1)
+        assert count(raw) == 5
+    finally:
+        raw.close()
+
+
+def test_meta_round_trip(store: Store) -> None:
+    assert store.get_meta("demo_version") is None
+    store.set_meta("demo_version", "1")
+    store.set_meta("demo_version", "2")
+    assert store.get_meta("demo_version") == "2"
+
+
+# ---------------------------------------------------------------------------------------------
+# import bookkeeping
+# ---------------------------------------------------------------------------------------------
+
+
+def test_import_runs_and_cursors(store: Store) -> None:
+    assert store.last_cursor("openai_usage") is None
+    first = store.start_import("openai_usage", kind="completions", content_hash="h1")
+    second = store.start_import("openai_usage", kind="completions")
+    assert isinstance(first, int) and isinstance(second, int) and second > first
+    run = store.query("SELECT status, finished_us, started_us, content_hash FROM import_runs WHERE id = ?", [first]).iloc[0]
+    assert run["status"] == "running" and run["content_hash"] == "h1" and _plain(run["finished_us"]) is None
+
+    store.finish_import(first, status="ok", rows_read=10, rows_imported=9, rows_rejected=1, cursor="c1", message="done")
+    assert store.last_cursor("openai_usage") == "c1"
+    store.finish_import(second, status="failed", cursor="c2", message="boom")
+    assert store.last_cursor("openai_usage") == "c1"  # a failed run does not move the cursor
+
+    third = store.start_import("openai_usage")
+    store.finish_import(third, status="partial", rows_read=5, rows_imported=5, cursor="c3")
+    assert store.last_cursor("openai_usage") == "c3"
+    fourth = store.start_import("openai_usage")
+    store.finish_import(fourth, status="ok")  # no cursor: keeps the previous one
+    assert store.last_cursor("openai_usage") == "c3"
+    assert store.last_cursor("stripe") is None
+
+    row = store.query(
+        "SELECT status, rows_read, rows_imported, rows_rejected, cursor, message, started_us, finished_us "
+        "FROM import_runs WHERE id = ?",
+        [first],
+    ).iloc[0]
+    assert (row["status"], int(row["rows_read"]), int(row["rows_imported"]), int(row["rows_rejected"])) == ("ok", 10, 9, 1)
+    assert (row["cursor"], row["message"]) == ("c1", "done")
+    assert int(row["finished_us"]) >= int(row["started_us"]) > 1_600_000_000_000_000
+
+
+def test_events_written_with_an_import_id_in_one_transaction(store: Store) -> None:
+    run = store.start_import("csv", kind="usage")
+    frame = make_events(40, seed=18, import_id=run)
+    with store.transaction() as cur:
+        store.write_events(frame, cur=cur)
+        store.finish_import(run, status="ok", rows_read=40, rows_imported=40, cursor="line:40", cur=cur)
+    assert int(store.scalar("SELECT COUNT(*) FROM usage_events WHERE import_id = ?", [run])) == 40
+    assert store.last_cursor("csv") == "line:40"
+
+
+# ---------------------------------------------------------------------------------------------
+# upsert
+# ---------------------------------------------------------------------------------------------
+
+
+def customer(customer_id: str, **fields: Any) -> dict[str, Any]:
+    """A complete customers row (the table's text columns are NOT NULL without SQL defaults)."""
+    row = {"customer_id": customer_id, "name": "", "plan": "", "signup_date": "", "email": "",
+           "stripe_customer_id": "", "seats": None, "source": "test"}
+    row.update(fields)
+    return row
+
+
+def test_upsert_customers(store: Store) -> None:
+    rows = [customer("cus_a", name="Acme", plan="pro", seats=5), customer("cus_b", name="Beta", plan="free")]
+    assert store.upsert("customers", rows, key=["customer_id"]) == 2
+    assert store.upsert(
+        "customers",
+        [customer("cus_b", name="Beta Ltd", plan="team", seats=12), customer("cus_c", name="Gamma", plan="pro", seats=1)],
+        key=["customer_id"],
+    ) == 2
+    assert store.upsert("customers", [], key=["customer_id"]) == 0
+    store.upsert("customers", [customer("cus_a", name="Acme", plan="enterprise", seats=5)], key=["customer_id"])
+
+    got = store.query("SELECT customer_id, name, plan, seats FROM customers ORDER BY customer_id")
+    records = [(r.customer_id, r.name, r.plan, _plain(r.seats)) for r in got.itertuples()]
+    assert records == [
+        ("cus_a", "Acme", "enterprise", 5),
+        ("cus_b", "Beta Ltd", "team", 12),
+        ("cus_c", "Gamma", "pro", 1),
+    ]
+    # Upserting the same rows again is idempotent.
+    store.upsert("customers", rows[1:], key=["customer_id"])
+    assert count(store, "customers") == 3
+
+
+def test_upsert_with_a_composite_key(store: Store) -> None:
+    store.upsert(
+        "customer_mappings",
+        [{"source": "openai_project", "key": "proj_1", "customer_id": "cus_a", "confirmed": 0, "method": "auto"}],
+        key=["source", "key"],
+    )
+    store.upsert(
+        "customer_mappings",
+        [{"source": "openai_project", "key": "proj_1", "customer_id": "cus_b", "confirmed": 1, "method": "manual"},
+         {"source": "stripe", "key": "proj_1", "customer_id": "cus_c", "confirmed": 1, "method": "manual"}],
+        key=["source", "key"],
+    )
+    got = store.query("SELECT source, key, customer_id, confirmed, method FROM customer_mappings ORDER BY source")
+    assert [tuple(r) for r in got.itertuples(index=False)] == [
+        ("openai_project", "proj_1", "cus_b", 1, "manual"),
+        ("stripe", "proj_1", "cus_c", 1, "manual"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# SQLite specifics
+# ---------------------------------------------------------------------------------------------
+
+
+def test_sqlite_file_is_in_wal_mode(sqlite_url: str) -> None:
+    store = open_store(sqlite_url)
+    try:
+        assert str(store.scalar("PRAGMA journal_mode")).lower() == "wal"
+        assert int(store.scalar("PRAGMA busy_timeout")) >= 5_000
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# concurrency
+# ---------------------------------------------------------------------------------------------
+
+WRITERS, BATCHES, BATCH_SIZE = 4, 50, 100
+
+
+def test_concurrent_writers_lose_nothing(db_url: str) -> None:
+    setup = open_store(db_url)  # create the schema once, before the writers start
+    setup.close()
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(WRITERS)
+    workers = [
+        context.Process(target=write_batches, args=(db_url, w, BATCHES, BATCH_SIZE, barrier), name=f"writer-{w}")
+        for w in range(WRITERS)
+    ]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(timeout=240)
+    for process in workers:
+        if process.is_alive():
+            process.kill()
+            process.join()
+    assert [p.exitcode for p in workers] == [0] * WRITERS
+
+    total = WRITERS * BATCHES * BATCH_SIZE
+    store = open_store(db_url)
+    try:
+        assert count(store) == total
+        assert int(store.scalar("SELECT COUNT(DISTINCT uid) FROM usage_events")) == total
+        for name in ROLLUPS:
+            assert int(store.scalar(f"SELECT CAST(SUM(events) AS BIGINT) FROM {name}")) == total, name
+        assert_rollups_match_events(store)
+    finally:
+        store.close()
