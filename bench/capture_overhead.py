@@ -35,6 +35,7 @@ import argparse
 import gc
 import itertools
 import json
+import os
 import random
 import statistics
 import sys
@@ -208,7 +209,8 @@ def main() -> int:
         deferred.close()
         live.close()
 
-    print(f"capture overhead: {calls:,} calls per client, interleaved call by call, fake transport in memory")
+    print(f"capture overhead: {calls:,} calls per client, interleaved call by call, fake transport in memory; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (timings are only meaningful near 0)")
     zero = report(f"0. the transport layer alone (tee vs the transport it wraps, {calls * 5:,} requests)", phase_0)
     a = report(f"A. caller's path (recorder only queues during the loop; {seconds_a:.1f} s)", phase_a)
     per_event_us = writer_seconds / calls * 1e6
