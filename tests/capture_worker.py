@@ -3,14 +3,19 @@
 Run: python -m tests.capture_worker --db URL --calls N --prefix P [--batch-size B]
      [--flush-interval S] [--pace-ms MS] [--progress] [--no-close]
 
-Uses the real OpenAI client against FakeOpenAI (httpx2.MockTransport, request ids `<P><n>`).
-With --progress it prints "<n> <monotonic seconds>" after call n returns. With --no-close it
-exits without closing the client, so only the atexit flush writes the tail.
+Uses the real OpenAI client through httpx2.MockTransport; the handler answers every request with
+the same embeddings payload (the shape FakeOpenAI serves) and request id `<P><n>`. Calls use
+`embeddings.with_raw_response.create`, the SDK's cheapest path (no response model is built), so
+the process spends its time on the call plus recording, not on pydantic. With --progress it
+prints "<n> <monotonic seconds>" after call n returns. With --no-close it exits without closing
+the client, so only the atexit flush writes the tail.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import sys
 import time
 
@@ -19,7 +24,8 @@ import openai
 
 import walleta
 
-from .openai_fake import FakeOpenAI
+BODY = json.dumps({"object": "list", "data": [{"object": "embedding", "embedding": [0.01, -0.02, 0.03], "index": 0}],
+                   "model": "text-embedding-3-small", "usage": {"prompt_tokens": 8, "total_tokens": 8}}).encode()
 
 
 def main() -> int:
@@ -33,13 +39,18 @@ def main() -> int:
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--no-close", action="store_true")
     args = parser.parse_args()
-    fake = FakeOpenAI(id_prefix=args.prefix, record_requests=False)
-    client = openai.OpenAI(api_key="sk-test", max_retries=0, http_client=httpx2.Client(transport=httpx2.MockTransport(fake.handler)))
+    ids = itertools.count()
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        headers = {"content-type": "application/json", "x-request-id": f"{args.prefix}{next(ids)}"}
+        return httpx2.Response(200, headers=headers, content=BODY)
+
+    client = openai.OpenAI(api_key="sk-test", max_retries=0, http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
     walleta.instrument(client, store=args.db, batch_size=args.batch_size, flush_interval=args.flush_interval)
     out = sys.stdout
     with walleta.attribute(customer=args.prefix, feature="worker"):
         for n in range(args.calls):
-            client.embeddings.create(model="text-embedding-3-small", input="hello")
+            client.embeddings.with_raw_response.create(model="text-embedding-3-small", input="hello")
             if args.progress:
                 out.write(f"{n} {time.monotonic():.4f}\n")
                 out.flush()

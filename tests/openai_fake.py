@@ -120,6 +120,9 @@ class FakeOpenAI:
         if name in ("images/generations", "images/edits"):
             return self._images(payload, base)
         if name == "audio/speech":
+            if payload.get("stream_format") == "sse":
+                return _sse(base, [{"type": "speech.audio.delta", "audio": "SUQz"},
+                                   {"type": "speech.audio.done", "usage": {"input_tokens": 9, "output_tokens": 120, "total_tokens": 129}}], done=False)
             return Reply(200, {**base, "content-type": "audio/mpeg"}, [SPEECH_AUDIO[:64], SPEECH_AUDIO[64:]])
         if name in ("audio/transcriptions", "audio/translations"):
             return self._transcription(payload, base)
@@ -203,6 +206,12 @@ class FakeOpenAI:
     def _images(self, payload: dict[str, Any], base: dict[str, str]) -> Reply:
         model = payload.get("model", "dall-e-2")
         n = int(payload.get("n") or 1)
+        if str(payload.get("stream")).lower() == "true":  # GPT Image streaming: partial images, then completed
+            common = {"b64_json": "aGVsbG8=", "created_at": 1713833628, "size": payload.get("size", "1024x1024"),
+                      "quality": payload.get("quality", "high"), "background": "opaque", "output_format": "png"}
+            usage = {"input_tokens": 50, "input_tokens_details": {"text_tokens": 40, "image_tokens": 10}, "output_tokens": 4160, "total_tokens": 4210}
+            return _sse(base, [{"type": "image_generation.partial_image", "partial_image_index": 0, **common},
+                               {"type": "image_generation.completed", **common, "usage": usage}], done=False)
         data = [{"b64_json": "aGVsbG8="} for _ in range(n)]
         if str(model).startswith("dall-e"):
             return _json(base, {"created": 1713833628, "data": [{"url": "https://example.invalid/i.png", "revised_prompt": "x"} for _ in range(n)]})
@@ -212,6 +221,11 @@ class FakeOpenAI:
     def _transcription(self, payload: dict[str, Any], base: dict[str, str]) -> Reply:
         model = payload.get("model", "whisper-1")
         text = "The quick brown fox jumped over the lazy dog."
+        if str(payload.get("stream")).lower() == "true":
+            usage = {"type": "tokens", "input_tokens": 14, "input_token_details": {"text_tokens": 0, "audio_tokens": 14}, "output_tokens": 45, "total_tokens": 59}
+            words = text.split(" ")
+            deltas = [{"type": "transcript.text.delta", "delta": w + " ", "logprobs": None} for w in words]
+            return _sse(base, [*deltas, {"type": "transcript.text.done", "text": text, "logprobs": None, "usage": usage}], done=False)
         if payload.get("response_format") == "text":
             return Reply(200, {**base, "content-type": "text/plain; charset=utf-8"}, [text.encode() + b"\n"])
         if model == "whisper-1":

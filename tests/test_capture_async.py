@@ -98,6 +98,9 @@ def test_async_responses_and_media_paths(harness: Harness) -> None:
             speech = await client.audio.speech.create(model="tts-1", voice="alloy", input="Hello async world")
             await client.audio.transcriptions.create(model="whisper-1", file=("a.wav", b"RIFF fake", "audio/wav"))
             await client.moderations.create(input="is this fine")
+            [e async for e in await client.images.generate(model="gpt-image-1", prompt="a cat", stream=True, partial_images=1)]
+            [e async for e in await client.audio.transcriptions.create(
+                model="gpt-4o-transcribe", file=("a.wav", b"RIFF fake", "audio/wav"), stream=True)]
         await client.close()
         return speech.content
 
@@ -113,6 +116,10 @@ def test_async_responses_and_media_paths(harness: Harness) -> None:
     expect(rows[7], **who, model="tts-1", characters=len("Hello async world"), cost_pico=len("Hello async world") * 15_000_000)
     expect(rows[8], **who, model="whisper-1", audio_seconds=9.5, cost_pico=950_000_000)
     expect(rows[9], **who, model="omni-moderation-2024-09-26", input_tokens=3, estimated=1, cost_pico=0)
+    expect(rows[10], **who, model="gpt-image-1", input_tokens=50, input_image_tokens=10, output_tokens=4160, output_image_tokens=4160,
+           images=1, image_size="1024x1024", image_quality="high", cost_pico=40 * 5_000_000 + 10 * 10_000_000 + 4160 * 40_000_000)
+    expect(rows[11], **who, model="gpt-4o-transcribe", input_tokens=14, input_audio_tokens=14, output_tokens=45,
+           cost_pico=14 * 2_500_000 + 45 * 10_000_000)
 
 
 def test_async_tasks_keep_their_own_attribution(sqlite_url: str) -> None:

@@ -239,6 +239,24 @@ def test_embeddings_images_audio_moderations(harness: Harness) -> None:
     expect(rows[10], **who, model="omni-moderation-2024-09-26", input_tokens=words("is this fine"), estimated=1, cost_pico=0)
 
 
+@both_transports
+def test_streamed_images_speech_and_transcription(harness: Harness) -> None:
+    client = harness.client
+    image_events = list(client.images.generate(model="gpt-image-1", prompt="a cat", size="1536x1024", stream=True, partial_images=1))
+    speech = client.audio.speech.create(model="gpt-4o-mini-tts", voice="alloy", input="Hi there, streaming.", stream_format="sse")
+    speech.read()
+    transcript = list(client.audio.transcriptions.create(model="gpt-4o-transcribe", file=("a.wav", b"RIFF fake", "audio/wav"), stream=True))
+    assert [e.type for e in image_events] == ["image_generation.partial_image", "image_generation.completed"]
+    assert transcript[-1].type == "transcript.text.done"
+    image, tts, stt = harness.rows()
+    expect(image, model="gpt-image-1", input_tokens=50, input_image_tokens=10, output_tokens=4160, output_image_tokens=4160,
+           images=1, image_size="1536x1024", image_quality="high", cost_pico=40 * 5_000_000 + 10 * 10_000_000 + 4160 * 40_000_000)
+    # gpt-4o-mini-tts: $0.60 per 1M text input tokens, $12 per 1M audio output tokens
+    expect(tts, model="gpt-4o-mini-tts", characters=len("Hi there, streaming."), input_tokens=9, output_tokens=120,
+           output_audio_tokens=120, cost_pico=9 * 600_000 + 120 * 12_000_000)
+    expect(stt, model="gpt-4o-transcribe", input_tokens=14, input_audio_tokens=14, output_tokens=45, cost_pico=14 * 2_500_000 + 45 * 10_000_000)
+
+
 def test_failed_requests_are_recorded_as_errors(sqlite_url: str) -> None:
     h = Harness(sqlite_url, max_retries=1)
     with pytest.raises(openai.BadRequestError):

@@ -31,7 +31,9 @@ def __getattr__(name: str) -> object:
     if name in _CAPTURE_NAMES:
         from . import capture
 
-        return getattr(capture, name)
+        value = getattr(capture, name)
+        globals()[name] = value  # later lookups are plain module attributes (no import machinery)
+        return value
     raise AttributeError(f"module 'walleta' has no attribute {name!r}")
 
 __all__ = [

@@ -118,7 +118,8 @@ class Recorder:
         self._closed = False
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._pid = -1
+        self._pid = -1  # the process whose thread is running (-1: none)
+        self._owner_pid = os.getpid()  # the process whose events the queue holds
         self._start_lock = threading.Lock()
         self._pending: list[pd.DataFrame] = []
         self._pending_rows = 0
@@ -164,8 +165,12 @@ class Recorder:
             self._stopping = True
             self._wake.set()
             thread.join(timeout)
-        elif self._queue:
-            self._run_once(final=True)  # never started (or forked): handle on this thread
+        if self._queue and (thread is None or not thread.is_alive()):
+            self._run_once(final=True)  # never started, or a call raced the stop: handle it here
+        if thread is None or not thread.is_alive():
+            # A call made after close() (a client still in use) starts a fresh thread.
+            self._pid = -1
+            self._stopping = False
         _RECORDERS.discard(self)
 
     def __enter__(self) -> "Recorder":
@@ -192,15 +197,19 @@ class Recorder:
     # -- the thread ----------------------------------------------------------------------------
 
     def _start(self) -> None:
+        """Start the thread in this process (first use, after close(), or in a forked child)."""
         with self._start_lock:
-            if self._pid == os.getpid() and self._thread is not None:
+            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
                 return
-            if self._pid != -1:  # forked: the parent owns what was queued before the fork
+            if self._owner_pid != os.getpid():  # forked: the parent owns what it queued before the fork
                 self._queue.clear()
                 self._pending.clear()
                 self._pending_rows = 0
                 self._spill_name = f"walleta-capture-{os.getpid()}-{uuid.uuid4().hex[:12]}.spill"
+                self._owner_pid = os.getpid()
             self._pid = os.getpid()
+            self._closed = False
+            _RECORDERS.add(self)
             self._thread = threading.Thread(target=self._loop, name="walleta-recorder", daemon=True)
             self._thread.start()
 
