@@ -389,8 +389,6 @@ def _number(text: str) -> bool:
     return True
 
 
-@pytest.mark.xfail(strict=True, reason="walleta/commands/common.py print_frame writes raw CSV; "
-                   "use walleta.export.neutralise_formulas there, then remove this marker")
 def test_cli_csv_output_neutralises_formulas(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path / 'csv.db'}"
     store = open_store(url)

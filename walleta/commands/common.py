@@ -9,6 +9,7 @@ from typing import TextIO
 
 import pandas as pd
 
+from ..export import safe_frame
 from ..store import Store, open_store
 
 __all__ = ["store_from_args", "print_frame", "FORMATS"]
@@ -22,10 +23,10 @@ def store_from_args(args: argparse.Namespace) -> Store:
 
 
 def print_frame(frame: pd.DataFrame, fmt: str = "table", out: TextIO | None = None) -> None:
-    """Write a DataFrame as an aligned table, CSV or JSON records."""
+    """Write a DataFrame as an aligned table, CSV (formula-looking cells neutralised) or JSON records."""
     out = out or sys.stdout
     if fmt == "csv":
-        frame.to_csv(out, index=False)
+        safe_frame(frame).to_csv(out, index=False)  # names come from users' data: no CSV injection
     elif fmt == "json":
         json.dump(json.loads(frame.to_json(orient="records")), out, indent=2)
         out.write("\n")
