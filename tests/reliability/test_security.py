@@ -342,8 +342,8 @@ def test_database_password_never_shown(capsys: pytest.CaptureFixture[str]) -> No
 # -- CSV formula injection ----------------------------------------------------------------------
 
 DANGEROUS = ["=1+2", "+1+2", "-1+2", "@SUM(A1:A2)", "=HYPERLINK(\"http://evil.invalid\")", "\t=1",
-             "=cmd|' /C calc'!A0", "-"]
-HARMLESS = ["acme", "1+2", "O'Brien", "a=b", "", "客户", " =1 (leading space: text in spreadsheets)"]
+             "=cmd|' /C calc'!A0", "-", " =1 (leading space: some spreadsheets trim it)"]
+HARMLESS = ["acme", "1+2", "O'Brien", "a=b", "", "客户", "-12.5", "+3"]
 
 
 def test_csv_export_quotes_every_formula_and_keeps_numbers() -> None:
@@ -368,8 +368,6 @@ def test_csv_export_quotes_every_formula_and_keeps_numbers() -> None:
     record_figures("security.csv_injection.export", kind="security", inputs=len(names))
 
 
-@pytest.mark.xfail(strict=True, reason="bug: walleta/export.py to_csv_bytes writes LF rows, so a cell holding a lone CR "
-                   "is not quoted and splits the row in readers and spreadsheets; use lineterminator='\\r\\n'")
 def test_csv_export_keeps_a_cell_with_a_carriage_return_in_its_row() -> None:
     frame = pd.DataFrame({"customer_id": ["before\rafter", "acme"], "requests": [1, 2]})
     rows = list(csv.reader(io.StringIO(to_csv_bytes(frame).decode("utf-8"), newline="")))
