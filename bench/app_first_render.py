@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -111,6 +112,8 @@ def main() -> int:
         flag = "ok" if first < TARGET_S else "SLOW"
         print(f"{page:<34}{first * 1000:>11.0f} ms{cpu * 1000:>7.0f} ms{warm * 1000:>9.0f} ms{first / baseline:>11.1f}x  {flag}")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
+    if not args.db:
+        shutil.rmtree(folder, ignore_errors=True)
     print(f"\nslowest first render: {worst:.2f} s wall, {worst_cpu:.2f} s CPU "
           f"({'within' if worst < TARGET_S else 'OVER'} the {TARGET_S:.0f} s target on wall time)")
     return 0
