@@ -28,7 +28,7 @@ from ..money import PICO_PER_USD, format_usd
 from ..schema import UNATTRIBUTED
 from ..store import Store
 from .period import Period
-from .sources import customer_attributes
+from .sources import read, customer_attributes
 
 __all__ = ["daily_anomalies", "customer_anomalies", "MAD_SCALE"]
 
@@ -69,7 +69,7 @@ def daily_anomalies(
         raise InputError("baseline_days must be at least 3")
     start = period.start - timedelta(days=baseline_days)
     keys = f"day, {by}" if by else "day"
-    frame = store.query(
+    frame = read(store, 
         f"SELECT {keys}, CAST(SUM(cost_pico) AS BIGINT) AS cost FROM rollup_feature_model_day "
         f"WHERE day >= ? AND day <= ? GROUP BY {keys}",
         [start.isoformat(), period.last_day],
@@ -145,7 +145,7 @@ def customer_anomalies(
     end = date.fromisoformat(str(as_of))
     window_start = end - timedelta(days=window_days - 1)
     baseline_start = window_start - timedelta(days=baseline_days)
-    sums = store.query(
+    sums = read(store, 
         "SELECT customer_id, CAST(SUM(CASE WHEN day >= ? THEN cost_pico ELSE 0 END) AS BIGINT) AS recent, "
         "CAST(SUM(CASE WHEN day < ? THEN cost_pico ELSE 0 END) AS BIGINT) AS base FROM rollup_customer_day "
         "WHERE day >= ? AND day <= ? AND customer_id <> ? GROUP BY customer_id",
@@ -203,7 +203,7 @@ def _largest_days(store: Store, customers: list[str], start: date, end: date) ->
     found: dict[str, tuple[str, int]] = {}
     for offset in range(0, len(customers), 500):
         chunk = customers[offset:offset + 500]
-        rows = store.query(
+        rows = read(store, 
             f"SELECT customer_id, day, cost_pico FROM rollup_customer_day WHERE customer_id IN ({', '.join('?' for _ in chunk)}) "
             "AND day >= ? AND day <= ?",
             [*chunk, start.isoformat(), end.isoformat()],

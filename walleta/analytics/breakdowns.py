@@ -38,7 +38,7 @@ from ..store import Store
 from .display import div_round, pct
 from .margins import customer_margins
 from .period import Period
-from .sources import group_sum, revenue_totals, usage_sql
+from .sources import read, group_sum, revenue_totals, usage_sql
 
 __all__ = [
     "Allocation",
@@ -110,7 +110,7 @@ def allocate_exact(total: int, basis: list[int]) -> list[int]:
 
 
 def _feature_usage(store: Store, period: Period) -> pd.DataFrame:
-    return store.query(
+    return read(store, 
         f"SELECT feature, {usage_sql(_MEASURES)} FROM rollup_feature_model_day WHERE day >= ? AND day <= ? GROUP BY feature",
         [period.first_day, period.last_day],
     )
@@ -142,7 +142,7 @@ def _allocate(store: Store, period: Period, fx: FxTable | None, allocation: Allo
             result.update(zip(names, parts))
         return result, total
     basis_column = "cost_pico" if allocation.rule == "cost_share" else "requests"
-    basis = store.query(
+    basis = read(store, 
         f"SELECT customer_id, feature, CAST(SUM({basis_column}) AS BIGINT) AS basis FROM rollup_customer_month_feature "
         "WHERE month >= ? AND month <= ? GROUP BY customer_id, feature",
         [period.first_month, period.last_month],
@@ -228,7 +228,7 @@ def model_breakdown(store: Store, period: Period) -> pd.DataFrame:
 
     Columns: MODEL_COLUMNS; price_status is 'priced', 'unpriced' (no request priced) or
     'partly unpriced'. Sorted by AI cost, highest first."""
-    usage = store.query(
+    usage = read(store, 
         f"SELECT model, {usage_sql(_MEASURES)} FROM rollup_feature_model_day WHERE day >= ? AND day <= ? GROUP BY model",
         [period.first_day, period.last_day],
     )

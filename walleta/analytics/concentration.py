@@ -19,6 +19,7 @@ import pandas as pd
 from ..schema import UNATTRIBUTED
 from ..store import Store
 from .display import pct
+from .sources import read
 from .period import Period
 
 __all__ = ["customer_costs", "top_shares", "lorenz_curve", "gini", "concentration_summary"]
@@ -27,7 +28,7 @@ __all__ = ["customer_costs", "top_shares", "lorenz_curve", "gini", "concentratio
 def customer_costs(store: Store, period: Period) -> list[int]:
     """AI cost per customer (> 0) over the period's whole months, ascending, as Python ints."""
     period = period.whole_months()
-    frame = store.query(
+    frame = read(store, 
         "SELECT customer_id, CAST(SUM(cost_pico) AS BIGINT) AS cost FROM rollup_customer_month "
         "WHERE month >= ? AND month <= ? AND customer_id <> ? GROUP BY customer_id",
         [period.first_month, period.last_month, UNATTRIBUTED],

@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..fx import FxTable
 from ..store import Store
 from .period import Period, month_end
-from .sources import revenue_totals
+from .sources import read, revenue_totals
 
 __all__ = ["month_end_forecast", "daily_cost", "Z_SCORES", "FORECAST_COLUMNS"]
 
@@ -39,7 +39,7 @@ def daily_cost(store: Store, period: Period) -> pd.DataFrame:
     """AI cost per day over `period`, every day present (0 without usage).
 
     Columns: day, ai_cost_pico (Python int), requests, unpriced_requests."""
-    frame = store.query(
+    frame = read(store, 
         "SELECT day, CAST(SUM(cost_pico) AS BIGINT) AS cost, CAST(SUM(requests) AS BIGINT) AS requests, "
         "CAST(SUM(unpriced_requests) AS BIGINT) AS unpriced_requests FROM rollup_feature_model_day "
         "WHERE day >= ? AND day <= ? GROUP BY day",

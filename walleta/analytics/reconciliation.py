@@ -35,7 +35,7 @@ from ..schema import UNATTRIBUTED
 from ..store import Store
 from .display import pct
 from .period import Period
-from .sources import group_sum
+from .sources import read, group_sum
 
 __all__ = [
     "TOKEN_CLASSES",
@@ -165,7 +165,7 @@ _USAGE_MEASURES = (
 
 def _project_usage(store: Store, period: Period) -> pd.DataFrame:
     sums = ", ".join(f"CAST(SUM({m}) AS BIGINT) AS {m}" for m in _USAGE_MEASURES)
-    frame = store.query(
+    frame = read(store, 
         f"SELECT day, project_id, model, service_tier, batch, {sums} FROM rollup_project_model_day "
         "WHERE day >= ? AND day <= ? GROUP BY day, project_id, model, service_tier, batch",
         [period.first_day, period.last_day],
@@ -207,7 +207,7 @@ def billed_line_items(store: Store, period: Period, catalog: Catalog | None = No
     """Billed cost per (day, project_id, line_model, token_class) in USD, and the rows in other
     currencies (never converted silently; the Costs API reports USD today)."""
     catalog = catalog or load_catalog()
-    frame = store.query(
+    frame = read(store, 
         "SELECT day, project_id, line_item, currency, CAST(SUM(amount_pico) AS BIGINT) AS billed_pico FROM billed_costs "
         "WHERE day >= ? AND day <= ? GROUP BY day, project_id, line_item, currency",
         [period.first_day, period.last_day],
@@ -353,7 +353,7 @@ def unpriced_models(store: Store, period: Period, catalog: Catalog | None = None
 
     Columns: model, in_catalog, unpriced_requests, unpriced_tokens, unpriced_events, reason."""
     catalog = catalog or load_catalog()
-    frame = store.query(
+    frame = read(store, 
         "SELECT model, CAST(SUM(unpriced_requests) AS BIGINT) AS unpriced_requests, CAST(SUM(unpriced_tokens) AS BIGINT) AS unpriced_tokens, "
         "CAST(SUM(unpriced_events) AS BIGINT) AS unpriced_events FROM rollup_feature_model_day WHERE day >= ? AND day <= ? "
         "GROUP BY model HAVING SUM(unpriced_events) > 0 ORDER BY model",
@@ -428,7 +428,7 @@ def _customer_split(store: Store, period: Period) -> tuple[int, int]:
         source, column, lo, hi = "rollup_customer_month", "month", period.first_month, period.last_month
     else:
         source, column, lo, hi = "rollup_customer_day", "day", period.first_day, period.last_day
-    frame = store.query(
+    frame = read(store, 
         f"SELECT CAST(SUM(CASE WHEN customer_id = ? THEN cost_pico ELSE 0 END) AS BIGINT) AS unattributed, "
         f"CAST(SUM(CASE WHEN customer_id <> ? THEN cost_pico ELSE 0 END) AS BIGINT) AS attributed "
         f"FROM {source} WHERE {column} >= ? AND {column} <= ?",

@@ -28,7 +28,7 @@ from ..revenue import monthly_revenue
 from ..schema import UNATTRIBUTED
 from ..store import Store
 from .period import month_end, month_range
-from .sources import _END, _SINGLE_MONTH, _counted_kinds, integral_factor, to_usd_pico
+from .sources import read, _END, _SINGLE_MONTH, _counted_kinds, integral_factor, to_usd_pico
 
 __all__ = ["tier_history", "since_and_change", "HISTORY_TIERS"]
 
@@ -60,7 +60,7 @@ def _tier_case(store: Store, thresholds: object) -> str:
 def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: object) -> tuple[pd.DataFrame, list[str]] | None:
     """One row per customer with history up to `last_month` (see the module docstring), and the
     list of months the indexes refer to; None when the SQL path does not apply."""
-    facts = store.query("SELECT kind, UPPER(currency) AS currency, MIN(period_start) AS first FROM revenue_entries GROUP BY kind, UPPER(currency)")
+    facts = read(store, "SELECT kind, UPPER(currency) AS currency, MIN(period_start) AS first FROM revenue_entries GROUP BY kind, UPPER(currency)")
     counted, identity = _counted_kinds(tuple(sorted(set(facts["kind"])))) if not facts.empty else (frozenset(), True)
     if not identity:
         return None
@@ -123,12 +123,12 @@ SELECT customer_id, MIN(idx) AS first_idx, MAX(idx) AS last_idx, MAX(gap_before)
   CAST(SUM(CASE WHEN idx = {before} THEN revenue ELSE 0 END) AS BIGINT) AS revenue_before
 FROM flagged GROUP BY customer_id
 """
-    return store.query(sql), months
+    return read(store, sql), months
 
 
 def _spread_values(store: Store, fx: FxTable | None, first_month: str, last_day: str, last_month: str) -> str:
     """Multi-month entries spread by the recognition rule, as a SQL VALUES list (or an empty SELECT)."""
-    multi = store.query(
+    multi = read(store, 
         "SELECT customer_id, period_start, period_end, amount_minor, currency, kind FROM revenue_entries "
         f"WHERE NOT ({_SINGLE_MONTH}) AND period_start <= ? AND {_END} >= ?",
         [last_day, f"{first_month}-01"],

@@ -24,7 +24,7 @@ from ..schema import UNATTRIBUTED
 from ..store import Store
 from .display import pct
 from .period import Period
-from .sources import NO_PLAN, UNKNOWN, group_sum, revenue_totals, usage_sql
+from .sources import read, NO_PLAN, UNKNOWN, group_sum, revenue_totals, usage_sql
 
 __all__ = ["GRAINS", "DIMENSIONS", "trend", "monthly_summary", "OTHER_CUSTOMERS", "bucket_of"]
 
@@ -58,8 +58,11 @@ def trend(store: Store, period: Period, *, grain: str = "day", by: str | None = 
     cached_input_tokens, output_tokens, reasoning_tokens, total_tokens, unpriced_requests,
     unpriced_tokens. Sorted by bucket, then cost (highest first)."""
     _check(grain, by)
+    monthly = grain == "month" and period.is_whole_months and by in ("customer", "plan")
     if by in (None, "model", "feature"):
         daily = _daily_from_feature_model(store, period, by)
+    elif monthly:  # whole months by customer or plan: the customer-month rollup (one row per customer-month)
+        daily = _monthly_by_customer(store, period, top) if by == "customer" else _monthly_by_plan(store, period)
     elif by == "customer":
         daily = _daily_by_customer(store, period, top)
     else:
@@ -68,7 +71,7 @@ def trend(store: Store, period: Period, *, grain: str = "day", by: str | None = 
     if daily.empty:
         return pd.DataFrame(columns=["bucket", *keys, "days_in_bucket", "ai_cost_pico", "requests", "total_tokens"])
     days = sorted(set(daily["day"]))
-    buckets = {d: bucket_of(d, grain) for d in days}
+    buckets = {d: d if monthly else bucket_of(d, grain) for d in days}
     daily["bucket"] = daily["day"].map(buckets)
     out = group_sum(daily, ["bucket", *keys], list(_TREND_MEASURES))
     in_period = pd.Series([bucket_of(d.isoformat(), grain) for d in _days(period)]).value_counts()
@@ -88,7 +91,7 @@ def _days(period: Period) -> list[date]:
 
 def _daily_from_feature_model(store: Store, period: Period, by: str | None) -> pd.DataFrame:
     keys = f"day, {by}" if by else "day"
-    return store.query(
+    return read(store, 
         f"SELECT {keys}, {usage_sql(_TREND_MEASURES)} FROM rollup_feature_model_day WHERE day >= ? AND day <= ? GROUP BY {keys}",
         [period.first_day, period.last_day],
     )
@@ -100,7 +103,7 @@ def top_customers(store: Store, period: Period, top: int) -> list[str]:
         source, column, lo, hi = "rollup_customer_month", "month", period.first_month, period.last_month
     else:
         source, column, lo, hi = "rollup_customer_day", "day", period.first_day, period.last_day
-    frame = store.query(
+    frame = read(store, 
         f"SELECT customer_id, CAST(SUM(cost_pico) AS BIGINT) AS cost FROM {source} WHERE {column} >= ? AND {column} <= ? "
         "AND customer_id <> ? GROUP BY customer_id ORDER BY cost DESC, customer_id LIMIT ?",
         [lo, hi, UNATTRIBUTED, int(top)],
@@ -110,7 +113,7 @@ def top_customers(store: Store, period: Period, top: int) -> list[str]:
 
 def _daily_by_customer(store: Store, period: Period, top: int | None) -> pd.DataFrame:
     if top is None:
-        return store.query(
+        return read(store, 
             f"SELECT day, customer_id AS customer, {usage_sql(_TREND_MEASURES)} FROM rollup_customer_day "
             "WHERE day >= ? AND day <= ? GROUP BY day, customer_id",
             [period.first_day, period.last_day],
@@ -119,21 +122,13 @@ def _daily_by_customer(store: Store, period: Period, top: int | None) -> pd.Data
     parts = []
     if chosen:
         marks = ", ".join("?" for _ in chosen)
-        parts.append(store.query(
+        parts.append(read(store, 
             f"SELECT day, customer_id AS customer, {usage_sql(_TREND_MEASURES)} FROM rollup_customer_day "
             f"WHERE customer_id IN ({marks}) AND day >= ? AND day <= ? GROUP BY day, customer_id",
             [*chosen, period.first_day, period.last_day],
         ))
     total = _daily_from_feature_model(store, period, None)
-    if total.empty:
-        return parts[0] if parts else total
-    rest = total.set_index("day")
-    if parts and not parts[0].empty:
-        chosen_sums = group_sum(parts[0], ["day"], list(_TREND_MEASURES)).set_index("day").reindex(rest.index, fill_value=0)
-        rest = rest - chosen_sums
-    rest = rest.reset_index().assign(customer=OTHER_CUSTOMERS)
-    rest = rest[(rest[list(_TREND_MEASURES)] != 0).any(axis=1)]
-    return pd.concat([*parts, rest], ignore_index=True)
+    return _with_other(parts[0] if parts else pd.DataFrame(columns=["day", "customer", *_TREND_MEASURES]), total)
 
 
 def _literal(text: str) -> str:
@@ -151,9 +146,52 @@ def plan_sql(usage_alias: str = "r", customers_alias: str = "c") -> str:
     )
 
 
+def _monthly_by_plan(store: Store, period: Period) -> pd.DataFrame:
+    sums = usage_sql(_TREND_MEASURES).replace("SUM(", "SUM(r.")
+    return read(store, 
+        f"SELECT r.month AS day, {plan_sql()} AS plan, {sums} "
+        "FROM rollup_customer_month r LEFT JOIN customers c ON c.customer_id = r.customer_id "
+        "WHERE r.month >= ? AND r.month <= ? GROUP BY 1, 2",
+        [period.first_month, period.last_month],
+    )
+
+
+def _monthly_by_customer(store: Store, period: Period, top: int | None) -> pd.DataFrame:
+    lo, hi = period.first_month, period.last_month
+    if top is None:
+        return read(store, 
+            f"SELECT month AS day, customer_id AS customer, {usage_sql(_TREND_MEASURES)} FROM rollup_customer_month "
+            "WHERE month >= ? AND month <= ? GROUP BY month, customer_id",
+            [lo, hi],
+        )
+    chosen = top_customers(store, period, top)
+    total = read(store, 
+        f"SELECT month AS day, {usage_sql(_TREND_MEASURES)} FROM rollup_customer_month WHERE month >= ? AND month <= ? GROUP BY month",
+        [lo, hi],
+    )
+    mine = read(store, 
+        f"SELECT month AS day, customer_id AS customer, {usage_sql(_TREND_MEASURES)} FROM rollup_customer_month "
+        f"WHERE customer_id IN ({', '.join('?' for _ in chosen) or 'NULL'}) AND month >= ? AND month <= ? GROUP BY month, customer_id",
+        [*chosen, lo, hi],
+    )
+    return _with_other(mine, total)
+
+
+def _with_other(chosen: pd.DataFrame, total: pd.DataFrame) -> pd.DataFrame:
+    """The chosen customers' rows plus '(other customers)' = total - chosen, per bucket."""
+    if total.empty:
+        return chosen
+    rest = total.set_index("day")
+    if not chosen.empty:
+        rest = rest - group_sum(chosen, ["day"], list(_TREND_MEASURES)).set_index("day").reindex(rest.index, fill_value=0)
+    rest = rest.reset_index().assign(customer=OTHER_CUSTOMERS)
+    rest = rest[(rest[list(_TREND_MEASURES)] != 0).any(axis=1)]
+    return pd.concat([chosen, rest], ignore_index=True)
+
+
 def _daily_by_plan(store: Store, period: Period) -> pd.DataFrame:
     sums = usage_sql(_TREND_MEASURES).replace("SUM(", "SUM(r.")
-    return store.query(
+    return read(store, 
         f"SELECT r.day AS day, {plan_sql()} AS plan, {sums} "
         "FROM rollup_customer_day r LEFT JOIN customers c ON c.customer_id = r.customer_id "
         "WHERE r.day >= ? AND r.day <= ? GROUP BY 1, 2",
@@ -173,7 +211,7 @@ def monthly_summary(store: Store, period: Period, fx: FxTable | None) -> pd.Data
     Columns: SUMMARY_COLUMNS. `customers_with_usage` excludes the unattributed pseudo-customer;
     `paying_customers` counts customers with revenue > 0 in the month."""
     period = period.whole_months()
-    usage = store.query(
+    usage = read(store, 
         "SELECT month, CAST(SUM(cost_pico) AS BIGINT) AS cost_pico, CAST(SUM(requests) AS BIGINT) AS requests, "
         "CAST(SUM(unpriced_requests) AS BIGINT) AS unpriced_requests, CAST(SUM(unpriced_tokens) AS BIGINT) AS unpriced_tokens, "
         "SUM(CASE WHEN customer_id <> ? THEN 1 ELSE 0 END) AS customers_with_usage "
