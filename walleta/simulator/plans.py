@@ -79,6 +79,17 @@ CAP_MEASURES = ("tokens", "input_tokens", "output_tokens", "requests", "ai_cost_
 TOKEN_CLASSES = ("input", "cached_input", "output")
 ASSIGNMENT_METHODS = ("current_plan", "rule", "cheapest", "single")
 
+# Limits on numbers in a plan file, checked before any conversion, so a hostile file (an exponent
+# bomb such as 1e999999999, a 5,000-digit integer) is rejected with the field's name instead of
+# hanging or overflowing. They keep every simulated amount exact and far inside what the engine
+# and the store represent (int64 minor units / pico-dollars for realistic books).
+MAX_AMOUNT = Decimal(10) ** 12  # any price, fee or amount, in its field's unit (major or Stripe minor units)
+MAX_QUANTITY = 10**15  # tokens, requests, seats, credits, tier bounds, months, other whole numbers
+MAX_NUMBER = Decimal(10) ** 15  # other decimal values (markup_pct, rule min/max, cap limits, burn rates)
+MAX_DECIMAL_PLACES = 18  # digits after the decimal point in any number
+MAX_NUMBER_CHARS = 40  # a number written with more characters is refused before it is parsed
+_QUANTITY_DIGITS = len(str(MAX_QUANTITY))
+
 
 class PlanError(InputError):
     """A plan file or plan value is invalid; `field` is the dotted path of the bad value."""
@@ -290,35 +301,79 @@ class Scenario:
 # ---------------------------------------------------------------------------------------------
 
 
-def _decimal(value: Any, where: str, *, minimum: Decimal | None = Decimal(0)) -> Decimal:
+def _parse_number(value: Any, where: str, what: str) -> Decimal:
+    """A number (int, Decimal or text) as a Decimal, refusing text too long to be a sane number."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int):
+        if value.bit_length() > 3 * MAX_NUMBER_CHARS:
+            raise PlanError(where, f"number too large (more than {MAX_NUMBER_CHARS} digits)")
+        return Decimal(value)
+    text = str(value).strip()
+    if len(text) > MAX_NUMBER_CHARS:
+        shown = text if len(text) <= 30 else text[:27] + "..."
+        raise PlanError(where, f"{what}, got {shown!r} (more than {MAX_NUMBER_CHARS} characters)")
+    try:
+        return Decimal(text)
+    except InvalidOperation as exc:
+        raise PlanError(where, f"{what}, got {value!r}") from exc
+
+
+def _check_size(number: Decimal, where: str, maximum: Decimal) -> Decimal:
+    """Refuse numbers beyond `maximum` or with more than MAX_DECIMAL_PLACES decimals (no arithmetic
+    on the value before the check: an exponent bomb is caught from its exponent)."""
+    if number.is_zero():
+        return number
+    if number.adjusted() >= maximum.adjusted() + 1 or abs(number) > maximum:
+        raise PlanError(where, f"too large: at most {_plain_limit(maximum)}, got {_short(number)}")
+    _sign, digits, exponent = number.as_tuple()
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    if int(exponent) + trailing_zeros < -MAX_DECIMAL_PLACES:
+        raise PlanError(where, f"too many decimal places (at most {MAX_DECIMAL_PLACES}), got {_short(number)}")
+    return number
+
+
+def _plain_limit(maximum: Decimal) -> str:
+    return f"10^{maximum.adjusted()}" if maximum == Decimal(10) ** maximum.adjusted() else str(maximum)
+
+
+def _short(number: Decimal) -> str:
+    text = str(number)
+    return text if len(text) <= 30 else text[:27] + "..."
+
+
+def _decimal(value: Any, where: str, *, minimum: Decimal | None = Decimal(0), maximum: Decimal = MAX_NUMBER) -> Decimal:
     if isinstance(value, bool) or value is None:
         raise PlanError(where, f"must be a number, got {value!r}")
     if isinstance(value, float):
         raise PlanError(where, f"write the number as text or an exact decimal, not a binary float ({value!r})")
-    try:
-        result = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
-    except InvalidOperation as exc:
-        raise PlanError(where, f"not a number: {value!r}") from exc
+    result = _parse_number(value, where, "not a number")
     if not result.is_finite():
         raise PlanError(where, f"must be a finite number, got {value!r}")
     if minimum is not None and result < minimum:
-        raise PlanError(where, f"must be >= {minimum}, got {result}")
-    return result
+        raise PlanError(where, f"must be >= {minimum}, got {_short(result)}")
+    return _check_size(result, where, maximum)
+
+
+def _amount(value: Any, where: str, *, minimum: Decimal | None = Decimal(0)) -> Decimal:
+    """A price, fee or amount: a number of at most MAX_AMOUNT."""
+    return _decimal(value, where, minimum=minimum, maximum=MAX_AMOUNT)
 
 
 def _int(value: Any, where: str, *, minimum: int = 0) -> int:
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool) or value is None or isinstance(value, float):
         raise PlanError(where, f"must be a whole number, got {value!r}")
-    if isinstance(value, int):
-        number = value
-    else:
-        try:
-            parsed = Decimal(str(value).replace("_", "").strip())
-        except InvalidOperation as exc:
-            raise PlanError(where, f"must be a whole number, got {value!r}") from exc
-        if not parsed.is_finite() or parsed != parsed.to_integral_value():
-            raise PlanError(where, f"must be a whole number, got {value!r}")
-        number = int(parsed)
+    text = value.replace("_", "") if isinstance(value, str) else value
+    parsed = _parse_number(text, where, "must be a whole number")
+    if not parsed.is_finite():
+        raise PlanError(where, f"must be a whole number, got {value!r}")
+    if not parsed.is_zero() and (parsed.adjusted() >= _QUANTITY_DIGITS or abs(parsed) > MAX_QUANTITY):
+        if parsed < minimum:
+            raise PlanError(where, f"must be >= {minimum}, got {_short(parsed)}")
+        raise PlanError(where, f"too large: at most 10^{_QUANTITY_DIGITS - 1}, got {_short(parsed)}")
+    if parsed != parsed.to_integral_value():
+        raise PlanError(where, f"must be a whole number, got {value!r}")
+    number = int(parsed)
     if number < minimum:
         raise PlanError(where, f"must be >= {minimum}, got {number}")
     return number
@@ -360,7 +415,7 @@ def _minor_exact(amount: Decimal, currency: str, where: str) -> Decimal:
 
 
 def _stripe_decimal(value: Any, where: str) -> Decimal:
-    amount = _decimal(value, where)
+    amount = _amount(value, where)
     if amount != amount.quantize(Decimal("1e-12")):
         raise PlanError(where, f"Stripe accepts at most 12 decimal places, got {amount}")
     return amount
@@ -380,12 +435,12 @@ def _tier(data: Any, where: str, previous: int | None) -> Tier:
     if "flat_amount" in data and "flat_amount_decimal" in data:
         raise PlanError(f"{where}.flat_amount", "set flat_amount or flat_amount_decimal, not both")
     unit = (
-        Decimal(_int(data["unit_amount"], f"{where}.unit_amount"))
+        _amount(_int(data["unit_amount"], f"{where}.unit_amount"), f"{where}.unit_amount")
         if "unit_amount" in data
         else _stripe_decimal(data.get("unit_amount_decimal", 0), f"{where}.unit_amount_decimal")
     )
     flat = (
-        Decimal(_int(data["flat_amount"], f"{where}.flat_amount"))
+        _amount(_int(data["flat_amount"], f"{where}.flat_amount"), f"{where}.flat_amount")
         if "flat_amount" in data
         else _stripe_decimal(data.get("flat_amount_decimal", 0), f"{where}.flat_amount_decimal")
     )
@@ -412,7 +467,7 @@ def _meter(data: Any, where: str) -> Meter:
         if "tiers" in data or "tiers_mode" in data:
             raise PlanError(f"{where}.tiers", "tiers need billing_scheme: tiered")
         if "unit_amount" in data:
-            unit = Decimal(_int(data["unit_amount"], f"{where}.unit_amount"))
+            unit = _amount(_int(data["unit_amount"], f"{where}.unit_amount"), f"{where}.unit_amount")
         elif "unit_amount_decimal" in data:
             unit = _stripe_decimal(data["unit_amount_decimal"], f"{where}.unit_amount_decimal")
         else:
@@ -440,10 +495,10 @@ def _meter(data: Any, where: str) -> Meter:
     return Meter(name=name, measure=measure, billing_scheme=scheme, tiers_mode=mode, tiers=tuple(tiers))
 
 
-def _per_class(data: Any, where: str) -> dict[str, Decimal]:
+def _per_class(data: Any, where: str, *, maximum: Decimal = MAX_NUMBER) -> dict[str, Decimal]:
     data = _mapping(data, where)
     _check_keys(data, set(TOKEN_CLASSES), where)
-    return {k: _decimal(v, f"{where}.{k}") for k, v in data.items()}
+    return {k: _decimal(v, f"{where}.{k}", maximum=maximum) for k, v in data.items()}
 
 
 def _credits(data: Any, where: str, currency: str) -> Credits:
@@ -482,13 +537,13 @@ def _credits(data: Any, where: str, currency: str) -> Credits:
         _check_keys(raw, {"credits", "price"}, spot)
         pack = CreditPack(
             credits=_int(raw.get("credits"), f"{spot}.credits", minimum=1),
-            price=_minor_exact(_decimal(raw.get("price"), f"{spot}.price"), currency, f"{spot}.price"),
+            price=_minor_exact(_amount(raw.get("price"), f"{spot}.price"), currency, f"{spot}.price"),
         )
     if "price_per_credit" in data and "credits_per_dollar" in data:
         raise PlanError(f"{where}.price_per_credit", "set price_per_credit or credits_per_dollar, not both")
     price_per_credit = None
     if "price_per_credit" in data:
-        price_per_credit = _decimal(data["price_per_credit"], f"{where}.price_per_credit")
+        price_per_credit = _amount(data["price_per_credit"], f"{where}.price_per_credit")
     elif "credits_per_dollar" in data:
         per_dollar = _decimal(data["credits_per_dollar"], f"{where}.credits_per_dollar")
         if per_dollar <= 0:
@@ -505,12 +560,12 @@ def _credits(data: Any, where: str, currency: str) -> Credits:
         raise PlanError(f"{where}.on_exhausted", "topup needs a pack or a price_per_credit")
     overage = None
     if data.get("overage_per_credit") is not None:
-        overage = _decimal(data["overage_per_credit"], f"{where}.overage_per_credit")
+        overage = _amount(data["overage_per_credit"], f"{where}.overage_per_credit")
     if on_exhausted == "overage" and overage is None:
         raise PlanError(f"{where}.overage_per_credit", "is required when on_exhausted is overage")
     value_usd = None
     if data.get("credit_value_usd") is not None:
-        value_usd = _decimal(data["credit_value_usd"], f"{where}.credit_value_usd")
+        value_usd = _amount(data["credit_value_usd"], f"{where}.credit_value_usd")
         if value_usd <= 0:
             raise PlanError(f"{where}.credit_value_usd", "must be > 0")
     if any(r.cost_multiplier is not None for r in rules) and value_usd is None:
@@ -549,7 +604,7 @@ def _plan(data: Any, where: str, currency: str) -> Plan:
         raw = _mapping(data["seats"], spot)
         _check_keys(raw, {"price", "included", "default_seats"}, spot)
         seats = Seats(
-            price=_minor_exact(_decimal(raw.get("price"), f"{spot}.price"), currency, f"{spot}.price"),
+            price=_minor_exact(_amount(raw.get("price"), f"{spot}.price"), currency, f"{spot}.price"),
             included=_int(raw.get("included", 0), f"{spot}.included"),
             default_seats=_int(raw.get("default_seats", 1), f"{spot}.default_seats"),
         )
@@ -561,7 +616,7 @@ def _plan(data: Any, where: str, currency: str) -> Plan:
         included = raw.get("included", raw.get("included_tokens"))
         allocation = Allocation(
             included=_int(included, f"{spot}.included"),
-            overage_per_1m=_decimal(raw.get("overage_per_1m"), f"{spot}.overage_per_1m"),
+            overage_per_1m=_amount(raw.get("overage_per_1m"), f"{spot}.overage_per_1m"),
             measure=_text(raw.get("measure", "tokens"), f"{spot}.measure", allowed=MEASURES),
             per_seat=_bool(raw.get("per_seat", False), f"{spot}.per_seat"),
         )
@@ -575,7 +630,7 @@ def _plan(data: Any, where: str, currency: str) -> Plan:
         raw = _mapping(data["payg"], spot)
         _check_keys(raw, {"markup_pct", "per_1m"}, spot)
         markup = None if raw.get("markup_pct") is None else _decimal(raw["markup_pct"], f"{spot}.markup_pct", minimum=Decimal(-100))
-        payg = Payg(markup_pct=markup, per_1m=_per_class(raw.get("per_1m", {}), f"{spot}.per_1m"))
+        payg = Payg(markup_pct=markup, per_1m=_per_class(raw.get("per_1m", {}), f"{spot}.per_1m", maximum=MAX_AMOUNT))
         if payg.markup_pct is None and not payg.per_1m:
             raise PlanError(spot, "set markup_pct and/or per_1m")
     credits = None if data.get("credits") is None else _credits(data["credits"], f"{where}.credits", currency)
@@ -587,7 +642,7 @@ def _plan(data: Any, where: str, currency: str) -> Plan:
             raw = {"amount": raw}
         _check_keys(raw, {"amount", "period_months"}, spot)
         minimum = Minimum(
-            amount=_minor_exact(_decimal(raw.get("amount"), f"{spot}.amount"), currency, f"{spot}.amount"),
+            amount=_minor_exact(_amount(raw.get("amount"), f"{spot}.amount"), currency, f"{spot}.amount"),
             period_months=_int(raw.get("period_months", 1), f"{spot}.period_months", minimum=1),
         )
     cap = None
@@ -605,7 +660,7 @@ def _plan(data: Any, where: str, currency: str) -> Plan:
     return Plan(
         name=name,
         description=str(data.get("description", "") or ""),
-        base_fee=_minor_exact(_decimal(data.get("base_fee", 0), f"{where}.base_fee"), currency, f"{where}.base_fee"),
+        base_fee=_minor_exact(_amount(data.get("base_fee", 0), f"{where}.base_fee"), currency, f"{where}.base_fee"),
         seats=seats,
         allocation=allocation,
         meters=meters,
@@ -745,16 +800,43 @@ def _construct_decimal(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal:
         raise PlanError("", f"not a finite number: {text}") from exc
 
 
+def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int | Decimal:
+    """YAML integers as ints; a very long one becomes a Decimal (which the field check then
+    refuses with the field's name) instead of a conversion that fails or takes forever."""
+    text = str(loader.construct_scalar(node)).replace("_", "")  # type: ignore[arg-type]
+    if len(text) > MAX_NUMBER_CHARS:
+        try:
+            return Decimal(text)
+        except InvalidOperation:
+            raise PlanError("", f"line {node.start_mark.line + 1}: number too long ({len(text)} characters)") from None
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+def _json_int(text: str) -> int | Decimal:
+    """JSON integers as ints; a very long one as a Decimal (refused later, with its field)."""
+    return int(text) if len(text) <= MAX_NUMBER_CHARS else Decimal(text)
+
+
 _DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+_DecimalLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def loads_scenario(text: str, *, fmt: str = "yaml") -> Scenario:
-    """Parse a scenario from YAML or JSON text (floats are read as exact Decimals)."""
+    """Parse a scenario from YAML or JSON text (floats are read as exact Decimals).
+
+    Raises PlanError (an InputError) for anything wrong with the text: not YAML/JSON, nested too
+    deeply, a number out of range (see MAX_AMOUNT, MAX_QUANTITY), an invalid field.
+    """
     try:
-        data = json.loads(text, parse_float=Decimal) if fmt == "json" else yaml.load(text, Loader=_DecimalLoader)  # noqa: S506
+        if fmt == "json":
+            data = json.loads(text, parse_float=Decimal, parse_int=_json_int)
+        else:
+            data = yaml.load(text, Loader=_DecimalLoader)  # noqa: S506 - a SafeLoader subclass
+        return scenario_from_dict(data)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         raise PlanError("", f"not valid {fmt.upper()}: {exc}") from exc
-    return scenario_from_dict(data)
+    except RecursionError:
+        raise PlanError("", f"not a plan file: its {fmt.upper()} is nested too deeply") from None
 
 
 def dumps_scenario(scenario: Scenario, *, fmt: str = "yaml") -> str:
@@ -775,7 +857,15 @@ def load_scenario(path: str | Path) -> Scenario:
     if not chosen.exists():
         raise InputError(f"plan file not found: {chosen}")
     try:
-        return loads_scenario(chosen.read_text(encoding="utf-8"), fmt=_format_of(chosen))
+        data = chosen.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read plan file {chosen}: {exc.strerror or exc}") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PlanError(chosen.name, f"not UTF-8 text (invalid byte at position {exc.start}): save the plan file as UTF-8 YAML or JSON") from None
+    try:
+        return loads_scenario(text, fmt=_format_of(chosen))
     except PlanError as exc:
         raise PlanError(f"{chosen.name}: {exc.field}" if exc.field else chosen.name, exc.message) from exc
 
