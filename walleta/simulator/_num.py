@@ -74,7 +74,7 @@ def mul_div(values: np.ndarray, num: int, den: int, rounding: str = HALF_UP) -> 
     values = np.asarray(values)
     if den <= 0:
         raise ValueError("denominator must be positive")
-    if _max_abs(values) * abs(num) < _SAFE and values.dtype != object:
+    if _max_abs(values) * abs(num) < _SAFE and den < _SAFE and values.dtype != object:
         product = values.astype(np.int64) * num
         return product if den == 1 else _round_div(product, den, rounding)
     exact = values.astype(object) * num

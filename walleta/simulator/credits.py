@@ -38,8 +38,8 @@ from math import lcm
 
 import numpy as np
 
-from ._num import HALF_UP, UP, mul_div, ratio
-from .plans import TOKEN_CLASSES, BurnRule, Credits, matches
+from ._num import HALF_UP, UP, _max_abs, mul_div, ratio
+from .plans import TOKEN_CLASSES, BurnRule, Credits, PlanError, matches
 
 __all__ = [
     "MICRO",
@@ -50,9 +50,15 @@ __all__ = [
     "run_ledger",
     "run_ledger_scalar",
     "credit_price_minor",
+    "LEDGER_LIMIT",
+    "micro_credits",
+    "check_ledger_range",
 ]
 
 MICRO = 1_000_000  # micro-credits per credit
+# The ledger runs on int64 micro-credits and minor units; every credit volume and every amount it
+# can produce stays below this bound (checked before it runs), so nothing can wrap or overflow.
+LEDGER_LIMIT = 2**62
 PICO_PER_USD = 10**12
 
 
@@ -137,15 +143,57 @@ def _take(buckets: np.ndarray, need: np.ndarray) -> np.ndarray:
     return need
 
 
+def micro_credits(values: np.ndarray, what: str) -> np.ndarray:
+    """Micro-credit amounts (int64 or Python ints) as int64; PlanError when beyond LEDGER_LIMIT."""
+    values = np.asarray(values)
+    if values.size and _max_abs(values) >= LEDGER_LIMIT:
+        raise PlanError("credits", f"{what} per customer and month exceeds {LEDGER_LIMIT // MICRO:,} credits, too large for "
+                        "the credit ledger: lower the burn rates or the included credits")
+    return values.astype(np.int64)
+
+
+def _max_row_total(grid: np.ndarray) -> int:
+    """The largest per-customer sum over months of a non-negative int64 grid, exactly."""
+    if grid.size == 0:
+        return 0
+    high, low = np.divmod(grid, 2**31)
+    totals = high.sum(axis=1).astype(object) * 2**31 + low.sum(axis=1).astype(object)
+    return int(max(totals))
+
+
+def check_ledger_range(credits: Credits, burn: np.ndarray, grant: np.ndarray, exponent: int) -> None:
+    """PlanError when the ledger could leave int64: the credits a customer can hold or buy over
+    the simulated months, or what they cost in minor units, reach LEDGER_LIMIT."""
+    months = burn.shape[1]
+    pack_micro = credits.pack.credits * MICRO if credits.pack else 0
+    volume = _max_row_total(burn) + _max_row_total(grant) + (pack_micro + MICRO) * months
+    if volume >= LEDGER_LIMIT:
+        raise PlanError("credits", f"the credits burned, granted or bought per customer exceed {LEDGER_LIMIT // MICRO:,} "
+                        "over the simulated months: too large for the credit ledger; lower the burn rates or included credits")
+    per_micro = Fraction(*credit_price_minor(credits, exponent))
+    if credits.price_per_credit is not None:
+        per_micro = max(per_micro, Fraction(credits.price_per_credit) * 10**exponent / MICRO)
+    if credits.overage_per_credit is not None:
+        per_micro = max(per_micro, Fraction(credits.overage_per_credit) * 10**exponent / MICRO)
+    if credits.pack is not None:  # whole packs: one pack more than the volume at most
+        per_micro = max(per_micro, Fraction(int(credits.pack.price.scaleb(exponent)), pack_micro))
+    if (volume + pack_micro + MICRO) * per_micro >= LEDGER_LIMIT:
+        raise PlanError("credits", "the credit charges per customer would exceed the simulator's exact range "
+                        f"({LEDGER_LIMIT:,} minor units): lower the credit prices or the burn rates")
+
+
 def run_ledger(credits: Credits, burn: np.ndarray, grant: np.ndarray, exponent: int) -> LedgerResult:
     """Run the credit ledger for all customers at once.
 
     burn, grant: int64 arrays (customers x months) of micro-credits (0 in inactive months).
-    exponent: minor-unit digits of the plan currency.
+    exponent: minor-unit digits of the plan currency. PlanError when the amounts are beyond
+    the ledger's exact int64 range (see `check_ledger_range`).
     """
+    check_ledger_range(credits, burn, grant, exponent)
     customers, months = burn.shape
-    expiry_inc = credits.included_expiry_months
-    expiry_pur = credits.purchased_expiry_months
+    # An expiry beyond the simulated months acts exactly like one month past their end.
+    expiry_inc = min(credits.included_expiry_months, months + 1)
+    expiry_pur = None if credits.purchased_expiry_months is None else min(credits.purchased_expiry_months, months + 1)
     inc = np.zeros((customers, expiry_inc), dtype=np.int64)
     pur = np.zeros((customers, expiry_pur or 1), dtype=np.int64)  # never-expiring: one bucket
     out = {name: np.zeros((customers, months), dtype=np.int64) for name in LedgerResult.__dataclass_fields__}

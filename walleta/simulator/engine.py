@@ -40,7 +40,7 @@ import pandas as pd
 from ..fx import FxTable
 from ..money import minor_unit_exponent
 from ._num import DOWN, HALF_EVEN, HALF_UP, UP, _round_div, exact_sums_by, mul_div, ratio, scale_by
-from .credits import MICRO, burn_micro_array, rule_index, run_ledger
+from .credits import MICRO, burn_micro_array, micro_credits, rule_index, run_ledger
 from .plans import Credits, Plan, PlanError, Scenario
 from .tiers import meter_amount_array
 
@@ -318,7 +318,7 @@ def _cell_burn(plan_credits: Credits, book: Book, view: _View) -> tuple[np.ndarr
     if plan_credits.burn_by == "total":
         m = book.measures
         q = [m["uncached_input_tokens"][view.idx], m["cached_input_tokens"][view.idx], m["output_tokens"][view.idx], m["requests"][view.idx], m["cost_pico"][view.idx]]
-        return burn_micro_array(q, plan_credits.burn[0], plan_credits.credit_value_usd).astype(np.int64), ()
+        return micro_credits(burn_micro_array(q, plan_credits.burn[0], plan_credits.credit_value_usd), "the credit burn"), ()
     detail = book.detail.get(plan_credits.burn_by)
     if detail is None:
         raise PlanError("credits.burn_by", f"burn by {plan_credits.burn_by} needs usage by {plan_credits.burn_by} (UsageData.by_{plan_credits.burn_by})")
@@ -333,7 +333,8 @@ def _cell_burn(plan_credits: Credits, book: Book, view: _View) -> tuple[np.ndarr
         chosen = rows & (row_rule == r)
         if chosen.any():
             amounts = burn_micro_array([q[chosen] for q in detail.quantities], rule, plan_credits.credit_value_usd)
-            np.add.at(burn, local[chosen], amounts.astype(np.int64))
+            totals = micro_credits(exact_sums_by(np.asarray(amounts), local[chosen], n), "the credit burn")
+            burn = micro_credits(burn + totals, "the credit burn")  # both below LEDGER_LIMIT: the sum fits int64
     unmatched_codes = np.unique(detail.name_code[rows & (row_rule < 0)])
     return burn, tuple(detail.names[c] for c in unmatched_codes)
 
@@ -414,7 +415,16 @@ def _cap_share(plan: Plan, q: dict[str, np.ndarray], seats: np.ndarray) -> tuple
     assert plan.cap is not None
     usage = q["cost_pico"] if plan.cap.measure == "ai_cost_usd" else q[plan.cap.measure]
     limit_each = int(plan.cap.limit * PICO) if plan.cap.measure == "ai_cost_usd" else int(plan.cap.limit)
-    limit = limit_each * (seats if plan.cap.per_seat else np.ones(len(seats), dtype=np.int64))
+    factor = seats if plan.cap.per_seat else np.ones(len(seats), dtype=np.int64)
+    if usage.dtype == object:
+        limit = np.array([limit_each * int(s) for s in factor], dtype=object)
+    else:
+        # int64 usage is never above the int64 maximum: a larger limit is the same as that maximum
+        top = np.iinfo(np.int64).max
+        limit_each = min(limit_each, top)
+        per = np.asarray(factor, dtype=np.int64)
+        over = per > (top // limit_each if limit_each else top)
+        limit = np.where(over, top, np.where(over, 0, per) * limit_each)
     capped = usage > limit
     return capped, np.where(capped, limit, 1), np.where(capped, usage, 1)
 
@@ -438,8 +448,9 @@ def evaluate_plan(plan: Plan, book: Book, idx: np.ndarray, money: Money) -> Plan
     burn = grant = None
     if plan.credits is not None:
         burn, unmatched = _cell_burn(plan.credits, book, view)
-        per_cell_grant = plan.credits.included * MICRO * (seats if plan.credits.included_per_seat else 1)
-        grant = _grid(view, np.broadcast_to(per_cell_grant, (n,)))
+        factor = seats if plan.credits.included_per_seat else np.ones(n, dtype=np.int64)
+        per_cell_grant = micro_credits(factor.astype(object) * (plan.credits.included * MICRO), "the included credits")
+        grant = _grid(view, per_cell_grant)
     if plan.cap is not None:
         capped, num, den = _cap_share(plan, q, seats)
     ledger = None
