@@ -50,9 +50,16 @@ __all__ = [
     "match_header",
     "write_error_file",
     "MAX_UNIX_SECONDS",
+    "MAX_COLUMNS",
+    "MAX_PICO",
 ]
 
 MAX_UNIX_SECONDS = 253_402_300_800  # 10000-01-01: larger numbers are not Unix seconds
+# A file with more columns than this is refused before it is parsed (every import kind has at
+# most a few dozen columns; a huge header line is a wrong file, and would be slow to match).
+MAX_COLUMNS = 1_000
+# The largest dollar amount one cell can hold in integer pico-dollars (int64): about $9.22 million.
+MAX_PICO = 2**63 - 1
 _DELIMITERS = (",", ";", "\t", "|")
 _SAMPLE_BYTES = 256 * 1024
 
@@ -288,11 +295,13 @@ def _read_fast(data: bytes, offset: int, name: str, encoding: str, dialect: Dial
     first_end = data.find(newline, offset, end)
     first_line = data[offset : end if first_end < 0 else first_end]
     try:
-        header = _unique_headers(next(csv.reader([first_line.decode("utf-8").rstrip("\r")], delimiter=dialect.delimiter)))
+        raw_header = next(csv.reader([first_line.decode("utf-8").rstrip("\r")], delimiter=dialect.delimiter))
     except UnicodeDecodeError:
         return None, "encoding"
     except (StopIteration, csv.Error):
         return None, "layout"
+    _check_width(raw_header, name)
+    header = _unique_headers(raw_header)
     ragged: list[int] = []
 
     def on_invalid(_row: object) -> str:
@@ -333,13 +342,24 @@ def _blank_mask(columns: dict[str, pa.Array], n: int) -> np.ndarray:
     return blank
 
 
+def _check_width(header: Sequence[str], name: str) -> None:
+    """InputError for a header with more than MAX_COLUMNS columns."""
+    if len(header) > MAX_COLUMNS:
+        raise InputError(
+            f"{name}: the header row has {len(header):,} columns; at most {MAX_COLUMNS:,} are supported "
+            "(check that this is the right file and that it has one record per line)"
+        )
+
+
 def _read_exact(text: str, name: str, encoding: str, dialect: Dialect) -> CsvTable:
     """Python's csv module, tracking the line each record starts on (slower, exact)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=dialect.delimiter)
     try:
-        header = _unique_headers(next(reader))
+        raw_header = next(reader)
     except StopIteration as exc:
         raise InputError(f"{name} has no header row") from exc
+    _check_width(raw_header, name)
+    header = _unique_headers(raw_header)
     width = len(header)
     cells: list[list[str]] = [[] for _ in header]
     row_numbers: list[int] = []
@@ -549,8 +569,9 @@ class Validator:
         # plain integers of at most 18 digits always fit int64
         plain = pc.match_substring_regex(values, r"^[+-]?\d{1,18}$").to_numpy(zero_copy_only=False)
         out = np.zeros(self.n, dtype=np.int64)
-        if plain.any():
-            out[plain] = pc.cast(pc.filter(values, pa.array(plain)), pa.int64()).to_numpy(zero_copy_only=False)
+        if plain.any():  # arrow does not parse a leading '+': drop it
+            unsigned = pc.replace_substring_regex(pc.filter(values, pa.array(plain)), r"^\+", "")
+            out[plain] = pc.cast(unsigned, pa.int64()).to_numpy(zero_copy_only=False)
         reasons: dict[int, str] = {}
         for i in np.flatnonzero(~plain).tolist():
             text = values[i].as_py()
@@ -619,7 +640,7 @@ class Validator:
             return out
         if self.table.decimal_comma:
             values = pc.replace_substring(values, ",", ".")
-        parsed, problems = _decimal_to_scaled(values, 12)
+        parsed, problems = _decimal_to_scaled(values, 12, too_large=f"amount too large (at most {_MAX_USD} per row)")
         empty = pc.equal(values, "").to_numpy(zero_copy_only=False)
         mask = np.zeros(self.n, dtype=bool)
         if problems:
@@ -726,12 +747,15 @@ def _number_problem(text: str, *, whole: bool) -> str:
     return "not a number"
 
 
-def _decimal_to_scaled(values: pa.Array, places: int) -> tuple[np.ndarray, dict[int, str]]:
+def _decimal_to_scaled(values: pa.Array, places: int, *, limit: int = MAX_PICO,
+                       too_large: str = "amount too large") -> tuple[np.ndarray, dict[int, str]]:
     """Decimal text -> integer units of 10**-places (object array of Python ints) and problems.
 
     Plain decimals ('12.5', '-0.000123') are split and scaled in bulk; anything else (exponents,
-    too many digits) goes through Decimal one value at a time.
+    too many digits) goes through Decimal one value at a time. A value whose scaled magnitude
+    is above `limit` is a problem (`too_large`), found from its exponent before any arithmetic.
     """
+    limit_digits = len(str(limit)) - places
     n = len(values)
     out = np.full(n, None, dtype=object)
     problems: dict[int, str] = {}
@@ -763,10 +787,21 @@ def _decimal_to_scaled(values: pa.Array, places: int) -> tuple[np.ndarray, dict[
         if not value.is_finite():
             problems[i] = "not a finite number"
             continue
-        out[i] = int((value / quantum).to_integral_value(rounding=ROUND_HALF_EVEN))
+        if value.is_zero() or value.adjusted() < -places - 1:  # rounds to 0 (1e-999999 included)
+            out[i] = 0
+            continue
+        if value.adjusted() > limit_digits:  # 1e999999: refused before any arithmetic
+            problems[i] = too_large
+            continue
+        scaled = int(value.quantize(quantum, rounding=ROUND_HALF_EVEN).scaleb(places))  # one rounding, exact
+        if abs(scaled) > limit:
+            problems[i] = too_large
+            continue
+        out[i] = scaled
     return out, problems
 
 
+_MAX_USD = f"${Decimal(MAX_PICO).scaleb(-12).quantize(Decimal('0.01'), rounding='ROUND_DOWN'):,}"
 _NUMERIC = r"^\d+(\.\d+)?$"
 _OFFSET = r"([zZ]|[+-]\d\d(:?\d\d)?)$"
 

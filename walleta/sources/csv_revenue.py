@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,11 @@ from ..store import Store
 from .csv_reader import ColumnMapping, ColumnSpec, CsvTable, Validator, match_header
 from .report import ImportReport, ProgressCallback, begin_run, end_run, upsert_changed
 
-__all__ = ["OWN_SPECS", "STRIPE_SPECS", "ISO_4217", "KINDS", "is_stripe_export", "import_revenue"]
+__all__ = ["OWN_SPECS", "STRIPE_SPECS", "ISO_4217", "KINDS", "MAX_AMOUNT_MINOR", "is_stripe_export", "import_revenue"]
+
+# The largest amount one revenue row may hold, in minor units of its currency (10 trillion USD,
+# 1 trillion KWD, 10^15 JPY). Far inside int64, so per-customer sums in the database stay exact.
+MAX_AMOUNT_MINOR = 10**15
 
 _THOUSANDS_COMMA = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 _THOUSANDS_DOT = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+(,\d+)?$")
@@ -113,14 +118,34 @@ def _amounts(v: Validator, column: str, currencies: np.ndarray) -> tuple[np.ndar
         elif _THOUSANDS_COMMA.match(text):
             text = text.replace(",", "")  # 1,234.56
         text = text.replace(" ", "").replace("\u00a0", "")
+        if _beyond_limit(text):  # 1e999999 and friends: refused before any arithmetic
+            bad[i], reasons[i] = True, _TOO_LARGE
+            continue
         try:
-            out[i] = major_to_minor(text, currencies[i])
-            present[i] = True
+            minor = major_to_minor(text, currencies[i])
         except InputError as exc:
             bad[i] = True
             reasons[i] = "not a number" if "not a" in str(exc) else str(exc)
+            continue
+        if abs(minor) > MAX_AMOUNT_MINOR:
+            bad[i], reasons[i] = True, _TOO_LARGE
+            continue
+        out[i] = minor
+        present[i] = True
     v.reject(bad, column, reasons)
     return out, present
+
+
+_TOO_LARGE = f"amount too large (at most {MAX_AMOUNT_MINOR:,} minor units of the currency per row)"
+
+
+def _beyond_limit(text: str) -> bool:
+    """True for a number far beyond MAX_AMOUNT_MINOR, judged from its exponent alone."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return False  # not a number: major_to_minor says so
+    return value.is_finite() and not value.is_zero() and value.adjusted() > len(str(MAX_AMOUNT_MINOR))
 
 
 def _currencies(v: Validator) -> np.ndarray:
@@ -211,6 +236,8 @@ def _parse_stripe(v: Validator, store: Store, report: ImportReport) -> list[dict
     if v.has("tax"):
         taxes, _ = _amounts(v, "tax", currencies)
         amounts = np.array([a - (t or 0) if a is not None else None for a, t in zip(amounts, taxes)], dtype=object)
+        beyond = np.array([a is not None and abs(a) > MAX_AMOUNT_MINOR for a in amounts], dtype=bool) & ~v.bad
+        v.reject(beyond, amount_column, _TOO_LARGE)
     starts, ends = _periods(v, "period_start", "period_end" if v.has("period_end") else None, fallback="date")
     subscriptions = v.text("subscription")
     kinds = np.array(["subscription" if s else "one_off" for s in subscriptions], dtype=object)
