@@ -377,6 +377,18 @@ def test_simulator_rejects_a_bad_plan_file_with_its_field(on_demo):
     assert any("base_fee" in e.value for e in at.error)
 
 
+@pytest.mark.parametrize("content, words", [
+    (b"\xff\xfe\x00binary", "binary.yaml: not UTF-8 text"),
+    (b"name: x\nplans:\n  - name: A\n    base_fee: '1e999999999'\n", "plans[0] (A).base_fee: too large: at most 10^12"),
+])
+def test_simulator_rejects_a_hostile_plan_file_with_a_message(on_demo, content, words):
+    at = open_page(start(), "pages/4_Pricing_simulator.py")
+    at.file_uploader(key="sim_plan_file").set_value(("binary.yaml", content, "application/yaml")).run()
+    at.button(key="sim_add_file").click().run()
+    assert_clean(at)
+    assert any(words in e.value for e in at.error), [e.value for e in at.error]
+
+
 # -- data and prices ----------------------------------------------------------------------------
 
 

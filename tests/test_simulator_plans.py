@@ -149,3 +149,99 @@ def test_python_floats_are_refused():
 
     with pytest.raises(PlanError, match="binary float"):
         scenario_from_dict({"plans": [{"name": "A", "base_fee": 9.99}]})
+
+
+# -- hostile files: a clear PlanError naming the field, never a traceback or a hang -----------------
+
+
+def test_a_file_that_is_not_utf8_is_refused_clearly(tmp_path):
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"nam\xff\xfe: \x00\x01binary")
+    with pytest.raises(PlanError) as caught:
+        load_scenario(path)
+    assert caught.value.field == "binary.yaml"
+    assert "not UTF-8 text (invalid byte at position 3)" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "body, field, words",
+    [
+        # exponent bombs are refused from their exponent, before any conversion (no hang, no InvalidOperation)
+        ("plans: [{name: A, allocation: {included: '1e999999999', overage_per_1m: '2'}}]", "plans[0] (A).allocation.included",
+         "too large: at most 10^15, got 1E+999999999"),
+        ("plans: [{name: A, base_fee: '1e999999999'}]", "plans[0] (A).base_fee", "too large: at most 10^12, got 1E+999999999"),
+        ("plans: [{name: A, base_fee: 1e-999999999}]", "plans[0] (A).base_fee", "too many decimal places (at most 18)"),
+        # a 5,000-digit YAML integer (beyond Python's int-from-text limit)
+        ("plans: [{name: A, allocation: {included: " + "9" * 5_000 + ", overage_per_1m: '1'}}]", "plans[0] (A).allocation.included",
+         "too large: at most 10^15"),
+        # amounts beyond the documented bounds (the simulator would overflow int64)
+        ("plans: [{name: A, base_fee: '10000000000000000000000000000000'}]", "plans[0] (A).base_fee", "too large: at most 10^12"),
+        ("plans: [{name: A, base_fee: '1000000000000.01'}]", "plans[0] (A).base_fee", "too large: at most 10^12"),
+        ("plans: [{name: A, seats: {price: '1', default_seats: 1000000000000001}}]", "plans[0] (A).seats.default_seats",
+         "too large: at most 10^15"),
+        ("plans: [{name: A, payg: {per_1m: {output: '2e12'}}}]", "plans[0] (A).payg.per_1m.output", "too large: at most 10^12"),
+        ("plans: [{name: A, meters: [{measure: tokens, unit_amount: 10000000000000}]}]", "plans[0] (A).meters[0].unit_amount",
+         "too large: at most 10^12"),
+        ("plans: [{name: A, cap: {measure: tokens, limit: '1e16'}}]", "plans[0] (A).cap.limit", "too large: at most 10^15"),
+        ("plans: [{name: A, base_fee: '0." + "0" * 45 + "1'}]", "plans[0] (A).base_fee", "more than 40 characters"),
+        ("plans: [{name: A, allocation: {included: '-1e999999999', overage_per_1m: '1'}}]", "plans[0] (A).allocation.included",
+         "must be >= 0"),
+    ],
+)
+def test_numbers_out_of_range_name_the_field(body, field, words):
+    with pytest.raises(PlanError) as caught:
+        loads_scenario(body)
+    assert caught.value.field == field
+    assert words in str(caught.value)
+
+
+def test_numbers_at_the_bounds_load_exactly():
+    scenario = loads_scenario(
+        "plans: [{name: A, base_fee: '1000000000000.00', allocation: {included: 1000000000000000, overage_per_1m: '0.000000000000000001'}}]"
+    )
+    plan = scenario.plans[0]
+    assert plan.base_fee == D("1000000000000.00") and plan.allocation.included == 10**15
+    assert plan.allocation.overage_per_1m == D("1e-18")
+    assert loads_scenario(dumps_scenario(scenario)) == scenario
+
+
+def test_huge_json_integer_names_the_field():
+    text = '{"plans": [{"name": "A", "allocation": {"included": ' + "9" * 5_000 + ', "overage_per_1m": "1"}}]}'
+    with pytest.raises(PlanError) as caught:
+        loads_scenario(text, fmt="json")
+    assert caught.value.field == "plans[0] (A).allocation.included"
+
+
+@pytest.mark.parametrize("fmt, text", [
+    ("yaml", "name: deep\nplans: " + "[" * 20_000 + "]" * 20_000 + "\n"),
+    ("json", '{"name": "deep", "plans": ' + "[" * 20_000 + "]" * 20_000 + "}"),
+])
+def test_deep_nesting_is_refused_clearly(fmt, text):
+    with pytest.raises(PlanError) as caught:
+        loads_scenario(text, fmt=fmt)
+    assert str(caught.value) == f"not a plan file: its {fmt.upper()} is nested too deeply"
+
+
+def test_cli_simulate_shows_the_message_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    plan = tmp_path / "bomb.yaml"
+    plan.write_text("name: Bomb\nplans:\n  - name: Pro\n    base_fee: '1e999999999'\n")
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "walleta", "--db", f"sqlite:///{tmp_path / 'w.db'}", "simulate", str(plan)],
+        cwd=root, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode != 0
+    assert "bomb.yaml: plans[0] (Pro).base_fee: too large: at most 10^12" in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_uploaded_bytes_are_decoded_with_a_clear_error():
+    from walleta.simulator.plans import decode_plan_bytes
+
+    assert decode_plan_bytes(b"\xef\xbb\xbfname: A\n") == "name: A\n"  # a byte-order mark is dropped
+    with pytest.raises(PlanError) as caught:
+        decode_plan_bytes(b"\x89PNG\r\n\x1a\n")
+    assert str(caught.value) == "not UTF-8 text (invalid byte at position 0): save the plan file as UTF-8 YAML or JSON"

@@ -60,6 +60,9 @@ __all__ = [
     "save_scenario",
     "loads_scenario",
     "dumps_scenario",
+    "decode_plan_bytes",
+    "MAX_AMOUNT",
+    "MAX_QUANTITY",
 ]
 
 # Usage measures a component can price or limit (per customer per month).
@@ -851,6 +854,15 @@ def _format_of(path: Path) -> str:
     return "json" if path.suffix.lower() == ".json" else "yaml"
 
 
+def decode_plan_bytes(data: bytes, name: str = "") -> str:
+    """The text of a plan file's bytes (UTF-8; a byte-order mark is dropped). PlanError naming
+    the file when the bytes are not UTF-8 (a binary or wrongly encoded file)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PlanError(name, f"not UTF-8 text (invalid byte at position {exc.start}): save the plan file as UTF-8 YAML or JSON") from None
+
+
 def load_scenario(path: str | Path) -> Scenario:
     """Read a scenario file (.yaml/.yml or .json). PlanError names the file and the field."""
     chosen = Path(path)
@@ -860,10 +872,7 @@ def load_scenario(path: str | Path) -> Scenario:
         data = chosen.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read plan file {chosen}: {exc.strerror or exc}") from exc
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PlanError(chosen.name, f"not UTF-8 text (invalid byte at position {exc.start}): save the plan file as UTF-8 YAML or JSON") from None
+    text = decode_plan_bytes(data, chosen.name)
     try:
         return loads_scenario(text, fmt=_format_of(chosen))
     except PlanError as exc:

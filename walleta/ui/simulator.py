@@ -22,7 +22,7 @@ from ..fx import FxTable
 from ..plan_builder import MECHANISMS, Extras, PlanRow, Tier, build_scenario
 from ..simulator import Scenario, SimulationResult, simulate
 from ..simulator.loader import load_usage
-from ..simulator.plans import dumps_scenario, loads_scenario, scenario_from_dict
+from ..simulator.plans import decode_plan_bytes, dumps_scenario, loads_scenario, scenario_from_dict
 from ..simulator.ranges import METHOD as RANGES_METHOD
 from ..simulator.ranges import bootstrap
 from ..simulator.report import customers_frame
@@ -264,8 +264,8 @@ def add_from_file() -> None:
     if upload is not None and st.button("Add this file", key="sim_add_file", icon=":material/upload:"):
         fmt = "json" if upload.name.lower().endswith(".json") else "yaml"
         try:
-            scenario = loads_scenario(upload.getvalue().decode("utf-8-sig"), fmt=fmt)
-        except (InputError, UnicodeDecodeError) as exc:
+            scenario = loads_scenario(decode_plan_bytes(upload.getvalue()), fmt=fmt)
+        except InputError as exc:
             st.error(f"{upload.name}: {exc}", icon=":material/error:")
             return
         refused = add_design(scenario)
