@@ -148,3 +148,14 @@ def test_inactive_months_get_no_grant_but_credits_still_expire(expiry):
     expired = [0] * 3
     expired[expiry - 1] = 10 * MICRO
     assert out["expired_included"] == expired
+
+
+def test_expiry_far_beyond_the_simulated_months_is_exact_and_small():
+    # 10^15 months of rollover: the same as never expiring within the window (no 10^15-wide arrays).
+    for expiry in (4, 5, 10**15):
+        credits = Credits(burn=ANY, included=100, included_expiry_months=expiry, topup="packs", pack=CreditPack(10, D("1.00")),
+                          purchased_expiry_months=expiry)
+        out = _run(credits, [30, 150, 0, 500], [100, 100, 100, 100])
+        assert out["expired_included"] == micro([0, 0, 0, 0])
+        assert out["purchased"] == micro([0, 0, 0, 280])  # 220 available at m3: 280 short, 28 packs
+        assert out["balance_end"] == micro([70, 20, 120, 0])

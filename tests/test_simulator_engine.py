@@ -428,3 +428,36 @@ def test_demo_plan_files_run_on_a_small_book():
     data = usage({"customer_id": "a", "month": "2026-01", "current_plan": "Pro", "input_tokens": 30_000_000})
     row = cell(simulate(scenario, data), "a", "2026-01")
     assert row["revenue_minor"] == 9900 + 2750  # 10M over 20M included x $2.75
+
+
+# -- values at the plan bounds: exact results or a clear PlanError, never an int64 overflow ------
+
+
+def test_cost_cap_beyond_int64_pico_caps_nothing():
+    # $10^15 per seat is beyond int64 pico-dollars: nothing can reach it, nothing is capped.
+    plan = Plan(name="P", base_fee=D("10.00"), cap=Cap(measure="ai_cost_usd", limit=D(10**15), per_seat=True))
+    data = usage({"customer_id": "a", "month": "2026-02", "input_tokens": 4_000_000, "cost_pico": 8 * USD, "seats": 10**6})
+    a = cell(simulate(one_plan(plan), data), "a", "2026-02")
+    assert not a["capped"] and a["ai_cost_pico"] == 8 * USD and a["revenue_minor"] == 1000
+
+
+def test_price_with_18_decimals_is_exact():
+    # $1.000000000000000001 per 1M: the divisor is beyond int64, the result is still exact (300 cents).
+    plan = Plan(name="P", allocation=Allocation(included=0, overage_per_1m=D("1.000000000000000001")))
+    data = usage({"customer_id": "a", "month": "2026-01", "input_tokens": 3_000_000})
+    assert cell(simulate(one_plan(plan), data), "a", "2026-01")["allocation_minor"] == 300
+
+
+@pytest.mark.parametrize("credits, words", [
+    (Credits(burn=(BurnRule(),), burn_by="total", included=10**12, included_per_seat=True, topup="none", on_exhausted="block"),
+     "credits: the included credits per customer and month exceeds 4,611,686,018,427 credits"),
+    (Credits(burn=(BurnRule(per_1k={"input": D(10**15)}),), burn_by="total", topup="none", on_exhausted="block"),
+     "credits: the credit burn per customer and month exceeds 4,611,686,018,427 credits"),
+    (Credits(burn=(BurnRule(per_1k={"input": D(1000)}),), burn_by="total", topup="per_credit", price_per_credit=D(10**12)),
+     "credits: the credit charges per customer would exceed the simulator's exact range"),
+])
+def test_credit_amounts_beyond_the_ledger_are_a_plan_error(credits, words):
+    data = usage({"customer_id": "a", "month": "2026-01", "input_tokens": 1_000_000, "seats": 10**7})
+    with pytest.raises(PlanError) as caught:
+        simulate(one_plan(Plan(name="C", credits=credits)), data)
+    assert words in str(caught.value)
