@@ -288,3 +288,41 @@ def test_revenue_amounts_with_thousands_separators_and_compact_dates(lite: Store
     assert report.errors == [] and any("decimal comma" in n for n in report.notes)
     amounts = dict(lite.query("SELECT document_id, amount_minor FROM revenue_entries WHERE currency = 'EUR'").itertuples(index=False, name=None))
     assert amounts == {"in_b": 123456, "in_c": 1250}
+
+
+def test_revenue_amounts_too_large_are_row_errors_named_by_row_and_column(db: Store, tmp_path: Path) -> None:
+    source = tmp_path / "big.csv"
+    source.write_text(
+        "customer_id,period_start,amount,currency,document_id\n"
+        "acme,2026-01-01,1e400,USD,in_1\n"
+        "acme,2026-01-01,99999999999999999999.99,USD,in_2\n"
+        "acme,2026-01-01,10000000000000.00,USD,in_3\n"  # 10^15 cents: the largest allowed
+        "acme,2026-01-01,10000000000000.01,USD,in_4\n"
+        "acme,2026-01-01,1e999999999,JPY,in_5\n"
+        "acme,2026-01-01,99.00,USD,in_6\n"
+    )
+    report = import_csv(db, source)
+    reason = "amount too large (at most 1,000,000,000,000,000 minor units of the currency per row)"
+    assert [(e.row, e.column, e.reason) for e in report.errors] == [(2, "amount", reason), (3, "amount", reason), (5, "amount", reason), (6, "amount", reason)]
+    assert "big.csv row 2, column amount: amount too large" in report.errors[0].message()
+    stored = dict(db.query("SELECT document_id, amount_minor FROM revenue_entries").itertuples(index=False, name=None))
+    assert {k: int(v) for k, v in stored.items()} == {"in_3": 10**15, "in_6": 9900}
+
+
+def test_cost_export_exponent_bomb_is_a_row_error(db: Store, tmp_path: Path) -> None:
+    report = import_csv(db, ROOT / "tests" / "corpus" / "csv" / "bug-costs-exponent-bomb.csv", kind="openai-costs", error_path=tmp_path / "e.csv")
+    assert [(e.row, e.column, e.reason) for e in report.errors] == [(2, "amount_value", "amount too large (at most $9,223,372.03 per row)")]
+    assert db.query("SELECT project_id, amount_pico FROM billed_costs").values.tolist() == [["q", 10**12]]
+
+
+def test_plus_signed_token_counts_are_imported(db: Store, catalog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    report = import_csv(db, ROOT / "tests" / "corpus" / "csv" / "bug-usage-plus-sign.csv", catalog=catalog, error_path=tmp_path / "e.csv")
+    assert report.errors == [] and report.imported == 3
+    assert sorted(int(v) for v in db.query("SELECT input_tokens FROM usage_events")["input_tokens"]) == [10, 12, 1000]
+
+
+def test_a_file_with_too_many_columns_is_refused_and_nothing_changes(lite: Store, tmp_path: Path) -> None:
+    before = snapshot(lite)
+    with pytest.raises(InputError, match=r"wide\.csv: the header row has 5,000 columns; at most 1,000 are supported"):
+        import_csv(lite, ",".join(f"c{i}" for i in range(5_000)).encode() + b"\n" + b"1," * 4_999 + b"1\n", name="wide.csv")
+    assert snapshot(lite) == before

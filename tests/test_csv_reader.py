@@ -125,3 +125,37 @@ def test_integers_too_large_for_storage_are_rejected_not_wrapped() -> None:
     values = v.integer("n")
     assert values.tolist() == [5, 0, 1234, 7]
     assert [(e.row, e.reason) for e in v.errors] == [(3, "number too large")]
+
+
+def test_plus_signed_integers_in_a_slow_column_are_read() -> None:
+    # '1,000' sends the column to the slow path, where arrow used to fail on '+12'.
+    table = read_table(b'n\n+12\n"1,000"\n10\n-3\n', name="plus.csv")
+    v = Validator(table, match_header(table.header, [ColumnSpec("n")]))
+    assert v.integer("n").tolist() == [12, 1000, 10, 0]
+    assert [(e.row, e.column, e.reason) for e in v.errors] == [(5, "n", "negative value")]
+
+
+def test_dollar_amounts_beyond_int64_pico_or_with_huge_exponents_are_row_errors() -> None:
+    table = read_table(b"c\n1e999999\n1.00\n1e-999999\n9223372.036854775807\n9223372.036854775808\n-1E+30\n", name="m.csv")
+    v = Validator(table, match_header(table.header, [ColumnSpec("c")]))
+    values = v.usd_pico("c", minimum=None)
+    assert values.tolist() == [None, 10**12, 0, 2**63 - 1, None, None]
+    reason = "amount too large (at most $9,223,372.03 per row)"
+    assert [(e.row, e.column, e.reason, e.value) for e in v.errors] == [
+        (2, "c", reason, "1e999999"), (6, "c", reason, "9223372.036854775808"), (7, "c", reason, "-1E+30")]
+
+
+def test_files_with_more_than_1000_columns_are_refused_up_front() -> None:
+    from walleta.sources.csv_reader import MAX_COLUMNS
+
+    assert MAX_COLUMNS == 1_000
+    wide = ",".join(f"c{i}" for i in range(1_000)).encode() + b"\n" + b",".join(b"1" for _ in range(1_000)) + b"\n"
+    assert len(read_table(wide, name="wide.csv").header) == 1_000
+    with pytest.raises(InputError) as caught:
+        read_table(b"a," * 1_000 + b"\n", name="wider.csv")
+    assert str(caught.value) == ("wider.csv: the header row has 1,001 columns; at most 1,000 are supported "
+                                 "(check that this is the right file and that it has one record per line)")
+    with pytest.raises(InputError, match=r"huge\.csv: the header row has 5,000,001 columns"):
+        read_table(b"a," * 5_000_000, name="huge.csv")  # a 10 MB header line: refused before matching
+    with pytest.raises(InputError, match=r"ragged\.csv: the header row has 1,001 columns"):
+        read_table(b"a," * 1_000 + b"\n\n1\n1,2\n", name="ragged.csv")  # the exact (slow) reader too

@@ -73,3 +73,21 @@ def test_openai_import_uses_the_admin_key_from_the_environment_and_never_prints_
         assert SECRET not in template.stdout + template.stderr
     missing = walleta(sqlite_url, "import", "openai")
     assert missing.returncode == 1 and "OPENAI_ADMIN_KEY is not set" in missing.stderr
+
+
+def test_a_file_with_too_many_columns_fails_with_one_message(sqlite_url: str, tmp_path: Path) -> None:
+    source = tmp_path / "wide.csv"
+    source.write_bytes(b"a," * 5_000 + b"\n")
+    done = walleta(sqlite_url, "import", "csv", str(source))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == ["error: wide.csv: the header row has 5,001 columns; at most 1,000 are supported "
+                                                "(check that this is the right file and that it has one record per line)"]
+
+
+def test_an_amount_too_large_is_a_rejected_row_with_exit_status_3(sqlite_url: str, tmp_path: Path) -> None:
+    source = tmp_path / "revenue.csv"
+    source.write_text("customer_id,period_start,amount,currency\nacme,2026-01-01,1e400,USD\nacme,2026-01-01,99.00,USD\n")
+    done = walleta(sqlite_url, "import", "csv", str(source), "--kind", "revenue")
+    assert done.returncode == 3, done.stderr
+    assert "revenue.csv row 2, column amount: amount too large" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -18,6 +18,13 @@ the Stripe-shaped fields of `meters` (`unit_amount_decimal`, `flat_amount`), whi
 exactly as in the Stripe API. Numbers are parsed as `Decimal` from the file's text (YAML and JSON
 floats never pass through binary floating point). Validation errors name the field, e.g.
 `plans[1] (Pro).meters[0].tiers[2].up_to: ...`.
+
+Limits (checked before any conversion, so hostile files fail fast with the field's name): an
+amount (fee, price, Stripe unit or flat amount) is at most 10^12 in its field's unit; a whole
+number (tokens, requests, seats, credits, tier bounds, months) at most 10^15; other numbers
+(markup_pct, rule bounds, cap limits, burn rates) at most 10^15; at most 18 decimal places; a
+number written with more than 40 characters is refused. A file must be UTF-8 text and not
+nested deeper than the parser's recursion limit.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ What it does, in order:
 2. `decode`: UTF-8 (a byte-order mark is noted and dropped), else Windows-1252, else Latin-1;
    UTF-16 with a byte-order mark is decoded too. The encoding found is reported.
 3. `detect_dialect`: the delimiter (`,` `;` tab `|`) and whether numbers use a decimal comma.
-4. `read_table`: the records as text columns (pyarrow's CSV reader; an exact Python `csv`
+4. `read_table`: a header of more than MAX_COLUMNS (1,000) columns is refused before parsing;
+   then the records as text columns (pyarrow's CSV reader; an exact Python `csv`
    fallback when blank lines, multi-line cells or ragged rows make row numbers ambiguous).
    Every record keeps its spreadsheet row number: the header is row 1, the first record row 2.
 5. `match_header`: maps the file's headers onto a kind's canonical columns ignoring case,
@@ -15,6 +16,8 @@ What it does, in order:
 6. `Validator`: vectorised column parsers (integers, numbers, money, times, dates, booleans,
    text) that collect a `RowError(file, row, column, value, reason)` for each bad cell instead
    of raising, so good rows are kept and bad rows are reported and written to an error file.
+   A dollar amount must fit int64 pico-dollars (MAX_PICO, about $9.22 million per cell);
+   larger ones, and exponent bombs such as 1e999999, are row errors ("amount too large").
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ through the `stripe_customer` mapping or `customers.stripe_customer_id`; unresol
 kept under the Stripe id (nothing is dropped) and counted in the report.
 
 Validation (row, column and reason for each): missing required value, not a number, more
-decimals than the currency has, unknown currency code, unparseable date, period_end before
-period_start, unknown kind, negative amount where not allowed, duplicate (document_id, kind).
+decimals than the currency has, amount too large (beyond MAX_AMOUNT_MINOR = 10^15 minor units
+per row), unknown currency code, unparseable date, period_end before period_start, unknown
+kind, negative amount where not allowed, duplicate (document_id, kind).
 Entries are upserted by uid (`csv:<document_id>:<kind>`, or a content hash when there is no
 document id), so importing the file again changes nothing.
 """
