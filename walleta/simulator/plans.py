@@ -371,9 +371,9 @@ def _amount(value: Any, where: str, *, minimum: Decimal | None = Decimal(0)) -> 
 
 
 def _int(value: Any, where: str, *, minimum: int = 0) -> int:
-    if isinstance(value, bool) or value is None or isinstance(value, float):
+    if isinstance(value, bool) or value is None:
         raise PlanError(where, f"must be a whole number, got {value!r}")
-    text = value.replace("_", "") if isinstance(value, str) else value
+    text = value.replace("_", "") if isinstance(value, str) else repr(value) if isinstance(value, float) else value
     parsed = _parse_number(text, where, "must be a whole number")
     if not parsed.is_finite():
         raise PlanError(where, f"must be a whole number, got {value!r}")
