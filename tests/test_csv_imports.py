@@ -288,3 +288,14 @@ def test_revenue_amounts_with_thousands_separators_and_compact_dates(lite: Store
     assert report.errors == [] and any("decimal comma" in n for n in report.notes)
     amounts = dict(lite.query("SELECT document_id, amount_minor FROM revenue_entries WHERE currency = 'EUR'").itertuples(index=False, name=None))
     assert amounts == {"in_b": 123456, "in_c": 1250}
+
+
+def test_upload_limits_refuse_the_whole_file_before_writing(lite: Store, catalog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = (SAMPLES / "usage.csv").read_bytes()
+    with pytest.raises(InputError, match=r"usage\.csv: the file is 0\.0 MiB, over the limit of 0\.0 MiB"):
+        import_csv(lite, data, name="usage.csv", catalog=catalog, max_bytes=100)
+    with pytest.raises(InputError, match=r"usage\.csv: the file has 8 rows, over the limit of 7 for one upload"):
+        import_csv(lite, data, name="usage.csv", catalog=catalog, max_rows=7)
+    assert lite.scalar("SELECT COUNT(*) FROM usage_events") == 0 and lite.scalar("SELECT COUNT(*) FROM import_runs") == 0
+    report = import_csv(lite, data, name="usage.csv", catalog=catalog, max_bytes=len(data), max_rows=8)
+    assert report.imported == 8
