@@ -306,9 +306,6 @@ def test_stripe_cli_never_prints_logs_or_stores_the_key(
     record_figures(f"security.stripe_cli_key[{server}]", kind="security", code_paths=2)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: walleta/sources/stripe_import.py and walleta/meters.py put the API's "
-                   "error message into SourceError verbatim; a proxy that echoes the key gets it printed. "
-                   "Redact the configured key from messages before raising")
 def test_stripe_cli_redacts_a_key_the_server_echoes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
