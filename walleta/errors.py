@@ -135,13 +135,18 @@ _FILTERS: dict[str, RedactingFilter] = {}
 
 
 def protect_logger(name: str, secrets: Iterable[str | None] = ()) -> None:
-    """Attach one `RedactingFilter` to logger `name` (once) and add `secrets` to what it masks.
+    """Attach one `RedactingFilter` to logger `name` and its existing children (a logger's filters
+    do not see its children's records) and add `secrets` to what it masks.
 
-    Called where a key is configured (the Stripe and OpenAI clients, capture) so that a library
-    that logs an API's error text (the Stripe SDK at INFO) never writes the key to a log.
+    Called where a key is configured (the Stripe and OpenAI clients) so that a library that logs
+    an API's error text (the Stripe SDK at INFO) never writes the key to a log.
     """
-    existing = _FILTERS.get(name)
-    if existing is None:
-        existing = _FILTERS[name] = RedactingFilter()
-        logging.getLogger(name).addFilter(existing)
-    existing.secrets.update(s for s in secrets if s)
+    shared = _FILTERS.get(name)
+    if shared is None:
+        shared = _FILTERS[name] = RedactingFilter()
+    shared.secrets.update(s for s in secrets if s)
+    names = [name] + [n for n in list(logging.Logger.manager.loggerDict) if n.startswith(name + ".")]
+    for logger_name in names:
+        logger = logging.getLogger(logger_name)
+        if shared not in logger.filters:
+            logger.addFilter(shared)
