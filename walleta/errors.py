@@ -44,6 +44,10 @@ _PREFIXES = r"(sk-admin-|sk-proj-|sk-svcacct-|sk-|sk_live_|sk_test_|rk_live_|rk_
 _KEY_SHAPE = re.compile(r"(?<![A-Za-z0-9])" + _PREFIXES + r"([A-Za-z0-9_\-]{8,})")
 _KEY_PREFIX = re.compile(_PREFIXES)
 _MASK = "****"
+# A JSON string field that holds a credential ("authentication_token": "...", "client_secret",
+# "api_key", "password"): the Stripe SDK logs response bodies at DEBUG, a v2 meter event
+# session's bearer token among them. Count fields ("input_tokens") end in "s": left alone.
+_SECRET_FIELD = re.compile(r'("(?:[A-Za-z_]*token|[A-Za-z_]*secret|api_key|apikey|password)"\s*:\s*")([^"\\]+)(")')
 
 
 def _mask(prefix: str, body: str) -> str:
@@ -57,8 +61,9 @@ def redact(text: object, secrets: Iterable[str | None] = ()) -> str:
     `secrets`: the keys in use (empty or None entries ignored); each occurrence is replaced by
     its masked form, whatever its shape. Then any `sk-...`, `sk_live_...`, `sk_test_...`,
     `rk_...`, `whsec_...` or `sk-admin-...` token is masked too, so a key the caller did not
-    name (a proxy echoing another header) is hidden as well. Output never contains more than
-    the last 4 characters of a key.
+    name (a proxy echoing another header) is hidden as well, and so is the value of a JSON
+    field named like a credential (`"authentication_token": "..."`, `"client_secret"`,
+    `"api_key"`, `"password"`). Output never contains more than the last 4 characters of a key.
     """
     out = str(text)
     for secret in sorted({s.strip() for s in secrets if s and s.strip()}, key=len, reverse=True):
@@ -67,6 +72,7 @@ def redact(text: object, secrets: Iterable[str | None] = ()) -> str:
         prefix = _KEY_PREFIX.match(secret)
         masked = _mask(prefix.group(1), secret[prefix.end():]) if prefix else _MASK
         out = out.replace(secret, masked)
+    out = _SECRET_FIELD.sub(lambda m: f"{m.group(1)}{_MASK}{m.group(3)}", out)
     return _KEY_SHAPE.sub(lambda m: _mask(m.group(1), m.group(2)), out)
 
 

@@ -333,6 +333,8 @@ def test_redact_masks_configured_and_key_shaped_secrets() -> None:
     assert "Bearer sk-****" in clean and "sk_live_****6789" in clean and "rk_live_****" in clean
     assert redact("uses sk-learn, risk-free, task_test_plan") == "uses sk-learn, risk-free, task_test_plan"
     assert redact(f"db says {PLANTED['db_password']}!", [PLANTED["db_password"]]) == "db says ****!"  # any shape
+    body = '{"authentication_token": "mes_PLANTED_1", "input_tokens": "12", "client_secret": "pi_PLANTED"}'
+    assert redact(body) == '{"authentication_token": "****", "input_tokens": "12", "client_secret": "****"}'
 
 
 def _echo(key: str) -> dict[str, Any]:
