@@ -572,10 +572,10 @@ def list_projects_and_keys(client: Any = None, *, retry: RetryPolicy | None = No
     retry = retry or RetryPolicy()
     organization = client.admin.organization
     records: list[dict[str, str]] = []
-    projects = retry.call("projects.list", organization.projects.list, limit=100, include_archived=False)
+    projects = retry.call("projects.list", organization.projects.list, valid=_is_page, limit=100, include_archived=False)
     for project in projects:  # the SDK page auto-paginates on iteration
         records.append({"source": "openai_project", "key": project.id, "name": project.name or "", "project_id": project.id, "owner": ""})
-        keys = retry.call("projects.api_keys.list", organization.projects.api_keys.list, project_id=project.id, limit=100)
+        keys = retry.call("projects.api_keys.list", organization.projects.api_keys.list, valid=_is_page, project_id=project.id, limit=100)
         for key in keys:
             owner = getattr(key, "owner", None)
             owner_name = ""
