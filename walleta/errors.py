@@ -66,7 +66,7 @@ def redact(text: object, secrets: Iterable[str | None] = ()) -> str:
     `"api_key"`, `"password"`). Output never contains more than the last 4 characters of a key.
     """
     out = str(text)
-    for secret in sorted({s.strip() for s in secrets if s and s.strip()}, key=len, reverse=True):
+    for secret in sorted({s.strip() for s in secrets if isinstance(s, str) and s.strip()}, key=len, reverse=True):
         if len(secret) < 4:
             continue  # too short to find without masking ordinary text
         prefix = _KEY_PREFIX.match(secret)
@@ -85,10 +85,13 @@ class RedactingFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         super().__init__()
-        self.secrets: set[str] = {s for s in secrets if s}
+        self.secrets: frozenset[str] = frozenset(s for s in secrets if isinstance(s, str) and s)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is the logging module's to report
+            return True
         clean = redact(message, self.secrets)
         if clean != message:
             record.msg, record.args = clean, None
@@ -150,7 +153,8 @@ def protect_logger(name: str, secrets: Iterable[str | None] = ()) -> None:
     shared = _FILTERS.get(name)
     if shared is None:
         shared = _FILTERS[name] = RedactingFilter()
-    shared.secrets.update(s for s in secrets if s)
+    # A new frozenset, swapped in whole: a thread logging meanwhile sees the old set or the new one.
+    shared.secrets = shared.secrets | {s for s in secrets if isinstance(s, str) and s}
     names = [name] + [n for n in list(logging.Logger.manager.loggerDict) if n.startswith(name + ".")]
     for logger_name in names:
         logger = logging.getLogger(logger_name)
