@@ -410,6 +410,19 @@ def test_upload_shows_the_validation_report_and_the_rejected_rows(no_database, t
     assert not no_database.exists()
 
 
+def test_upload_over_the_row_limit_is_refused_with_a_clear_message(no_database, monkeypatch):
+    from walleta.ui import data_panels
+
+    monkeypatch.setattr(data_panels, "UPLOAD_MAX_ROWS", 3)
+    at = start({"walleta_source": "session"})
+    open_page(at, "pages/6_Data.py")
+    at.file_uploader(key="data_uploads").set_value(("big.csv", (SAMPLES / "usage.csv").read_bytes(), "text/csv")).run()
+    at.button(key="data_import").click().run()
+    assert_clean(at)
+    assert any("big.csv: the file has 8 rows, over the limit of 3" in e.value for e in at.error)
+    assert metrics(at).get("Imported") is None  # refused as a whole: no report, nothing imported
+
+
 def test_switching_source_on_the_data_page(on_demo):
     at = open_page(start(), "pages/6_Data.py")
     at.radio(key="_w_source").set_value("session").run()

@@ -326,3 +326,14 @@ def test_a_file_with_too_many_columns_is_refused_and_nothing_changes(lite: Store
     with pytest.raises(InputError, match=r"wide\.csv: the header row has 5,000 columns; at most 1,000 are supported"):
         import_csv(lite, ",".join(f"c{i}" for i in range(5_000)).encode() + b"\n" + b"1," * 4_999 + b"1\n", name="wide.csv")
     assert snapshot(lite) == before
+
+
+def test_upload_limits_refuse_the_whole_file_before_writing(lite: Store, catalog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = (SAMPLES / "usage.csv").read_bytes()
+    with pytest.raises(InputError, match=r"usage\.csv: the file is 0\.0 MiB, over the limit of 0\.0 MiB"):
+        import_csv(lite, data, name="usage.csv", catalog=catalog, max_bytes=100)
+    with pytest.raises(InputError, match=r"usage\.csv: the file has 8 rows, over the limit of 7 for one upload"):
+        import_csv(lite, data, name="usage.csv", catalog=catalog, max_rows=7)
+    assert lite.scalar("SELECT COUNT(*) FROM usage_events") == 0 and lite.scalar("SELECT COUNT(*) FROM import_runs") == 0
+    report = import_csv(lite, data, name="usage.csv", catalog=catalog, max_bytes=len(data), max_rows=8)
+    assert report.imported == 8

@@ -9,6 +9,7 @@ import pytest
 
 from tests.fakes.databases import snapshot
 from tests.fakes.openai_admin import Failure, FakeOpenAIAdmin, bucket, page
+from tests.reliability.chaos import ChaosProxy
 from walleta.catalog import load_catalog
 from walleta.errors import SourceError
 from walleta.events import record_events
@@ -136,6 +137,32 @@ def test_server_error_mid_pagination_rolls_back_everything(db: Store, fake: Fake
         import_openai(db, catalog, client=client, since="2025-10-01", until="2025-10-06", retry=RetryPolicy(attempts=3, sleep=lambda _s: None))
     assert ADMIN_KEY not in str(caught.value)
     assert snapshot(db) == before  # nothing half-written
+
+
+@pytest.mark.parametrize(("fault", "reason"), [("malformed", "the answer is not valid JSON"),
+                                               ("html", "the answer is not a page of results (an HTML page)")])
+def test_a_garbled_answer_is_retried_then_a_clear_error_and_a_rerun_is_clean(  # type: ignore[no-untyped-def]
+        db: Store, fake: FakeOpenAIAdmin, catalog, fault: str, reason: str) -> None:
+    """A 200 whose body is not JSON, or a gateway's HTML page, is retried with the backoff like a
+    5xx; if it persists: a SourceError naming the endpoint and page, nothing written; a re-run
+    then imports exactly the clean totals."""
+    serve_range(fake, days=6, per_page=2)
+    before = snapshot(db)
+    slept: list[float] = []
+    with ChaosProxy(fake.base_url, [None] + [fault] * 3) as proxy:  # page 2 of completions stays garbled
+        client = make_client(admin_key=ADMIN_KEY, base_url=proxy.url)
+        with pytest.raises(SourceError) as caught:
+            import_openai(db, catalog, client=client, since="2025-10-01", until="2025-10-06",
+                          retry=RetryPolicy(attempts=3, sleep=slept.append))
+    assert str(caught.value) == f"OpenAI completions (page 2): gave up after 3 attempts ({reason})"
+    assert slept == [1.0, 2.0] and proxy.injected == 3
+    assert snapshot(db) == before  # all-or-nothing
+    with ChaosProxy(fake.base_url, [None, fault]) as proxy:  # once only: ridden out
+        import_openai(db, catalog, client=make_client(admin_key=ADMIN_KEY, base_url=proxy.url),
+                      since="2025-10-01", until="2025-10-06", retry=no_wait())
+    assert proxy.injected == 1
+    assert int(db.scalar("SELECT CAST(SUM(input_tokens) AS BIGINT) FROM rollup_customer_month_model")) == sum(3000 + 2 * d for d in range(6))
+    assert db.scalar("SELECT COUNT(*) FROM usage_events") == 12
 
 
 def test_transient_server_error_mid_pagination_never_double_counts(db: Store, fake: FakeOpenAIAdmin, client: Any, catalog) -> None:  # type: ignore[no-untyped-def]

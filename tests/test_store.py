@@ -11,9 +11,25 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from sqlalchemy import MetaData, String, Text, create_engine, inspect, text
+from sqlalchemy.exc import DataError
 
+from walleta.catalog import load_catalog
 from walleta.errors import SchemaError
-from walleta.schema import EVENT_COLUMNS, ROLLUP_MEASURES, ROLLUPS, SCHEMA_VERSION, TOKEN_COLUMNS
+from walleta.events import record_events
+from walleta.migrations import V3_TEXT_COLUMNS
+from walleta.schema import (
+    EVENT_COLUMNS,
+    ROLLUP_MEASURES,
+    ROLLUPS,
+    SCHEMA_VERSION,
+    TOKEN_COLUMNS,
+    Customer,
+    CustomerMapping,
+    StripeCustomer,
+    StripeSubscriptionItem,
+    metadata,
+)
 from walleta.store import Store, WriteResult, open_store
 
 from .factories import make_events, write_batches
@@ -396,6 +412,71 @@ def test_a_newer_schema_version_is_refused(db_url: str) -> None:
         assert count(raw) == 5
     finally:
         raw.close()
+
+
+def _create_schema_2_database(url: str) -> None:
+    """An empty database exactly as schema version 2 built it: the columns schema 3 widened to
+    TEXT are VARCHAR(255) again, and walleta_meta says 2. Written with SQLAlchemy directly."""
+    old = MetaData()
+    for table in metadata.sorted_tables:
+        table.to_metadata(old)
+    for table, column in V3_TEXT_COLUMNS:
+        old.tables[table].c[column].type = String(255)
+    engine = create_engine(url)
+    try:
+        old.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(old.tables["walleta_meta"].insert(), [{"key": "schema_version", "value": "2"}])
+            conn.execute(old.tables["customers"].insert(), [{"customer_id": "acme", "name": "Acme"}])
+            conn.execute(old.tables["customer_mappings"].insert(),
+                         [{"source": "openai_project", "key": "proj_1", "customer_id": "acme"}])
+    finally:
+        engine.dispose()
+
+
+def test_schema_2_database_upgrades_to_text_identifiers(db_url: str) -> None:
+    """Schema 3 widens every identifier column to TEXT: a version-2 database upgrades, keeps its
+    rows, and then accepts a 20,000-character customer id in every table that holds one."""
+    _create_schema_2_database(db_url)
+    if db_url.startswith("postgresql"):  # the old DDL really is bounded there: the upgrade matters
+        engine = create_engine(db_url)
+        try:
+            with pytest.raises(DataError), engine.begin() as conn:
+                conn.execute(text("INSERT INTO rollup_customer_day (customer_id, day) VALUES (:c, '2026-01-01')"),
+                             {"c": "c" * 256})
+        finally:
+            engine.dispose()
+    store = open_store(db_url)
+    try:
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "3"
+        if store.dialect == "postgresql":  # SQLite does not enforce VARCHAR lengths: nothing to alter
+            types = {(t, c["name"]): c["type"] for t in {t for t, _ in V3_TEXT_COLUMNS}
+                     for c in inspect(store.engine).get_columns(t)}
+            for table, column in V3_TEXT_COLUMNS:
+                assert isinstance(types[(table, column)], Text), (table, column, types[(table, column)])
+        assert store.query("SELECT customer_id, name FROM customers").values.tolist() == [["acme", "Acme"]]
+        assert store.scalar("SELECT customer_id FROM customer_mappings WHERE key = ?", ["proj_1"]) == "acme"
+
+        name = ("ü" + "x" * 9) * 2_000  # 20,000 characters
+        frame = pd.DataFrame({"ts_us": [1_767_225_600_000_000], "customer_id": [name], "feature": [name],
+                              "model": [name], "project_id": [name], "input_tokens": [5]})
+        assert record_events(store, frame, load_catalog(), source="file").inserted == 1
+        for rollup, keys in ROLLUPS.items():
+            stored = store.query(f"SELECT {', '.join(k for k in keys if k not in ('day', 'month', 'batch', 'service_tier'))} "
+                                 f"FROM {rollup}")
+            assert stored.values.tolist() == [[name] * stored.shape[1]], rollup
+        store.upsert("customers", [Customer(customer_id=name, name="long").model_dump()], ["customer_id"])
+        store.upsert("customer_mappings", [CustomerMapping(source="openai_user", key=name, customer_id=name).model_dump()],
+                     ["source", "key"])
+        store.upsert("stripe_customers", [StripeCustomer(stripe_customer_id=name).model_dump()], ["stripe_customer_id"])
+        item = StripeSubscriptionItem(item_id=name, subscription_id="sub_1", stripe_customer_id=name, status="active")
+        store.upsert("stripe_subscription_items", [item.model_dump()], ["item_id"])
+        assert store.scalar("SELECT name FROM customers WHERE customer_id = ?", [name]) == "long"
+        assert store.scalar("SELECT customer_id FROM customer_mappings WHERE key = ?", [name]) == name
+        assert store.scalar("SELECT COUNT(*) FROM stripe_customers WHERE stripe_customer_id = ?", [name]) == 1
+        assert store.scalar("SELECT COUNT(*) FROM stripe_subscription_items WHERE item_id = ?", [name]) == 1
+    finally:
+        store.close()
 
 
 def test_meta_round_trip(store: Store) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import inspect
 
 from walleta.catalog import load_catalog
 from walleta.events import prepare_events
-from walleta.schema import EVENT_COLUMNS, ROLLUP_MEASURES, ROLLUP_TIME_INDEXES, ROLLUPS
+from walleta.schema import EVENT_COLUMNS, ROLLUP_MEASURES, ROLLUP_TIME_INDEXES, ROLLUPS, SCHEMA_VERSION
 from walleta.store import Store, open_store
 
 BASE_US = 1_767_225_600_000_000  # 2026-01-01
@@ -112,7 +112,7 @@ def test_schema_1_database_is_upgraded(db_url: str) -> None:
         cur.execute(store.sql("UPDATE walleta_meta SET value = ? WHERE key = ?"), ["1", "schema_version"])
     store.close()
     upgraded = open_store(db_url)
-    assert upgraded.get_meta("schema_version") == "2"
+    assert upgraded.get_meta("schema_version") == str(SCHEMA_VERSION)
     _recount_matches(upgraded)
     inspector = inspect(upgraded.engine)
     for name, (index, _) in ROLLUP_TIME_INDEXES.items():

@@ -40,10 +40,11 @@ from typing import Any, Callable, Literal
 import pandas as pd
 import stripe
 
-from .errors import ConfigError, SourceError
+from .errors import ConfigError, SourceError, protect_logger
 from .matching import MAPPING_SOURCE
 from .money import PICO_PER_USD, pico_to_cents
 from .revenue import round_half_even
+from .sources.stripe_import import client_key, stripe_error_text
 from .store import Store, now_us
 
 __all__ = [
@@ -411,7 +412,7 @@ def _push_v1(store: Store, client: stripe.StripeClient, meter: Meter, events: li
             if not _is_duplicate(exc):
                 raise SourceError(
                     f"Stripe refused meter event {event.identifier} after {result.sent} sent this run: "
-                    f"{exc.user_message or type(exc).__name__}; run again to resume"
+                    f"{stripe_error_text(exc, client_key(client))}; run again to resume"
                 ) from None
             _record(store, meter, [event], "v1", "duplicate: already in Stripe")
             result.duplicates += 1
@@ -443,9 +444,11 @@ def _push_v2(store: Store, client: stripe.StripeClient, meter: Meter, events: li
     def new_session() -> Any:
         result.sessions += 1
         try:
-            return client.v2.billing.meter_event_session.create()
+            created = client.v2.billing.meter_event_session.create()
+            protect_logger("stripe", [getattr(created, "authentication_token", None)])  # a bearer token too
+            return created
         except stripe.StripeError as exc:
-            raise SourceError(f"Stripe meter event session: {exc.user_message or type(exc).__name__}") from None
+            raise SourceError(f"Stripe meter event session: {stripe_error_text(exc, client_key(client))}") from None
 
     for start in range(0, len(events), V2_BATCH):
         batch = events[start : start + V2_BATCH]
@@ -463,7 +466,7 @@ def _push_v2(store: Store, client: stripe.StripeClient, meter: Meter, events: li
                     continue
                 raise SourceError(
                     f"Stripe meter event stream refused a batch after {result.sent} events sent this run: "
-                    f"{exc.user_message or type(exc).__name__}; run again to resume"
+                    f"{stripe_error_text(exc, client_key(client), token)}; run again to resume"
                 ) from None
         _record(store, meter, batch, "v2")
         result.sent += len(batch)

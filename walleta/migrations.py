@@ -44,3 +44,46 @@ def _v2_customer_month_rollup(cur: Any, dialect: str) -> None:
 
 
 MIGRATIONS[2] = _v2_customer_month_rollup
+
+
+# -- version 3: identifier columns are TEXT everywhere ---------------------------------------------
+
+# (table, column) pairs that were VARCHAR(255) at version 2 and hold a user-supplied identifier
+# (a customer, feature, model, project or service-tier name, a mapping key, a Stripe id).
+# Frozen here: later schema changes do not change what this step does.
+V3_TEXT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("rollup_customer_month_model", "customer_id"),
+    ("rollup_customer_month_model", "month"),
+    ("rollup_customer_month_model", "model"),
+    ("rollup_customer_month_feature", "customer_id"),
+    ("rollup_customer_month_feature", "month"),
+    ("rollup_customer_month_feature", "feature"),
+    ("rollup_customer_day", "customer_id"),
+    ("rollup_customer_day", "day"),
+    ("rollup_feature_model_day", "feature"),
+    ("rollup_feature_model_day", "model"),
+    ("rollup_feature_model_day", "day"),
+    ("rollup_project_model_day", "project_id"),
+    ("rollup_project_model_day", "model"),
+    ("rollup_project_model_day", "day"),
+    ("rollup_project_model_day", "service_tier"),
+    ("rollup_customer_month", "customer_id"),
+    ("rollup_customer_month", "month"),
+    ("customers", "customer_id"),
+    ("customer_mappings", "key"),
+    ("stripe_customers", "stripe_customer_id"),
+    ("stripe_subscription_items", "item_id"),
+)
+
+
+def _v3_identifier_columns_text(cur: Any, dialect: str) -> None:
+    """PostgreSQL: widen every column of `V3_TEXT_COLUMNS` from VARCHAR(255) to TEXT (a catalog
+    change: PostgreSQL rewrites neither the table nor its indexes). SQLite does not enforce
+    VARCHAR lengths, so there is nothing to change there; only the version moves."""
+    if dialect != "postgresql":
+        return
+    for table, column in V3_TEXT_COLUMNS:
+        cur.execute(f'ALTER TABLE {table} ALTER COLUMN "{column}" TYPE TEXT')
+
+
+MIGRATIONS[3] = _v3_identifier_columns_text

@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 # Bump when the schema changes; add the upgrade step to `walleta.migrations.MIGRATIONS`.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 UNATTRIBUTED = "(unattributed)"
 NO_FEATURE = "(none)"
@@ -125,7 +125,7 @@ class Customer(SQLModel, table=True):
 
     __tablename__ = "customers"
 
-    customer_id: str = Field(primary_key=True, sa_type=String(255))
+    customer_id: str = Field(primary_key=True, sa_type=Text)
     name: str = Field(default="", sa_type=Text)
     plan: str = Field(default="", sa_type=Text)
     signup_date: str = Field(default="", sa_type=String(10))
@@ -141,7 +141,7 @@ class CustomerMapping(SQLModel, table=True):
     __tablename__ = "customer_mappings"
 
     source: str = Field(primary_key=True, sa_type=String(32))
-    key: str = Field(primary_key=True, sa_type=String(255))
+    key: str = Field(primary_key=True, sa_type=Text)
     customer_id: str = Field(sa_type=Text, nullable=False)
     confirmed: int = Field(default=1, sa_type=Integer)
     method: str = Field(default="manual", sa_type=Text)
@@ -247,8 +247,10 @@ ROLLUPS: dict[str, tuple[str, ...]] = {
 
 
 def _build_rollup(name: str, keys: tuple[str, ...]) -> Table:
+    # Key columns are TEXT like the usage_events columns they copy (schema 3): a customer,
+    # feature or model name of any length rolls up (VARCHAR(255) failed whole batches on PostgreSQL).
     key_columns = [
-        Column(k, Integer if k == "batch" else String(255), primary_key=True, nullable=False)
+        Column(k, Integer if k == "batch" else Text, primary_key=True, nullable=False)
         for k in keys
     ]
     measure_columns = [
@@ -278,7 +280,7 @@ class StripeCustomer(SQLModel, table=True):
 
     __tablename__ = "stripe_customers"
 
-    stripe_customer_id: str = Field(primary_key=True, sa_type=String(255))
+    stripe_customer_id: str = Field(primary_key=True, sa_type=Text)
     name: str = Field(default="", sa_type=Text, nullable=False)
     email: str = Field(default="", sa_type=Text, nullable=False)
     # The value of the `walleta_customer_id` metadata key, when set in Stripe.
@@ -294,7 +296,7 @@ class StripeSubscriptionItem(SQLModel, table=True):
 
     __tablename__ = "stripe_subscription_items"
 
-    item_id: str = Field(primary_key=True, sa_type=String(255))
+    item_id: str = Field(primary_key=True, sa_type=Text)
     subscription_id: str = Field(sa_type=Text, nullable=False)
     stripe_customer_id: str = Field(sa_type=Text, nullable=False)
     status: str = Field(sa_type=Text, nullable=False)

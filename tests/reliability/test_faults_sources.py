@@ -272,18 +272,8 @@ def test_openai_import_rides_out_transient_api_faults(fault: str, sqlite_url: st
     record_figures(f"faults_sources.openai_api[{fault}]", kind="fault", faults_injected=proxy.injected, outcome=outcome, events_lost=0)
 
 
-# Bugs of walleta/sources/openai_usage.py found here (reported to the lead): strict xfails until fixed.
-OPENAI_GARBLED_BUGS = {
-    "malformed": "a 200 answer with invalid JSON escapes RetryPolicy.call as json.JSONDecodeError (traceback at the CLI)",
-    "html": "a 200 answer with an HTML gateway page escapes as AttributeError ('str' object has no attribute 'data')",
-}
-
-
 @pytest.mark.parametrize("fault", GARBLED)
-def test_openai_import_garbled_answer_is_a_clear_error_or_retried(fault: str, sqlite_url: str, tmp_path: Path,
-                                                                  request: pytest.FixtureRequest) -> None:
-    if fault in OPENAI_GARBLED_BUGS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"bug: {OPENAI_GARBLED_BUGS[fault]}"))
+def test_openai_import_garbled_answer_is_a_clear_error_or_retried(fault: str, sqlite_url: str, tmp_path: Path) -> None:
     clean = open_store(f"sqlite:///{tmp_path / 'clean.db'}")
     store = open_store(sqlite_url)
     with FakeOpenAIAdmin() as fake:

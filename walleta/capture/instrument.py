@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import httpx2
 
 from ..catalog import Catalog
-from ..errors import ConfigError
+from ..errors import ConfigError, protect_logger
 from ..store import Store, open_store
 from .limits import Limits, LimitTracker
 from .tokens import TokenCounter
@@ -53,6 +53,8 @@ def instrument(
         raise ConfigError("instrument() needs an openai 3.x client built on httpx2 (OpenAI or AsyncOpenAI)")
     if isinstance(http._transport, (TeeTransport, AsyncTeeTransport)):
         raise ConfigError("this client is already instrumented")
+    # Capture logs its own failures (a response it cannot read, the database away): never a key.
+    protect_logger("walleta.capture", [getattr(client, "api_key", None)])
     owns = recorder is None
     if recorder is None:
         recorder = Recorder(_open(store), catalog=catalog, counter=counter, **recorder_options)

@@ -46,6 +46,7 @@ from ..catalog import Catalog, load_catalog
 from ..events import prepare_events
 from ..schema import EVENT_COLUMNS
 from ..store import Store, open_store
+from ..sources.usage_rule import apply_rule_to_logged_days
 from .extract import UNPRICED_NOTE, extract_event
 from .tokens import TokenCounter, default_counter
 from .transport import CallRecord
@@ -128,6 +129,7 @@ class Recorder:
         self._maybe_spilled = True
         self._spill_name = f"walleta-capture-{os.getpid()}-{uuid.uuid4().hex[:12]}.spill"
         self._trackers: list["LimitTracker"] = []
+        self._ruled_days: set[str] = set()
         self.counts = collections.Counter[str]()
         _RECORDERS.add(self)
 
@@ -335,8 +337,28 @@ class Recorder:
         self.counts["duplicates"] += result.skipped
         self._pending.clear()
         self._pending_rows = 0
+        self._hand_new_days_to_the_log(frame)
         self._reseed_trackers()
         return True
+
+    def _hand_new_days_to_the_log(self, frame: pd.DataFrame) -> None:
+        """Apply the usage rule (walleta.sources.usage_rule) to days this recorder writes for the
+        first time, so usage the OpenAI import put on those days is not added to the log's.
+
+        Once per day and process: later imports apply the rule themselves. A failure is logged
+        and retried with the next batch; the events themselves are already stored.
+        """
+        days = {str(day) for day in frame["day"].unique()} - self._ruled_days
+        if not days:
+            return
+        try:
+            result = apply_rule_to_logged_days(self._open_store(), self.catalog, sorted(days))
+        except Exception as exc:  # noqa: BLE001 - never into the caller; the next batch retries
+            log.warning("walleta: could not apply the usage rule to %s (%s: %s)", ", ".join(sorted(days)), type(exc).__name__, exc)
+            return
+        self._ruled_days |= days
+        if result is not None and result.removed:
+            log.info("walleta: %d OpenAI API usage rows set aside for days now covered by the usage log", result.removed)
 
     def _reseed_trackers(self) -> None:
         for tracker in self._trackers:
@@ -414,8 +436,10 @@ class Recorder:
         for start in range(0, len(lines), _REPLAY_CHUNK):
             rows = [json.loads(line) for line in lines[start : start + _REPLAY_CHUNK] if line.strip()]
             if rows:
-                result = store.write_events(_frame_from_rows(rows), on_conflict="ignore")
+                frame = _frame_from_rows(rows)
+                result = store.write_events(frame, on_conflict="ignore")
                 replayed += result.inserted
+                self._hand_new_days_to_the_log(frame)
         os.remove(claimed)
         self.counts["replayed"] += replayed
         log.warning("walleta: replayed %d spilled events from %s", replayed, path)

@@ -86,6 +86,10 @@ def default_error_path(source: str | Path | bytes, name: str) -> Path:
     return Path.cwd() / f"{Path(name).stem}.errors.csv"
 
 
+def _mib(size: int) -> str:
+    return f"{size / 2**20:,.1f} MiB"
+
+
 def import_csv(
     store: Store,
     source: str | Path | bytes,
@@ -95,11 +99,16 @@ def import_csv(
     name: str | None = None,
     error_path: str | Path | None = None,
     progress: ProgressCallback = no_progress,
+    max_bytes: int | None = None,
+    max_rows: int | None = None,
 ) -> ImportReport:
     """Import one CSV file (path or bytes) of any kind; see the module docstring.
 
+    `max_bytes` / `max_rows` (None: no limit) refuse larger files as a whole, before anything
+    is written (the app sets them for uploads; the CLI has none).
     Raises InputError for a file that cannot be used at all (not a CSV, empty, unknown kind,
-    missing required columns). Row-level problems are in `report.errors` and the error file.
+    missing required columns, over a limit). Row-level problems are in `report.errors` and the
+    error file.
     """
     if kind is not None and kind not in KINDS:
         raise InputError(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")
@@ -111,9 +120,20 @@ def import_csv(
         except OSError as exc:
             raise InputError(f"cannot read {source}: {exc.strerror or exc}") from exc
         display = name or Path(source).name
+    if max_bytes is not None and len(data) > max_bytes:
+        raise InputError(
+            f"{display}: the file is {_mib(len(data))}, over the limit of {_mib(max_bytes)} for one upload; "
+            "split it into smaller files, or import it with `walleta import csv`"
+        )
     progress("reading", 0, 1)
     table = read_table(data, name=display)
     progress("reading", 1, 1)
+    rows = table.rows + len(table.errors) + table.blank_rows
+    if max_rows is not None and rows > max_rows:
+        raise InputError(
+            f"{display}: the file has {rows:,} rows, over the limit of {max_rows:,} for one upload; "
+            "split it into smaller files, or import it with `walleta import csv`"
+        )
     detected = kind is None
     stripe = False
     if kind is None:
@@ -125,7 +145,7 @@ def import_csv(
     specs = STRIPE_SPECS if stripe else SPECS_BY_KIND[kind]
     mapping = match_header(table.header, specs)
     _require_columns(table, kind, mapping)
-    report = ImportReport(kind=kind, source=table.name, rows_read=table.rows + len(table.errors) + table.blank_rows)
+    report = ImportReport(kind=kind, source=table.name, rows_read=rows)
     label = f"{kind}{' (Stripe invoice export)' if stripe else ''}"
     report.notes.append(f"kind: {label} ({'detected from the header: ' + why if detected else 'given'})")
     report.notes.append(f"read as {table.describe()}")

@@ -5,7 +5,9 @@ completions, embeddings, moderations, images, audio speeches and transcriptions,
 stores, code interpreter sessions, file search and web search calls) and the Costs API, in
 daily buckets grouped so that project, API key, user and model are kept, following
 `next_page` cursors to the end. Rate limits (429) and server errors (5xx, timeouts, dropped
-connections) are retried with exponential backoff, honouring `Retry-After`.
+connections) are retried with exponential backoff, honouring `Retry-After`; so is a garbled
+answer (a 200 whose body is not JSON, or an HTML gateway page instead of a page of results),
+which ends as a SourceError naming the endpoint and page if it persists.
 
 Everything is fetched first; then one transaction stores it all: usage buckets in
 `openai_usage_buckets` (uid `openai:<endpoint>:<bucket start>:<hash of the group key>`, a
@@ -36,7 +38,7 @@ from typing import Any, Callable, Iterator
 import pandas as pd
 
 from ..catalog import Catalog
-from ..errors import ConfigError, InputError, SourceError
+from ..errors import ConfigError, InputError, SourceError, protect_logger, redact
 from ..events import prepare_events
 from ..money import usd_to_pico
 from ..schema import BUCKET_COLUMNS
@@ -122,16 +124,29 @@ def make_client(*, admin_key: str | None = None, base_url: str | None = None, ti
             f"{ADMIN_KEY_ENV} is not set: create an admin key (platform.openai.com > Settings > Organization > "
             f"Admin keys) and export {ADMIN_KEY_ENV}=..."
         )
+    protect_logger("openai", [key.strip()])
     return OpenAI(api_key="unused", admin_api_key=key.strip(), base_url=base_url, max_retries=0, timeout=timeout)
+
+
+class _Garbled(Exception):
+    """An answer that arrived whole but is not what the endpoint returns (not JSON, HTML)."""
+
+
+def _sdk_secrets(fn: Callable[..., Any]) -> tuple[str | None, ...]:
+    """The keys of the `openai` client a bound SDK method belongs to (to redact from messages)."""
+    client = getattr(getattr(fn, "__self__", None), "_client", None)
+    return (getattr(client, "admin_api_key", None), getattr(client, "api_key", None))
 
 
 @dataclass
 class RetryPolicy:
-    """Retry 429, 5xx, timeouts and dropped connections with exponential backoff.
+    """Retry 429, 5xx, timeouts, dropped connections and garbled answers with exponential backoff.
 
     The delay before retry n (from 0) is `Retry-After` (or `retry-after-ms`) when the server
     sends one, capped at `max_retry_after`; otherwise `base_delay * 2**n` capped at `max_delay`.
-    `sleep` is injectable so tests record delays instead of waiting.
+    A garbled answer is a 200 whose body is not JSON, or (when `call` gets `valid`) a result
+    that `valid` rejects, such as a gateway's HTML page. `sleep` is injectable so tests record
+    delays instead of waiting. Error messages never hold the client's keys (`errors.redact`).
     """
 
     attempts: int = 6
@@ -141,13 +156,26 @@ class RetryPolicy:
     sleep: Callable[[float], None] = time.sleep
     delays: list[float] = field(default_factory=list)
 
-    def call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-        """`fn(**kwargs)`, retried; raises SourceError (without secrets) when it keeps failing."""
+    def call(self, what: str, fn: Callable[..., Any], *, valid: Callable[[Any], bool] | None = None, **kwargs: Any) -> Any:
+        """`fn(**kwargs)`, retried; raises SourceError (without secrets) when it keeps failing.
+
+        `valid(result)` False means the answer is garbled (retried like a 5xx).
+        """
         import openai
 
         for attempt in range(self.attempts):
             try:
-                return fn(**kwargs)
+                result = fn(**kwargs)
+                if valid is not None and not valid(result):
+                    raise _Garbled(f"not a page of results ({_kind_of(result)})")
+                return result
+            except (json.JSONDecodeError, _Garbled) as exc:
+                reason = "the answer is not valid JSON" if isinstance(exc, json.JSONDecodeError) else f"the answer is {exc}"
+                if attempt == self.attempts - 1:
+                    raise SourceError(f"OpenAI {what}: gave up after {self.attempts} attempts ({reason})") from None
+                delay = self._delay(attempt, None)
+                self.delays.append(delay)
+                self.sleep(delay)
             except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as exc:
                 status = getattr(exc, "status_code", None)
                 if attempt == self.attempts - 1:
@@ -165,7 +193,7 @@ class RetryPolicy:
                     self.delays.append(delay)
                     self.sleep(delay)
                     continue
-                raise SourceError(f"OpenAI {what}: HTTP {exc.status_code}: {_short(exc.message)}") from None
+                raise SourceError(f"OpenAI {what}: HTTP {exc.status_code}: {_short(redact(exc.message, _sdk_secrets(fn)))}") from None
         raise SourceError(f"OpenAI {what}: no response")  # pragma: no cover - loop always returns or raises
 
     def _delay(self, attempt: int, response: Any) -> float:
@@ -195,6 +223,14 @@ def _retry_after(headers: Any) -> float | None:
         if parsed is None:
             return None
         return max((parsed - datetime.now(timezone.utc)).total_seconds(), 0.0)
+
+
+def _kind_of(result: Any) -> str:
+    """A short, secret-free description of an unexpected answer: 'an HTML page', 'text', a type."""
+    if isinstance(result, (str, bytes)):
+        head = (result.decode("utf-8", "replace") if isinstance(result, bytes) else result).lstrip()[:15].lower()
+        return "an HTML page" if head.startswith(("<!doctype", "<html", "<")) else "text"
+    return type(result).__name__
 
 
 def _describe(exc: Exception, status: int | None) -> str:
@@ -363,7 +399,7 @@ def _pages(method: Callable[..., Any], what: str, params: dict[str, Any], retry:
     seen: set[str] = set()
     count = 0
     while True:
-        page = retry.call(what, method, **params, **({"page": cursor} if cursor else {}))
+        page = retry.call(f"{what} (page {count + 1})", method, valid=_is_page, **params, **({"page": cursor} if cursor else {}))
         count += 1
         on_page(count)
         yield page
@@ -373,6 +409,11 @@ def _pages(method: Callable[..., Any], what: str, params: dict[str, Any], retry:
         if cursor in seen:
             raise SourceError(f"OpenAI {what}: the server repeated page cursor {cursor!r}")
         seen.add(cursor)
+
+
+def _is_page(page: Any) -> bool:
+    """A usage or costs page object (not a string the SDK returned for a non-JSON answer)."""
+    return not isinstance(page, (str, bytes)) and hasattr(page, "data")
 
 
 def _results(page: Any) -> Iterator[tuple[int, int, dict[str, Any]]]:
@@ -531,10 +572,10 @@ def list_projects_and_keys(client: Any = None, *, retry: RetryPolicy | None = No
     retry = retry or RetryPolicy()
     organization = client.admin.organization
     records: list[dict[str, str]] = []
-    projects = retry.call("projects.list", organization.projects.list, limit=100, include_archived=False)
+    projects = retry.call("projects.list", organization.projects.list, valid=_is_page, limit=100, include_archived=False)
     for project in projects:  # the SDK page auto-paginates on iteration
         records.append({"source": "openai_project", "key": project.id, "name": project.name or "", "project_id": project.id, "owner": ""})
-        keys = retry.call("projects.api_keys.list", organization.projects.api_keys.list, project_id=project.id, limit=100)
+        keys = retry.call("projects.api_keys.list", organization.projects.api_keys.list, valid=_is_page, project_id=project.id, limit=100)
         for key in keys:
             owner = getattr(key, "owner", None)
             owner_name = ""

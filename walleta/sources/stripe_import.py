@@ -51,7 +51,7 @@ from typing import Any, Callable, Iterable, Iterator
 import pandas as pd
 import stripe
 
-from ..errors import ConfigError, SourceError
+from ..errors import ConfigError, SourceError, protect_logger, redact
 from ..matching import MAPPING_SOURCE, METADATA_KEY, mapping_rows, match_customers, remap_revenue
 from ..revenue import CREDIT_PURCHASE_KIND, FEE_KIND, NON_REVENUE_KINDS, allocate, plan_names, round_half_even
 from ..schema import UNATTRIBUTED
@@ -62,6 +62,7 @@ __all__ = [
     "ENV_API_BASE",
     "SOURCE",
     "make_client",
+    "client_key",
     "import_stripe",
     "StripeImportSummary",
     "line_revenue",
@@ -99,7 +100,20 @@ def make_client(
         raise ConfigError(f"set {ENV_API_KEY} to a Stripe restricted key (read access is enough for imports)")
     base = (api_base or os.environ.get(ENV_API_BASE) or "").rstrip("/")
     addresses: Any = {"api": base, "meter_events": base} if base else None
+    protect_logger("stripe", [key])  # the SDK logs the server's error text at INFO
     return stripe.StripeClient(key, base_addresses=addresses, max_network_retries=max_network_retries, http_client=http_client)
+
+
+def client_key(client: Any) -> str | None:
+    """The API key a `stripe.StripeClient` was built with (to redact it from error text), or None."""
+    options = getattr(getattr(client, "_requestor", None), "_options", None)
+    key = getattr(options, "api_key", None)
+    return key if isinstance(key, str) else None
+
+
+def stripe_error_text(exc: stripe.StripeError, *secrets: str | None) -> str:
+    """Stripe's user message (or the error's class name) with any key masked (`errors.redact`)."""
+    return redact(exc.user_message or type(exc).__name__, secrets)
 
 
 @dataclass
@@ -236,7 +250,7 @@ class _Api:
                 self.rate_limit_retries += 1
                 self.sleep(min(2.0**attempt, 30.0))
             except stripe.StripeError as exc:
-                detail = exc.user_message or type(exc).__name__
+                detail = stripe_error_text(exc, client_key(self.client))
                 status = f" (HTTP {exc.http_status})" if exc.http_status else ""
                 raise SourceError(f"Stripe {what} failed{status}: {detail}") from None
         raise AssertionError("unreachable")
@@ -594,7 +608,7 @@ def import_stripe(
         summary.cursor = cursor.dump()
         _write(store, plan, summary, import_id)
     except Exception as exc:
-        store.finish_import(import_id, status="failed", message=str(exc)[:500])
+        store.finish_import(import_id, status="failed", message=redact(exc, [client_key(client)])[:500])
         raise
     return summary
 

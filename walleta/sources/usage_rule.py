@@ -19,8 +19,9 @@ The rule, per UTC day:
 
 `apply_usage_rule` enforces it for a range of days and is called by every importer that adds
 usage (API import, activity export import, usage CSV import). It is idempotent: a second call
-changes nothing. Code that writes attribution events by another path (the live usage log) may
-call it for the days it wrote; otherwise the next import re-applies the rule.
+changes nothing. The live usage log (`walleta.capture`) calls `apply_rule_to_logged_days` the
+first time each process writes to a day, so a day the API import filled earlier is handed to the
+log at once instead of being counted twice until the next import.
 """
 
 from __future__ import annotations
@@ -37,7 +38,15 @@ from ..schema import EVENT_COLUMNS, NO_FEATURE
 from ..store import Store
 from .mapping import load_mappings, resolve_customers
 
-__all__ = ["ATTRIBUTION_SOURCES", "PROVIDER_SOURCES", "RuleResult", "apply_usage_rule", "buckets_to_events", "NON_EVENT_ENDPOINTS"]
+__all__ = [
+    "ATTRIBUTION_SOURCES",
+    "NON_EVENT_ENDPOINTS",
+    "PROVIDER_SOURCES",
+    "RuleResult",
+    "apply_rule_to_logged_days",
+    "apply_usage_rule",
+    "buckets_to_events",
+]
 
 ATTRIBUTION_SOURCES = ("log", "csv", "demo")
 PROVIDER_SOURCES = ("openai_api", "openai_export")  # in order of preference
@@ -123,6 +132,27 @@ def apply_usage_rule(store: Store, catalog: Catalog, *, cur: Any, first_day: str
         provider_days=provider_days,
         attributed_days=len(attributed),
     )
+
+
+def apply_rule_to_logged_days(store: Store, catalog: Catalog, days: list[str]) -> RuleResult | None:
+    """Apply the rule to `days` (UTC 'YYYY-MM-DD') the usage log has just written to.
+
+    One indexed lookup in `openai_usage_buckets` when no provider usage covers those days (the
+    usual case), and returns None; otherwise the rule runs for the covered days in its own
+    transaction and its result is returned.
+    """
+    if not days:
+        return None
+    wanted = set(days)
+    with store.transaction() as cur:
+        cur.execute(
+            store.sql("SELECT DISTINCT day FROM openai_usage_buckets WHERE day >= ? AND day <= ?"),
+            [min(wanted), max(wanted)],
+        )
+        covered = sorted(wanted & {str(row[0]) for row in cur.fetchall()})
+        if not covered:
+            return None
+        return apply_usage_rule(store, catalog, cur=cur, first_day=covered[0], last_day=covered[-1])
 
 
 def _has_provider_events(store: Store, cur: Any, first_day: str, last_day: str) -> bool:

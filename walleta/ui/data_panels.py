@@ -30,6 +30,9 @@ from .sources import bump_data_version, get_catalog, get_store, secret, set_mode
 __all__ = ["uploads", "openai_import", "stripe_import_panel", "matching", "read_only_notice", "KIND_LABELS"]
 
 REPORTS_KEY = "data_upload_reports"
+# One upload's limits (the CLI has none): .streamlit/config.toml's maxUploadSize matches the size.
+UPLOAD_MAX_BYTES = 200 * 2**20
+UPLOAD_MAX_ROWS = 2_000_000
 KIND_LABELS = {
     "auto": "Detect from the header",
     "usage": "Usage (Walleta schema)",
@@ -137,6 +140,8 @@ def _import_upload(name: str, data: bytes, kind: str) -> dict[str, Any]:
                 name=name,
                 error_path=Path(folder) / f"{Path(name).stem}.errors.csv",
                 progress=update,
+                max_bytes=UPLOAD_MAX_BYTES,
+                max_rows=UPLOAD_MAX_ROWS,
             )
         except WalletaError as exc:
             return _as_record(name, None, str(exc))
@@ -200,7 +205,14 @@ def uploads(ctx: PageContext, *, read_only: bool) -> None:
         "Walleta recognises each file from its header, maps its columns, keeps the good rows and returns the bad "
         "ones with row, column and reason. Importing the same file twice adds nothing. Samples: `data/samples/`."
     )
-    files = st.file_uploader("CSV files", type=["csv", "txt"], accept_multiple_files=True, key="data_uploads")
+    files = st.file_uploader(
+        "CSV files",
+        type=["csv", "txt"],
+        accept_multiple_files=True,
+        key="data_uploads",
+        help=f"Up to {UPLOAD_MAX_BYTES // 2**20} MiB and {UPLOAD_MAX_ROWS:,} rows per file; "
+        "import larger files with `walleta import csv`.",
+    )
     kinds: dict[str, str] = {}
     for upload in files or []:
         kinds[upload.name] = st.selectbox(
@@ -271,6 +283,8 @@ def openai_import(ctx: PageContext, *, read_only: bool) -> None:
                 since=since.isoformat() if since else None,
                 until=until.isoformat() if until else None,
                 progress=update,
+                max_bytes=UPLOAD_MAX_BYTES,
+                max_rows=UPLOAD_MAX_ROWS,
             )
         except WalletaError as exc:
             st.session_state["openai_report"] = _as_record("OpenAI API", None, str(exc))
