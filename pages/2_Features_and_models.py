@@ -15,16 +15,16 @@ RULES = {
     "weights": "By fixed weights I choose",
 }
 USAGE_COLUMNS = {
-    "ai_cost_pico": ui.tables.money("AI cost"),
+    **ui.tables.standard("ai_cost_pico"),
     "cost_share_pct": ui.tables.pct_points("Share of cost"),
-    "requests": ui.tables.integer("Requests"),
+    **ui.tables.standard("requests"),
     "cost_per_request_pico": ui.tables.money("Cost per request", precision=5),
-    "total_tokens": ui.tables.integer("Tokens"),
+    **ui.tables.standard("total_tokens"),
     "input_tokens": ui.tables.integer("Input tokens"),
     "cached_input_tokens": ui.tables.integer("Cached input"),
     "output_tokens": ui.tables.integer("Output tokens"),
     "reasoning_tokens": ui.tables.integer("Reasoning"),
-    "unpriced_requests": ui.tables.integer("Unpriced requests"),
+    **ui.tables.standard("unpriced_requests"),
 }
 
 
@@ -49,31 +49,6 @@ def _allocation(features: list[str]) -> Allocation:
     return Allocation("weights", weights)
 
 
-def _cost_vs_revenue_chart(frame: pd.DataFrame, key: str) -> None:
-    long = pd.concat(
-        [
-            pd.DataFrame({key: frame[key], "what": "Allocated revenue", "amount_pico": frame["allocated_revenue_pico"]}),
-            pd.DataFrame({key: frame[key], "what": "AI cost", "amount_pico": frame["ai_cost_pico"]}),
-        ]
-    )
-    long = ui.display_copy(long)
-    alt = ui.charts.alt
-    chart = (
-        alt.Chart(long)
-        .mark_bar(cornerRadiusTopRight=2, cornerRadiusBottomRight=2)
-        .encode(
-            y=alt.Y(f"{key}:N", title=None, sort=list(frame[key]), axis=alt.Axis(labelLimit=220)),
-            yOffset=alt.YOffset("what:N", sort=["Allocated revenue", "AI cost"]),
-            x=alt.X("amount_pico:Q", title=None, axis=alt.Axis(format=ui.charts.MONEY_AXIS)),
-            color=alt.Color("what:N", title=None, scale=alt.Scale(domain=["Allocated revenue", "AI cost"],
-                            range=[ui.charts.COLORS["revenue"], ui.charts.COLORS["cost"]]), legend=alt.Legend(orient="top")),
-            tooltip=[ui.charts.tip(key, key.capitalize()), ui.charts.tip("what", "What"), ui.charts.tip("amount_pico", "Amount", "money")],
-        )
-        .properties(height=alt.Step(14), width="container")
-    )
-    ui.charts.show(chart)
-
-
 def _features(ctx: ui.PageContext) -> None:
     features_only = ui.load(feature_breakdown, ctx.window, ui.FX)
     names = [f for f in features_only["feature"] if not str(f).startswith("(")]
@@ -83,7 +58,7 @@ def _features(ctx: ui.PageContext) -> None:
         ui.empty_state(ctx, "No feature usage in this period. Choose another period in the sidebar.")
         return
     st.caption(f"Revenue allocation: {frame['allocation_rule'].iloc[0]}. Every row adds up to the period's revenue.")
-    _cost_vs_revenue_chart(frame, "feature")
+    ui.charts.show(ui.charts.paired_hbars(frame, key="feature", title="Feature", series={"Allocated revenue": "allocated_revenue_pico", "AI cost": "ai_cost_pico"}))
     ui.table(
         frame,
         key="features_table",
@@ -91,8 +66,7 @@ def _features(ctx: ui.PageContext) -> None:
         columns={
             "feature": ui.tables.text("Feature", pinned=True),
             "allocated_revenue_pico": ui.tables.money("Allocated revenue"),
-            "margin_pico": ui.tables.money("Margin"),
-            "margin_pct": ui.tables.pct_points("Margin %"),
+            **ui.tables.standard("margin_pico", "margin_pct"),
             **USAGE_COLUMNS,
         },
     )
@@ -117,13 +91,17 @@ def _models(ctx: ui.PageContext) -> None:
         columns={"model": ui.tables.text("Model", pinned=True), **USAGE_COLUMNS, "price_status": ui.tables.text("Priced")},
     )
     st.markdown("**Token classes** · cached input is part of input, reasoning is part of output")
-    classes = pd.concat(
-        [
-            pd.DataFrame({"model": frame["model"], "class": "Uncached input", "tokens": frame["input_tokens"] - frame["cached_input_tokens"]}),
-            pd.DataFrame({"model": frame["model"], "class": "Cached input", "tokens": frame["cached_input_tokens"]}),
-            pd.DataFrame({"model": frame["model"], "class": "Output (visible)", "tokens": frame["output_tokens"] - frame["reasoning_tokens"]}),
-            pd.DataFrame({"model": frame["model"], "class": "Reasoning", "tokens": frame["reasoning_tokens"]}),
-        ]
+    classes = ui.charts.long_frame(
+        frame,
+        "model",
+        {
+            "Uncached input": frame["input_tokens"] - frame["cached_input_tokens"],
+            "Cached input": "cached_input_tokens",
+            "Output (visible)": frame["output_tokens"] - frame["reasoning_tokens"],
+            "Reasoning": "reasoning_tokens",
+        },
+        label="class",
+        value="tokens",
     )
     alt = ui.charts.alt
     order = ["Uncached input", "Cached input", "Output (visible)", "Reasoning"]
@@ -155,16 +133,9 @@ def _plans(ctx: ui.PageContext) -> None:
         file_name=f"walleta-plans-{ctx.period.first_month}-{ctx.period.last_month}.csv",
         columns={
             "plan": ui.tables.text("Plan", pinned=True),
-            "customers": ui.tables.integer("Customers"),
-            "paying_customers": ui.tables.integer("Paying"),
-            "losing_customers": ui.tables.integer("Losing money"),
-            "revenue_pico": ui.tables.money("Revenue"),
-            "ai_cost_pico": ui.tables.money("AI cost"),
-            "margin_pico": ui.tables.money("Margin"),
-            "margin_pct": ui.tables.pct_points("Margin %"),
-            "cost_pct_of_revenue": ui.tables.pct_points("Cost % of revenue"),
+            **ui.tables.standard(*ui.tables.MARGIN_GROUP, "cost_pct_of_revenue"),
             "ai_cost_per_customer_pico": ui.tables.money("AI cost per customer"),
-            "requests": ui.tables.integer("Requests"),
+            **ui.tables.standard("requests"),
             "unconverted_revenue": ui.tables.text("Not converted"),
         },
     )

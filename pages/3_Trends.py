@@ -14,6 +14,31 @@ from walleta.analytics.trends import trend
 GRAINS = {"day": "Day", "week": "Week", "month": "Month"}
 DIMENSIONS = {"": "Total", "model": "Model", "feature": "Feature", "customer": "Customer (top 8)", "plan": "Plan"}
 MEASURES = {"ai_cost_pico": "AI cost", "requests": "Requests", "total_tokens": "Tokens"}
+ANOMALY_DAY_COLUMNS = {
+    "day": ui.tables.text("Day", pinned=True),
+    "feature": ui.tables.text("Feature"),
+    "model": ui.tables.text("Model"),
+    **ui.tables.standard("ai_cost_pico"),
+    "baseline_median_pico": ui.tables.money("Usual day (median of 28)"),
+    "excess_pico": ui.tables.money("Above usual"),
+    "ratio": ui.tables.number("× usual", fmt="%.2f×"),
+    "robust_score": ui.tables.number("Robust score", help="How far from the usual day, in robust standard deviations; 3.5 or more stands out"),
+    "explanation": ui.tables.text("Why it stands out", width="large"),
+}
+ANOMALY_CUSTOMER_COLUMNS = {
+    "name": ui.tables.text("Customer", pinned=True),
+    "customer_id": ui.tables.text("Customer id"),
+    "plan": ui.tables.text("Plan"),
+    "window": ui.tables.text("Last 7 days"),
+    "recent_cost_pico": ui.tables.money("AI cost, last 7 days"),
+    "recent_daily_pico": ui.tables.money("Per day now"),
+    "baseline_daily_pico": ui.tables.money("Per day before"),
+    "ratio": ui.tables.number("× before", fmt="%.2f×"),
+    "excess_pico": ui.tables.money("Above baseline, 7 days"),
+    "largest_day": ui.tables.text("Largest day"),
+    "largest_day_cost_pico": ui.tables.money("Largest day's AI cost"),
+    "explanation": ui.tables.text("Why it stands out", width="large"),
+}
 
 
 def _over_time(ctx: ui.PageContext) -> None:
@@ -63,11 +88,9 @@ def _over_time(ctx: ui.PageContext) -> None:
         columns={
             "bucket": ui.tables.text(GRAINS[grain]),
             **({by: ui.tables.text(DIMENSIONS[by])} if by else {}),
-            "ai_cost_pico": ui.tables.money("AI cost"),
-            "requests": ui.tables.integer("Requests"),
-            "total_tokens": ui.tables.integer("Tokens"),
+            **ui.tables.standard("ai_cost_pico", "requests", "total_tokens"),
             "days_in_bucket": ui.tables.integer("Days in the period"),
-            "unpriced_requests": ui.tables.integer("Unpriced requests"),
+            **ui.tables.standard("unpriced_requests"),
         },
         height=300,
     )
@@ -122,13 +145,13 @@ def _anomalies(ctx: ui.PageContext) -> None:
     if days.empty:
         st.caption("No day stands out against the 28 days before it (robust score ≥ 3.5, at least 1.5× the median and $1 above it).")
     else:
-        ui.table(days, key="anomaly_days", file_name="walleta-anomalous-days.csv")
+        ui.table(days, key="anomaly_days", file_name=f"walleta-anomalous-days-{ctx.period.first_month}-{ctx.period.last_month}.csv", columns=ANOMALY_DAY_COLUMNS)
     customers = ui.load(customer_anomalies)
     st.markdown(f"**Customers spending far above their own baseline** · last 7 days against the 28 before · {len(customers):,}")
     if customers.empty:
         st.caption("No customer's recent daily cost is 3× its baseline (and $5 above it).")
     else:
-        ui.table(customers, key="anomaly_customers", file_name="walleta-anomalous-customers.csv")
+        ui.table(customers, key="anomaly_customers", file_name="walleta-anomalous-customers.csv", columns=ANOMALY_CUSTOMER_COLUMNS)
 
 
 def _cohorts(ctx: ui.PageContext) -> None:
@@ -142,14 +165,8 @@ def _cohorts(ctx: ui.PageContext) -> None:
         file_name=f"walleta-cohorts-{grouping}.csv",
         columns={
             **{k: ui.tables.text("Signup month" if k == "cohort" else "Plan") for k in keys},
-            "customers": ui.tables.integer("Customers"),
-            "paying_customers": ui.tables.integer("Paying"),
-            "losing_customers": ui.tables.integer("Losing money"),
-            "revenue_pico": ui.tables.money("Revenue"),
-            "ai_cost_pico": ui.tables.money("AI cost"),
-            "margin_pico": ui.tables.money("Margin"),
-            "margin_pct": ui.tables.pct_points("Margin %"),
-            "margin_per_customer_pico": ui.tables.money("Margin per customer"),
+            **ui.tables.standard(*ui.tables.MARGIN_GROUP),
+            "margin_per_customer_pico": ui.tables.money("Gross margin per customer"),
         },
     )
     grid = ui.load(cohort_table, ctx.window, ui.FX)
