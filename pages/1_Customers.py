@@ -163,17 +163,17 @@ def _drill_down(shown: pd.DataFrame, ctx: ui.PageContext, selection: object) -> 
     with left:
         st.markdown(f"**Features** · {period.label}")
         features = ui.load(customer_features, customer, period.first_month, period.last_month)
-        ui.table(features, key="customer_features", columns={"feature": ui.tables.text("Feature"), **share}, file_name=f"walleta-{customer}-features.csv")
+        ui.table(features, key="customer_features", columns={"feature": ui.tables.text("Feature"), **share}, file_name=ctx.csv_name(customer, "features"))
     with right:
         st.markdown(f"**Models** · {period.label}")
         models = ui.load(customer_models, customer, period.first_month, period.last_month)
-        ui.table(models, key="customer_models", columns={"model": ui.tables.text("Model"), **share}, file_name=f"walleta-{customer}-models.csv")
+        ui.table(models, key="customer_models", columns={"model": ui.tables.text("Model"), **share}, file_name=ctx.csv_name(customer, "models"))
     st.markdown("**Largest days**")
     days = ui.load(customer_largest_days, customer, period.first_month, period.last_month, 10)
     ui.table(
         days,
         key="customer_days",
-        file_name=f"walleta-{customer}-largest-days.csv",
+        file_name=ctx.csv_name(customer, "largest-days"),
         columns={"day": ui.tables.text("Day"), **ui.tables.standard("cost_pico", "requests", "tokens", "unpriced_requests")},
     )
 
@@ -191,7 +191,7 @@ with ui.page("Customers", ":material/groups:", filters=("plan",)) as ctx:
         shown.reset_index(drop=True),
         key="customers_table",
         columns=TABLE,
-        file_name=f"walleta-customers-{ctx.period.first_month}-{ctx.period.last_month}.csv",
+        file_name=ctx.csv_name("customers"),
         on_select="rerun",
         selection_mode="single-row",
         height=420,

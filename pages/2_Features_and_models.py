@@ -62,7 +62,7 @@ def _features(ctx: ui.PageContext) -> None:
     ui.table(
         frame,
         key="features_table",
-        file_name=f"walleta-features-{ctx.period.first_month}-{ctx.period.last_month}.csv",
+        file_name=ctx.csv_name("features"),
         columns={
             "feature": ui.tables.text("Feature", pinned=True),
             "allocated_revenue_pico": ui.tables.money("Allocated revenue"),
@@ -87,7 +87,7 @@ def _models(ctx: ui.PageContext) -> None:
     ui.table(
         frame,
         key="models_table",
-        file_name=f"walleta-models-{ctx.period.first_month}-{ctx.period.last_month}.csv",
+        file_name=ctx.csv_name("models"),
         columns={"model": ui.tables.text("Model", pinned=True), **USAGE_COLUMNS, "price_status": ui.tables.text("Priced")},
     )
     st.markdown("**Token classes** · cached input is part of input, reasoning is part of output")
@@ -130,7 +130,7 @@ def _plans(ctx: ui.PageContext) -> None:
     ui.table(
         frame,
         key="plans_table",
-        file_name=f"walleta-plans-{ctx.period.first_month}-{ctx.period.last_month}.csv",
+        file_name=ctx.csv_name("plans"),
         columns={
             "plan": ui.tables.text("Plan", pinned=True),
             **ui.tables.standard(*ui.tables.MARGIN_GROUP, "cost_pct_of_revenue"),

@@ -84,7 +84,7 @@ def _over_time(ctx: ui.PageContext) -> None:
     ui.table(
         frame,
         key="trends_table",
-        file_name=f"walleta-trend-{grain}-{by or 'total'}.csv",
+        file_name=ctx.csv_name("trend", grain, by or "total"),
         columns={
             "bucket": ui.tables.text(GRAINS[grain]),
             **({by: ui.tables.text(DIMENSIONS[by])} if by else {}),
@@ -145,7 +145,7 @@ def _anomalies(ctx: ui.PageContext) -> None:
     if days.empty:
         st.caption("No day stands out against the 28 days before it (robust score ≥ 3.5, at least 1.5× the median and $1 above it).")
     else:
-        ui.table(days, key="anomaly_days", file_name=f"walleta-anomalous-days-{ctx.period.first_month}-{ctx.period.last_month}.csv", columns=ANOMALY_DAY_COLUMNS)
+        ui.table(days, key="anomaly_days", file_name=ctx.csv_name("anomalous-days"), columns=ANOMALY_DAY_COLUMNS)
     customers = ui.load(customer_anomalies)
     st.markdown(f"**Customers spending far above their own baseline** · last 7 days against the 28 before · {len(customers):,}")
     if customers.empty:
@@ -162,7 +162,7 @@ def _cohorts(ctx: ui.PageContext) -> None:
     ui.table(
         frame,
         key="cohorts_table",
-        file_name=f"walleta-cohorts-{grouping}.csv",
+        file_name=ctx.csv_name("cohorts", grouping),
         columns={
             **{k: ui.tables.text("Signup month" if k == "cohort" else "Plan") for k in keys},
             **ui.tables.standard(*ui.tables.MARGIN_GROUP),
@@ -210,7 +210,7 @@ def _concentration(ctx: ui.PageContext) -> None:
     )
     st.markdown(f"**Lorenz curve** · {int(row['customers']):,} customers with AI cost; the further below the diagonal, the more a few customers drive the bill")
     ui.charts.show(ui.charts.lorenz(shown, x="customers", y="cost"))
-    ui.download_csv(curve, key="lorenz", file_name="walleta-lorenz.csv")
+    ui.download_csv(curve, key="lorenz", file_name=ctx.csv_name("lorenz"))
 
 
 with ui.page("Trends", ":material/trending_up:") as ctx:

@@ -45,7 +45,7 @@ with ui.page("Reconciliation", ":material/balance:", needs_usage=False) as ctx:
     ui.table(
         summary,
         key="reconciliation_summary",
-        file_name="walleta-reconciliation-summary.csv",
+        file_name=ctx.csv_name("reconciliation-summary"),
         columns={
             "component": ui.tables.text("What"),
             "amount_pico": ui.tables.money("Amount"),
@@ -67,16 +67,16 @@ with ui.page("Reconciliation", ":material/balance:", needs_usage=False) as ctx:
         if not by_day.empty:
             chart = ui.charts.money_over_time(by_day, x="day", x_kind="day", series={"Billed": "billed_pico", "Estimated": "estimated_pico"}, height=280, points=False)
             ui.charts.show(chart)
-        ui.table(by_day, key="reconcile_days", file_name="walleta-reconciliation-days.csv",
+        ui.table(by_day, key="reconcile_days", file_name=ctx.csv_name("reconciliation-days"),
                  columns={"day": ui.tables.text("Day", pinned=True), **GAP_COLUMNS})
     elif view == "line_item":
         by_item = ui.load(reconcile, ctx.window, ui.CATALOG, by=("line_item",))
         st.caption("Largest gaps first.")
-        ui.table(by_item, key="reconcile_items", file_name="walleta-reconciliation-line-items.csv",
+        ui.table(by_item, key="reconcile_items", file_name=ctx.csv_name("reconciliation-line-items"),
                  columns={"line_item": ui.tables.text("Line item", pinned=True), **GAP_COLUMNS})
     else:
         detail = ui.load(reconcile, ctx.window, ui.CATALOG)
-        ui.table(detail, key="reconcile_detail", file_name="walleta-reconciliation.csv",
+        ui.table(detail, key="reconcile_detail", file_name=ctx.csv_name("reconciliation"),
                  columns={"day": ui.tables.text("Day"), "project_id": ui.tables.text("Project"), "line_item": ui.tables.text("Line item"), **GAP_COLUMNS})
     missing = ui.load(unpriced_models, ctx.window, ui.CATALOG)
     if not missing.empty:
@@ -85,7 +85,7 @@ with ui.page("Reconciliation", ":material/balance:", needs_usage=False) as ctx:
         ui.table(
             missing,
             key="reconcile_unpriced",
-            file_name="walleta-unpriced.csv",
+            file_name=ctx.csv_name("unpriced-models"),
             columns={
                 "model": ui.tables.text("Model", pinned=True),
                 "reason": ui.tables.text("Why no price", width="large"),
