@@ -65,18 +65,20 @@ def _trend(ctx: ui.PageContext) -> None:
     ui.charts.show(ui.charts.money_over_time(monthly, x="month", series=series, height=300))
 
 
-def _top(frame: pd.DataFrame, label_column: str, title: str, limit: int = 5) -> None:
+def _top(frame: pd.DataFrame, label_column: str, title: str, item: str, limit: int = 5) -> None:
+    """Bars of the `limit` rows of `frame` with the largest AI cost, labelled by `label_column`
+    (`item` names one row in the tooltip)."""
     top = frame[[label_column, "ai_cost_pico"]].copy()
     top["_cost"] = [int(v) for v in top["ai_cost_pico"]]
     top = top[top["_cost"] > 0].sort_values("_cost", ascending=False).head(limit).drop(columns="_cost")
     st.markdown(f"**{title}**")
     if top.empty:
-        st.caption("Nothing yet.")
+        st.caption("No AI cost in this period.")
         return
     shown = ui.display_copy(top)
     ui.charts.show(
         ui.charts.hbars(shown, y=label_column, x="ai_cost_pico", x_title=None, height=26,
-                        tooltips=[ui.charts.tip(label_column, title.split(" ")[-1].capitalize()), ui.charts.tip("ai_cost_pico", "AI cost", "money")])
+                        tooltips=[ui.charts.tip(label_column, item), ui.charts.tip("ai_cost_pico", "AI cost", "money")])
     )
 
 
@@ -85,11 +87,11 @@ def _top_costs(ctx: ui.PageContext) -> None:
     margins = margins[margins["tier"] != "unattributed"].assign(customer=[n or c for n, c in zip(margins["name"], margins["customer_id"])])
     left, middle, right = st.columns(3)
     with left:
-        _top(margins, "customer", "Top customers")
+        _top(margins, "customer", "Top customers", "Customer")
     with middle:
-        _top(ui.load(feature_breakdown, ctx.window, ui.FX), "feature", "Top features")
+        _top(ui.load(feature_breakdown, ctx.window, ui.FX), "feature", "Top features", "Feature")
     with right:
-        _top(ui.load(model_breakdown, ctx.window), "model", "Top models")
+        _top(ui.load(model_breakdown, ctx.window), "model", "Top models", "Model")
 
 
 def _warnings(ctx: ui.PageContext) -> None:

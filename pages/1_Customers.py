@@ -163,11 +163,13 @@ def _drill_down(shown: pd.DataFrame, ctx: ui.PageContext, selection: object) -> 
     with left:
         st.markdown(f"**Features** · {period.label}")
         features = ui.load(customer_features, customer, period.first_month, period.last_month)
-        ui.table(features, key="customer_features", columns={"feature": ui.tables.text("Feature"), **share}, file_name=ctx.csv_name(customer, "features"))
+        ui.table(features, key="customer_features", columns={"feature": ui.tables.text("Feature"), **share}, file_name=ctx.csv_name(customer, "features"),
+                 empty="No usage in this period.")
     with right:
         st.markdown(f"**Models** · {period.label}")
         models = ui.load(customer_models, customer, period.first_month, period.last_month)
-        ui.table(models, key="customer_models", columns={"model": ui.tables.text("Model"), **share}, file_name=ctx.csv_name(customer, "models"))
+        ui.table(models, key="customer_models", columns={"model": ui.tables.text("Model"), **share}, file_name=ctx.csv_name(customer, "models"),
+                 empty="No usage in this period.")
     st.markdown("**Largest days**")
     days = ui.load(customer_largest_days, customer, period.first_month, period.last_month, 10)
     ui.table(
@@ -175,6 +177,7 @@ def _drill_down(shown: pd.DataFrame, ctx: ui.PageContext, selection: object) -> 
         key="customer_days",
         file_name=ctx.csv_name(customer, "largest-days"),
         columns={"day": ui.tables.text("Day"), **ui.tables.standard("cost_pico", "requests", "tokens", "unpriced_requests")},
+        empty="No usage in this period.",
     )
 
 

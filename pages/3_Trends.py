@@ -10,6 +10,7 @@ from walleta.analytics.cohorts import cohort_margins, cohort_table
 from walleta.analytics.concentration import concentration_summary, lorenz_curve
 from walleta.analytics.forecast import month_end_forecast
 from walleta.analytics.trends import trend
+from walleta.periods import Period
 
 GRAINS = {"day": "Day", "week": "Week", "month": "Month"}
 DIMENSIONS = {"": "Total", "model": "Model", "feature": "Feature", "customer": "Customer (top 8)", "plan": "Plan"}
@@ -105,7 +106,7 @@ def _forecast(ctx: ui.PageContext) -> None:
     rows = frame.set_index("metric")
     cost, revenue, margin = rows.loc["ai_cost"], rows.loc["revenue"], rows.loc["margin"]
     month = cost["month"]
-    st.caption(f"{month}: {cost['days_elapsed']} of {cost['days_in_month']} days with data (to {cost['as_of']}).")
+    st.caption(f"{Period(month, month).label}: {cost['days_elapsed']} of {cost['days_in_month']} days with data (to {cost['as_of']}).")
 
     def band(row: pd.Series) -> str:
         if row["low_pico"] is None or pd.isna(row["low_pico"]):
@@ -128,14 +129,18 @@ def _forecast(ctx: ui.PageContext) -> None:
     )
     alt = ui.charts.alt
     base = alt.Chart(bars).encode(y=alt.Y("what:N", title=None, sort=None))
+    money_axis = ui.charts.money_axis(fmt=ui.charts.money_format([*bars["forecast"], *bars["high"], *bars["so_far"]]))
     forecast_bar = base.mark_bar(color=ui.charts.COLORS["muted"], opacity=0.35, height=26).encode(
-        x=alt.X("forecast:Q", title=None, axis=alt.Axis(format=ui.charts.MONEY_AXIS)),
+        x=alt.X("forecast:Q", title=None, axis=money_axis),
         tooltip=[ui.charts.tip("what", "What"), ui.charts.tip("forecast", "Forecast", "money"), ui.charts.tip("low", "Low", "money"), ui.charts.tip("high", "High", "money")],
     )
-    so_far_bar = base.mark_bar(color=ui.charts.COLORS["cost"], height=26).encode(x="so_far:Q", tooltip=[ui.charts.tip("so_far", "So far", "money")])
+    so_far_colors = alt.Scale(domain=["AI cost", "Margin"], range=[ui.charts.COLORS["cost"], ui.charts.COLORS["margin"]])
+    so_far_bar = base.mark_bar(height=26).encode(
+        x="so_far:Q", color=alt.Color("what:N", scale=so_far_colors, legend=None), tooltip=[ui.charts.tip("so_far", "So far", "money")]
+    )
     band_rule = base.mark_errorbar(ticks=True, color="#1F2933").encode(x="low:Q", x2="high:Q")
     ui.charts.show((forecast_bar + so_far_bar + band_rule).properties(height=alt.Step(48), width="container"))
-    st.caption(f"How: {cost['method']}")
+    st.caption("How: " + str(cost["method"]).replace("*", "\\*"))  # the formula's '*' is not Markdown emphasis
 
 
 def _anomalies(ctx: ui.PageContext) -> None:
@@ -163,6 +168,7 @@ def _cohorts(ctx: ui.PageContext) -> None:
         frame,
         key="cohorts_table",
         file_name=ctx.csv_name("cohorts", grouping),
+        empty="No customer with revenue or usage in this period. Choose another period in the sidebar.",
         columns={
             **{k: ui.tables.text("Signup month" if k == "cohort" else "Plan") for k in keys},
             **ui.tables.standard(*ui.tables.MARGIN_GROUP),
@@ -196,10 +202,9 @@ def _concentration(ctx: ui.PageContext) -> None:
         ui.empty_state(ctx, "No customer has AI cost in this period.")
         return
     row = summary.iloc[0]
-    a, b, c, d = st.columns(4)
-    a.metric("Top 1% of customers", ui.pct_points(row["top_1_pct_share"]), "of AI cost", delta_color="off", delta_arrow="off", border=True)
-    b.metric("Top 5%", ui.pct_points(row["top_5_pct_share"]), "of AI cost", delta_color="off", delta_arrow="off", border=True)
-    c.metric("Top 10%", ui.pct_points(row["top_10_pct_share"]), "of AI cost", delta_color="off", delta_arrow="off", border=True)
+    *tops, d = st.columns(4)
+    for column, label, share in zip(tops, ["Top 1% of customers", "Top 5%", "Top 10%"], ["top_1_pct_share", "top_5_pct_share", "top_10_pct_share"]):
+        column.metric(label, ui.pct_points(row[share]), "of AI cost", delta_color="off", delta_arrow="off", border=True)
     d.metric("Gini", "n/a" if row["gini"] is None else f"{float(row['gini']):.2f}", help="0 = every customer costs the same; near 1 = one customer is all the cost", border=True)
     curve = ui.load(lorenz_curve, ctx.window)
     shown = pd.DataFrame(

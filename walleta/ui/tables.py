@@ -151,13 +151,18 @@ def table(
     height: int | str = "auto",
     on_select: str = "ignore",
     selection_mode: str = "single-row",
+    empty: str | None = None,
 ) -> Any:
     """Show a core frame as a grid with presets, plus its CSV download. Returns the selection
     state when `on_select="rerun"`, else None.
 
     `columns` picks and orders the columns shown and exported (missing ones are skipped);
     without it every column is shown. Empty cells read "—". The CSV holds the exact core values.
+    With `empty`, a frame without rows shows that sentence instead of an empty grid.
     """
+    if empty is not None and frame.empty:
+        st.caption(empty)
+        return None
     shown = frame
     config: dict[str, Any] = {}
     if columns:
