@@ -14,6 +14,7 @@ RULES = {
     "request_share": "By each customer's requests per feature",
     "weights": "By fixed weights I choose",
 }
+TOKEN_CLASS_COLORS = {"Uncached input": "#0F766E", "Cached input": "#5EEAD4", "Output (visible)": "#F59E0B", "Reasoning": "#FCD34D"}
 USAGE_COLUMNS = {
     **ui.tables.standard("ai_cost_pico"),
     "cost_share_pct": ui.tables.pct_points("Share of cost"),
@@ -103,21 +104,9 @@ def _models(ctx: ui.PageContext) -> None:
         label="class",
         value="tokens",
     )
-    alt = ui.charts.alt
-    order = ["Uncached input", "Cached input", "Output (visible)", "Reasoning"]
-    chart = (
-        alt.Chart(classes)
-        .mark_bar()
-        .encode(
-            y=alt.Y("model:N", title=None, sort=list(frame["model"]), axis=alt.Axis(labelLimit=220)),
-            x=alt.X("tokens:Q", title="Tokens", axis=alt.Axis(format="~s")),
-            color=alt.Color("class:N", title=None, sort=order, scale=alt.Scale(domain=order, range=["#0F766E", "#5EEAD4", "#F59E0B", "#FCD34D"]),
-                            legend=alt.Legend(orient="top")),
-            order=alt.Order("class_order:Q"),
-            tooltip=[ui.charts.tip("model", "Model"), ui.charts.tip("class", "Class"), ui.charts.tip("tokens", "Tokens", "int")],
-        )
-        .transform_calculate(class_order=f"indexof({order!r}, datum['class'])")
-        .properties(height=alt.Step(24), width="container")
+    chart = ui.charts.stacked_hbars(
+        classes, y="model", x="tokens", color="class", colors=TOKEN_CLASS_COLORS, x_title="Tokens", y_order=list(frame["model"]),
+        tooltips=[ui.charts.tip("model", "Model"), ui.charts.tip("class", "Class"), ui.charts.tip("tokens", "Tokens", "int")],
     )
     ui.charts.show(chart)
 

@@ -118,28 +118,7 @@ def _forecast(ctx: ui.PageContext) -> None:
     b.metric("AI cost at month end", ui.usd(int(cost["forecast_pico"])), band(cost), delta_color="off", delta_arrow="off", border=True)
     c.metric("Revenue for the month", ui.usd(int(revenue["forecast_pico"])), border=True)
     d.metric("Margin at month end", ui.usd(int(margin["forecast_pico"])), band(margin), delta_color="off", delta_arrow="off", border=True)
-    bars = pd.DataFrame(
-        {
-            "what": ["AI cost", "Margin"],
-            "so_far": ui.dollars([cost["so_far_pico"], margin["so_far_pico"]]),
-            "forecast": ui.dollars([cost["forecast_pico"], margin["forecast_pico"]]),
-            "low": ui.dollars([cost["low_pico"], margin["low_pico"]]),
-            "high": ui.dollars([cost["high_pico"], margin["high_pico"]]),
-        }
-    )
-    alt = ui.charts.alt
-    base = alt.Chart(bars).encode(y=alt.Y("what:N", title=None, sort=None))
-    money_axis = ui.charts.money_axis(fmt=ui.charts.money_format([*bars["forecast"], *bars["high"], *bars["so_far"]]))
-    forecast_bar = base.mark_bar(color=ui.charts.COLORS["muted"], opacity=0.35, height=26).encode(
-        x=alt.X("forecast:Q", title=None, axis=money_axis),
-        tooltip=[ui.charts.tip("what", "What"), ui.charts.tip("forecast", "Forecast", "money"), ui.charts.tip("low", "Low", "money"), ui.charts.tip("high", "High", "money")],
-    )
-    so_far_colors = alt.Scale(domain=["AI cost", "Margin"], range=[ui.charts.COLORS["cost"], ui.charts.COLORS["margin"]])
-    so_far_bar = base.mark_bar(height=26).encode(
-        x="so_far:Q", color=alt.Color("what:N", scale=so_far_colors, legend=None), tooltip=[ui.charts.tip("so_far", "So far", "money")]
-    )
-    band_rule = base.mark_errorbar(ticks=True, color="#1F2933").encode(x="low:Q", x2="high:Q")
-    ui.charts.show((forecast_bar + so_far_bar + band_rule).properties(height=alt.Step(48), width="container"))
+    ui.charts.show(ui.charts.forecast_bars({"AI cost": cost, "Margin": margin}))
     st.caption("How: " + str(cost["method"]).replace("*", "\\*"))  # the formula's '*' is not Markdown emphasis
 
 
@@ -180,18 +159,10 @@ def _cohorts(ctx: ui.PageContext) -> None:
         return
     st.markdown("**Margin % by signup month and calendar month**")
     shown = grid.assign(margin=[None if v is None or pd.isna(v) else float(v) for v in grid["margin_pct"]])
-    alt = ui.charts.alt
-    heat = (
-        alt.Chart(shown)
-        .mark_rect()
-        .encode(
-            x=alt.X("month:O", title=None, axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("cohort:O", title="Signup month"),
-            color=alt.Color("margin:Q", title="Margin %", scale=alt.Scale(scheme="redyellowgreen", domain=[-50, 100], clamp=True)),
-            tooltip=[ui.charts.tip("cohort", "Cohort"), ui.charts.tip("month", "Month"), ui.charts.tip("active_customers", "Active", "int"),
-                     ui.charts.tip("margin", "Margin %", "points")],
-        )
-        .properties(height=alt.Step(18), width="container")
+    heat = ui.charts.heatmap(
+        shown, x="month", y="cohort", value="margin", value_title="Margin %", y_title="Signup month",
+        tooltips=[ui.charts.tip("cohort", "Signup month"), ui.charts.tip("month", "Month"), ui.charts.tip("active_customers", "Active customers", "int"),
+                  ui.charts.tip("margin", "Margin %", "points")],
     )
     ui.charts.show(heat)
 

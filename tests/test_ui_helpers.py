@@ -207,3 +207,17 @@ def test_csv_names_carry_the_period():
     ctx = PageContext(store=None, source=None, coverage=None, period=Period("2026-09", "2026-11"), previous=None)  # type: ignore[arg-type]
     assert ctx.csv_name("trend", "week", "total") == "walleta-trend-week-total-2026-09-2026-11.csv"
     assert PageContext(store=None, source=None, coverage=None, period=None, previous=None).csv_name("x") == "walleta-x.csv"  # type: ignore[arg-type]
+
+
+def test_forecast_bars_convert_every_amount_and_keep_a_missing_band_missing():
+    rows = {
+        "AI cost": {"so_far_pico": 6_000 * 10**12, "forecast_pico": 7_500 * 10**12, "low_pico": 7_400 * 10**12, "high_pico": 7_700 * 10**12},
+        "Margin": {"so_far_pico": 15_000 * 10**12, "forecast_pico": 14_000 * 10**12, "low_pico": None, "high_pico": None},
+    }
+    chart = charts.forecast_bars(rows)
+    data = (chart.data if isinstance(chart.data, pd.DataFrame) else chart.layer[0].data).set_index("what")
+    assert data.loc["AI cost", ["so_far", "forecast", "low", "high"]].tolist() == [6000.0, 7500.0, 7400.0, 7700.0]
+    assert data.loc["Margin", "forecast"] == 14000.0 and pd.isna(data.loc["Margin", "low"])
+    spec = chart.to_dict()
+    assert money_chart_problems(spec) == []
+    assert spec["layer"][0]["encoding"]["x"]["axis"]["format"] == charts.money_format([7700.0, 15000.0])

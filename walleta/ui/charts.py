@@ -15,7 +15,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from .fmt import display_copy
+from .fmt import display_copy, dollars
 
 __all__ = [
     "money_format",
@@ -31,6 +31,9 @@ __all__ = [
     "long_frame",
     "money_over_time",
     "paired_hbars",
+    "stacked_hbars",
+    "forecast_bars",
+    "heatmap",
     "line",
     "bars",
     "hbars",
@@ -350,6 +353,73 @@ def paired_hbars(frame: pd.DataFrame, *, key: str, series: Mapping[str, str], ti
             tooltip=[tip(key, title), tip("what", "What"), tip("amount_pico", "Amount", "money")],
         )
         .properties(height=alt.Step(14), width="container")
+    )
+
+
+def stacked_hbars(
+    frame: pd.DataFrame, *, y: str, x: str, color: str, colors: Mapping[str, str], x_title: str, x_format: str = "~s",
+    tooltips: Sequence[alt.Tooltip] = (), y_order: Sequence[str] | None = None,
+) -> alt.Chart:
+    """Horizontal bars of `x` per `y`, stacked by `color` in the order of `colors` (value ->
+    colour), e.g. token classes per model. `y_order` fixes the rows' order. Returns the chart."""
+    order = list(colors)
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            y=alt.Y(f"{y}:N", title=None, sort=list(y_order) if y_order is not None else None, axis=alt.Axis(labelLimit=220)),
+            x=alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format=x_format)),
+            color=alt.Color(f"{color}:N", title=None, sort=order, scale=alt.Scale(domain=order, range=list(colors.values())), legend=alt.Legend(orient="top")),
+            order=alt.Order("_stack_order:Q"),
+            tooltip=list(tooltips),
+        )
+        .transform_calculate(_stack_order=f"indexof({order!r}, datum[{color!r}])")
+        .properties(height=alt.Step(24), width="container")
+    )
+
+
+def forecast_bars(rows: Mapping[str, Mapping[str, Any]]) -> alt.Chart:
+    """Month-end forecast per metric: the amount so far (solid), the forecast (pale bar) and the
+    band (error bar). `rows` maps a label ('AI cost', 'Margin') to pico-dollar values under
+    so_far_pico, forecast_pico, low_pico and high_pico (low/high None when there is no band).
+    Returns the layered chart, money axis sized to the amounts."""
+    names = list(rows)
+    bars = pd.DataFrame(
+        {
+            "what": names,
+            **{key: dollars([rows[n][f"{key}_pico"] for n in names]) for key in ("so_far", "forecast", "low", "high")},
+        }
+    )
+    base = alt.Chart(bars).encode(y=alt.Y("what:N", title=None, sort=None))
+    axis = money_axis(fmt=money_format([*bars["forecast"], *bars["high"], *bars["so_far"]]))
+    forecast_bar = base.mark_bar(color=COLORS["muted"], opacity=0.35, height=26).encode(
+        x=alt.X("forecast:Q", title=None, axis=axis),
+        tooltip=[tip("what", "What"), tip("forecast", "Forecast", "money"), tip("low", "Low", "money"), tip("high", "High", "money")],
+    )
+    palette = {"AI cost": COLORS["cost"], "Margin": COLORS["margin"], "Gross margin": COLORS["margin"], "Revenue": COLORS["revenue"]}
+    so_far_bar = base.mark_bar(height=26).encode(
+        x="so_far:Q", color=_color("what", {n: palette.get(n, COLORS["muted"]) for n in names}, legend=False), tooltip=[tip("so_far", "So far", "money")]
+    )
+    band_rule = base.mark_errorbar(ticks=True, color="#1F2933").encode(x="low:Q", x2="high:Q")
+    return (forecast_bar + so_far_bar + band_rule).properties(height=alt.Step(48), width="container")
+
+
+def heatmap(
+    frame: pd.DataFrame, *, x: str, y: str, value: str, value_title: str, y_title: str | None = None,
+    domain: tuple[float, float] = (-50, 100), tooltips: Sequence[alt.Tooltip] = (),
+) -> alt.Chart:
+    """Cells of `value` (a number, e.g. margin % in points) per `x` and `y`, red to green over
+    `domain` (values outside are clamped to its ends). Returns the chart."""
+    return (
+        alt.Chart(frame)
+        .mark_rect()
+        .encode(
+            x=alt.X(f"{x}:O", title=None, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y(f"{y}:O", title=y_title),
+            color=alt.Color(f"{value}:Q", title=value_title, scale=alt.Scale(scheme="redyellowgreen", domain=list(domain), clamp=True)),
+            tooltip=list(tooltips),
+        )
+        .properties(height=alt.Step(18), width="container")
     )
 
 
