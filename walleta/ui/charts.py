@@ -2,9 +2,9 @@
 
 The low-level helpers (`line`, `bars`, `hbars`, ...) take a display frame (money already in
 float dollars, see `fmt.display_copy`) and return an `alt.Chart`; the series helpers
-(`money_over_time`, `paired_hbars`) take a core frame with `*_pico` columns and do the display
-copy themselves. `show(chart)` draws a chart full width. Axes: dollars as '$1.2k'-style ticks,
-tooltips with exact cents; percentages as '%'.
+(`money_over_time`, `paired_hbars`, `forecast_bars`) take core values in pico-dollars and do
+the display conversion themselves. `show(chart)` draws a chart full width. Axes: dollars as
+'$1.2k'-style ticks, tooltips with exact cents; percentages as '%'.
 """
 
 from __future__ import annotations
