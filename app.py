@@ -46,7 +46,7 @@ def _kpis(ctx: ui.PageContext) -> None:
     free.metric(
         "Free customers' AI cost",
         ui.usd(int(tiers.loc["free", "ai_cost_pico"]) if "free" in tiers.index else 0),
-        f"{int(tiers.loc['free', 'customers'])} customers" if "free" in tiers.index else None,
+        f"{ui.count(int(tiers.loc['free', 'customers']))} customers" if "free" in tiers.index else None,
         delta_color="off",
         delta_arrow="off",
         help="AI cost of customers with usage and no revenue (free plan, trials)",
@@ -60,39 +60,25 @@ def _trend(ctx: ui.PageContext) -> None:
     from walleta.analytics.period import Period as AnalyticsPeriod
 
     monthly = ui.load(monthly_summary, AnalyticsPeriod.months(window.first_month, window.last_month), ui.FX)
-    long = pd.concat(
-        [
-            pd.DataFrame({"month": monthly["month"], "what": "Revenue", "amount_pico": monthly["revenue_pico"]}),
-            pd.DataFrame({"month": monthly["month"], "what": "AI cost", "amount_pico": monthly["ai_cost_pico"]}),
-            pd.DataFrame({"month": monthly["month"], "what": "Gross margin", "amount_pico": monthly["margin_pico"]}),
-        ]
-    )
-    long = ui.display_copy(long)
-    long["month"] = pd.to_datetime(long["month"] + "-01")
-    st.markdown(f"**Revenue, AI cost and margin by month** · {window.label}")
-    colors = {"Revenue": ui.charts.COLORS["revenue"], "AI cost": ui.charts.COLORS["cost"], "Gross margin": ui.charts.COLORS["margin"]}
-    tooltips = [ui.charts.tip("month", "Month", "month"), ui.charts.tip("what", "What"), ui.charts.tip("amount_pico", "Amount", "money")]
-    if len(monthly) < 3:  # a line needs a few months; side-by-side bars read better
-        alt = ui.charts.alt
-        chart = ui.charts.bars(long, x="month", y="amount_pico", color="what", colors=colors, tooltips=tooltips, height=300, stack=False)
-        chart = chart.encode(xOffset=alt.XOffset("what:N", sort=list(colors)), x=alt.X("yearmonth(month):O", title=None, axis=alt.Axis(format="%b %Y", labelAngle=0)))
-    else:
-        chart = ui.charts.line(long, x="month", y="amount_pico", color="what", colors=colors, tooltips=tooltips, height=300)
-    ui.charts.show(chart)
+    st.markdown(f"**Revenue, AI cost and gross margin by month** · {window.label}")
+    series = {"Revenue": "revenue_pico", "AI cost": "ai_cost_pico", "Gross margin": "margin_pico"}
+    ui.charts.show(ui.charts.money_over_time(monthly, x="month", series=series, height=300))
 
 
-def _top(frame: pd.DataFrame, label_column: str, title: str, limit: int = 5) -> None:
+def _top(frame: pd.DataFrame, label_column: str, title: str, item: str, limit: int = 5) -> None:
+    """Bars of the `limit` rows of `frame` with the largest AI cost, labelled by `label_column`
+    (`item` names one row in the tooltip)."""
     top = frame[[label_column, "ai_cost_pico"]].copy()
     top["_cost"] = [int(v) for v in top["ai_cost_pico"]]
     top = top[top["_cost"] > 0].sort_values("_cost", ascending=False).head(limit).drop(columns="_cost")
     st.markdown(f"**{title}**")
     if top.empty:
-        st.caption("Nothing yet.")
+        st.caption("No AI cost in this period.")
         return
     shown = ui.display_copy(top)
     ui.charts.show(
         ui.charts.hbars(shown, y=label_column, x="ai_cost_pico", x_title=None, height=26,
-                        tooltips=[ui.charts.tip(label_column, title.split(" ")[-1].capitalize()), ui.charts.tip("ai_cost_pico", "AI cost", "money")])
+                        tooltips=[ui.charts.tip(label_column, item), ui.charts.tip("ai_cost_pico", "AI cost", "money")])
     )
 
 
@@ -101,11 +87,11 @@ def _top_costs(ctx: ui.PageContext) -> None:
     margins = margins[margins["tier"] != "unattributed"].assign(customer=[n or c for n, c in zip(margins["name"], margins["customer_id"])])
     left, middle, right = st.columns(3)
     with left:
-        _top(margins, "customer", "Top customers")
+        _top(margins, "customer", "Top customers", "Customer")
     with middle:
-        _top(ui.load(feature_breakdown, ctx.window, ui.FX), "feature", "Top features")
+        _top(ui.load(feature_breakdown, ctx.window, ui.FX), "feature", "Top features", "Feature")
     with right:
-        _top(ui.load(model_breakdown, ctx.window), "model", "Top models")
+        _top(ui.load(model_breakdown, ctx.window), "model", "Top models", "Model")
 
 
 def _warnings(ctx: ui.PageContext) -> None:
@@ -125,7 +111,8 @@ def _warnings(ctx: ui.PageContext) -> None:
         listed = ", ".join(f"{s} ({int(d)} days ago)" for s, d in zip(stale["source"], stale["age_days"]))
         notes.append((":material/update:", f"Imports are getting old: {listed}. Import again on the Data page."))
     if now_partial(ctx):
-        notes.append((":material/hourglass_top:", f"Usage data end on {ctx.coverage.last_day}: {ctx.period.last_month} has partial AI cost "
+        month = Period(ctx.period.last_month, ctx.period.last_month).label
+        notes.append((":material/hourglass_top:", f"Usage data end on {ctx.coverage.last_day}: {month} has partial AI cost "
                       "while subscription revenue counts the whole month. The month-end forecast is on Trends."))
     for icon, text in notes:
         st.warning(text, icon=icon)

@@ -33,15 +33,9 @@ TABLE = {
     "plan": ui.tables.text("Plan"),
     "tier_label": ui.tables.text("Health", help="Healthy ≥ 50% margin, moderate 20–50%, at risk 0–20%, losing < 0%"),
     "tier_since": ui.tables.text("In this tier since"),
-    "revenue_pico": ui.tables.money("Revenue"),
-    "ai_cost_pico": ui.tables.money("AI cost"),
-    "margin_pico": ui.tables.money("Gross margin"),
-    "margin_pct": ui.tables.pct_points("Margin %"),
-    "cost_pct_of_revenue": ui.tables.pct_points("Cost % of revenue"),
+    **ui.tables.standard("revenue_pico", "ai_cost_pico", "margin_pico", "margin_pct", "cost_pct_of_revenue"),
     "mom_margin_change_pico": ui.tables.money("Margin vs month before", help="Margin of the period's last month minus the month before"),
-    "requests": ui.tables.integer("Requests"),
-    "total_tokens": ui.tables.integer("Tokens"),
-    "unpriced_requests": ui.tables.integer("Unpriced requests"),
+    **ui.tables.standard("requests", "total_tokens", "unpriced_requests"),
     "customer_id": ui.tables.text("Customer id"),
 }
 
@@ -64,7 +58,7 @@ def _kpis(margins: pd.DataFrame, ctx: ui.PageContext) -> None:
     distribution = ui.load(margin_distribution, ctx.window, ui.FX)
     median = distribution.loc[distribution["percentile"] == 50, "margin_pct"]
     a, b, c, d = st.columns(4)
-    a.metric("Customers", ui.count(customers), help="With revenue or usage in the period")
+    a.metric("Customers", ui.count(customers), help="With revenue or usage in the period", border=True)
     b.metric(
         "Losing money",
         ui.count(tier("losing", "customers")),
@@ -73,8 +67,16 @@ def _kpis(margins: pd.DataFrame, ctx: ui.PageContext) -> None:
         delta_arrow="off",
         border=True,
     )
-    c.metric("Free customers' AI cost", ui.usd(tier("free", "ai_cost_pico"), 0), f"{tier('free', 'customers')} customers", delta_color="off", delta_arrow="off")
-    d.metric("Median margin (paying)", ui.pct_points(median.iloc[0] if len(median) else None), help="Half the paying customers have a higher margin %")
+    c.metric(
+        "Free customers' AI cost",
+        ui.usd(tier("free", "ai_cost_pico")),
+        f"{ui.count(tier('free', 'customers'))} customers",
+        delta_color="off",
+        delta_arrow="off",
+        help="AI cost of customers with usage and no revenue (free plan, trials)",
+        border=True,
+    )
+    d.metric("Median margin (paying)", ui.pct_points(median.iloc[0] if len(median) else None), help="Half the paying customers have a higher margin %", border=True)
 
 
 def _charts(shown: pd.DataFrame) -> None:
@@ -148,26 +150,12 @@ def _drill_down(shown: pd.DataFrame, ctx: ui.PageContext, selection: object) -> 
     monthly = ui.load(monthly_customer_margins, ui.FX, None, period.last_month)
     mine = monthly[monthly["customer_id"] == customer]
     if not mine.empty:
-        long = pd.concat(
-            [
-                pd.DataFrame({"month": mine["month"], "what": "Revenue", "amount_pico": mine["revenue_pico"]}),
-                pd.DataFrame({"month": mine["month"], "what": "AI cost", "amount_pico": mine["ai_cost_pico"]}),
-            ]
-        )
-        long = ui.display_copy(long)
-        long["month"] = pd.to_datetime(long["month"] + "-01")
         st.markdown("**Revenue and AI cost by month**")
-        ui.charts.show(
-            ui.charts.line(
-                long, x="month", y="amount_pico", color="what", colors={"Revenue": ui.charts.COLORS["revenue"], "AI cost": ui.charts.COLORS["cost"]},
-                tooltips=[ui.charts.tip("month", "Month", "month"), ui.charts.tip("what", "What"), ui.charts.tip("amount_pico", "Amount", "money")],
-                height=260,
-            )
-        )
+        ui.charts.show(ui.charts.money_over_time(mine, x="month", series={"Revenue": "revenue_pico", "AI cost": "ai_cost_pico"}, height=260))
     share = {
-        "cost_pico": ui.tables.money("AI cost"),
+        **ui.tables.standard("cost_pico"),
         "cost_share": ui.tables.progress("Share of its cost"),
-        "requests": ui.tables.integer("Requests"),
+        **ui.tables.standard("requests"),
         "input_tokens": ui.tables.integer("Input tokens"),
         "output_tokens": ui.tables.integer("Output tokens"),
     }
@@ -175,24 +163,21 @@ def _drill_down(shown: pd.DataFrame, ctx: ui.PageContext, selection: object) -> 
     with left:
         st.markdown(f"**Features** · {period.label}")
         features = ui.load(customer_features, customer, period.first_month, period.last_month)
-        ui.table(features, key="customer_features", columns={"feature": ui.tables.text("Feature"), **share}, file_name=f"walleta-{customer}-features.csv")
+        ui.table(features, key="customer_features", columns={"feature": ui.tables.text("Feature"), **share}, file_name=ctx.csv_name(customer, "features"),
+                 empty="No usage in this period.")
     with right:
         st.markdown(f"**Models** · {period.label}")
         models = ui.load(customer_models, customer, period.first_month, period.last_month)
-        ui.table(models, key="customer_models", columns={"model": ui.tables.text("Model"), **share}, file_name=f"walleta-{customer}-models.csv")
+        ui.table(models, key="customer_models", columns={"model": ui.tables.text("Model"), **share}, file_name=ctx.csv_name(customer, "models"),
+                 empty="No usage in this period.")
     st.markdown("**Largest days**")
     days = ui.load(customer_largest_days, customer, period.first_month, period.last_month, 10)
     ui.table(
         days,
         key="customer_days",
-        file_name=f"walleta-{customer}-largest-days.csv",
-        columns={
-            "day": ui.tables.text("Day"),
-            "cost_pico": ui.tables.money("AI cost"),
-            "requests": ui.tables.integer("Requests"),
-            "tokens": ui.tables.integer("Tokens"),
-            "unpriced_requests": ui.tables.integer("Unpriced requests"),
-        },
+        file_name=ctx.csv_name(customer, "largest-days"),
+        columns={"day": ui.tables.text("Day"), **ui.tables.standard("cost_pico", "requests", "tokens", "unpriced_requests")},
+        empty="No usage in this period.",
     )
 
 
@@ -209,7 +194,7 @@ with ui.page("Customers", ":material/groups:", filters=("plan",)) as ctx:
         shown.reset_index(drop=True),
         key="customers_table",
         columns=TABLE,
-        file_name=f"walleta-customers-{ctx.period.first_month}-{ctx.period.last_month}.csv",
+        file_name=ctx.csv_name("customers"),
         on_select="rerun",
         selection_mode="single-row",
         height=420,

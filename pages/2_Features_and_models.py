@@ -14,17 +14,18 @@ RULES = {
     "request_share": "By each customer's requests per feature",
     "weights": "By fixed weights I choose",
 }
+TOKEN_CLASS_COLORS = {"Uncached input": "#0F766E", "Cached input": "#5EEAD4", "Output (visible)": "#F59E0B", "Reasoning": "#FCD34D"}
 USAGE_COLUMNS = {
-    "ai_cost_pico": ui.tables.money("AI cost"),
+    **ui.tables.standard("ai_cost_pico"),
     "cost_share_pct": ui.tables.pct_points("Share of cost"),
-    "requests": ui.tables.integer("Requests"),
+    **ui.tables.standard("requests"),
     "cost_per_request_pico": ui.tables.money("Cost per request", precision=5),
-    "total_tokens": ui.tables.integer("Tokens"),
+    **ui.tables.standard("total_tokens"),
     "input_tokens": ui.tables.integer("Input tokens"),
     "cached_input_tokens": ui.tables.integer("Cached input"),
     "output_tokens": ui.tables.integer("Output tokens"),
     "reasoning_tokens": ui.tables.integer("Reasoning"),
-    "unpriced_requests": ui.tables.integer("Unpriced requests"),
+    **ui.tables.standard("unpriced_requests"),
 }
 
 
@@ -49,31 +50,6 @@ def _allocation(features: list[str]) -> Allocation:
     return Allocation("weights", weights)
 
 
-def _cost_vs_revenue_chart(frame: pd.DataFrame, key: str) -> None:
-    long = pd.concat(
-        [
-            pd.DataFrame({key: frame[key], "what": "Allocated revenue", "amount_pico": frame["allocated_revenue_pico"]}),
-            pd.DataFrame({key: frame[key], "what": "AI cost", "amount_pico": frame["ai_cost_pico"]}),
-        ]
-    )
-    long = ui.display_copy(long)
-    alt = ui.charts.alt
-    chart = (
-        alt.Chart(long)
-        .mark_bar(cornerRadiusTopRight=2, cornerRadiusBottomRight=2)
-        .encode(
-            y=alt.Y(f"{key}:N", title=None, sort=list(frame[key]), axis=alt.Axis(labelLimit=220)),
-            yOffset=alt.YOffset("what:N", sort=["Allocated revenue", "AI cost"]),
-            x=alt.X("amount_pico:Q", title=None, axis=alt.Axis(format=ui.charts.MONEY_AXIS)),
-            color=alt.Color("what:N", title=None, scale=alt.Scale(domain=["Allocated revenue", "AI cost"],
-                            range=[ui.charts.COLORS["revenue"], ui.charts.COLORS["cost"]]), legend=alt.Legend(orient="top")),
-            tooltip=[ui.charts.tip(key, key.capitalize()), ui.charts.tip("what", "What"), ui.charts.tip("amount_pico", "Amount", "money")],
-        )
-        .properties(height=alt.Step(14), width="container")
-    )
-    ui.charts.show(chart)
-
-
 def _features(ctx: ui.PageContext) -> None:
     features_only = ui.load(feature_breakdown, ctx.window, ui.FX)
     names = [f for f in features_only["feature"] if not str(f).startswith("(")]
@@ -83,16 +59,15 @@ def _features(ctx: ui.PageContext) -> None:
         ui.empty_state(ctx, "No feature usage in this period. Choose another period in the sidebar.")
         return
     st.caption(f"Revenue allocation: {frame['allocation_rule'].iloc[0]}. Every row adds up to the period's revenue.")
-    _cost_vs_revenue_chart(frame, "feature")
+    ui.charts.show(ui.charts.paired_hbars(frame, key="feature", title="Feature", series={"Allocated revenue": "allocated_revenue_pico", "AI cost": "ai_cost_pico"}))
     ui.table(
         frame,
         key="features_table",
-        file_name=f"walleta-features-{ctx.period.first_month}-{ctx.period.last_month}.csv",
+        file_name=ctx.csv_name("features"),
         columns={
             "feature": ui.tables.text("Feature", pinned=True),
             "allocated_revenue_pico": ui.tables.money("Allocated revenue"),
-            "margin_pico": ui.tables.money("Margin"),
-            "margin_pct": ui.tables.pct_points("Margin %"),
+            **ui.tables.standard("margin_pico", "margin_pct"),
             **USAGE_COLUMNS,
         },
     )
@@ -113,33 +88,25 @@ def _models(ctx: ui.PageContext) -> None:
     ui.table(
         frame,
         key="models_table",
-        file_name=f"walleta-models-{ctx.period.first_month}-{ctx.period.last_month}.csv",
+        file_name=ctx.csv_name("models"),
         columns={"model": ui.tables.text("Model", pinned=True), **USAGE_COLUMNS, "price_status": ui.tables.text("Priced")},
     )
     st.markdown("**Token classes** · cached input is part of input, reasoning is part of output")
-    classes = pd.concat(
-        [
-            pd.DataFrame({"model": frame["model"], "class": "Uncached input", "tokens": frame["input_tokens"] - frame["cached_input_tokens"]}),
-            pd.DataFrame({"model": frame["model"], "class": "Cached input", "tokens": frame["cached_input_tokens"]}),
-            pd.DataFrame({"model": frame["model"], "class": "Output (visible)", "tokens": frame["output_tokens"] - frame["reasoning_tokens"]}),
-            pd.DataFrame({"model": frame["model"], "class": "Reasoning", "tokens": frame["reasoning_tokens"]}),
-        ]
+    classes = ui.charts.long_frame(
+        frame,
+        "model",
+        {
+            "Uncached input": frame["input_tokens"] - frame["cached_input_tokens"],
+            "Cached input": "cached_input_tokens",
+            "Output (visible)": frame["output_tokens"] - frame["reasoning_tokens"],
+            "Reasoning": "reasoning_tokens",
+        },
+        label="class",
+        value="tokens",
     )
-    alt = ui.charts.alt
-    order = ["Uncached input", "Cached input", "Output (visible)", "Reasoning"]
-    chart = (
-        alt.Chart(classes)
-        .mark_bar()
-        .encode(
-            y=alt.Y("model:N", title=None, sort=list(frame["model"]), axis=alt.Axis(labelLimit=220)),
-            x=alt.X("tokens:Q", title="Tokens", axis=alt.Axis(format="~s")),
-            color=alt.Color("class:N", title=None, sort=order, scale=alt.Scale(domain=order, range=["#0F766E", "#5EEAD4", "#F59E0B", "#FCD34D"]),
-                            legend=alt.Legend(orient="top")),
-            order=alt.Order("class_order:Q"),
-            tooltip=[ui.charts.tip("model", "Model"), ui.charts.tip("class", "Class"), ui.charts.tip("tokens", "Tokens", "int")],
-        )
-        .transform_calculate(class_order=f"indexof({order!r}, datum['class'])")
-        .properties(height=alt.Step(24), width="container")
+    chart = ui.charts.stacked_hbars(
+        classes, y="model", x="tokens", color="class", colors=TOKEN_CLASS_COLORS, x_title="Tokens", y_order=list(frame["model"]),
+        tooltips=[ui.charts.tip("model", "Model"), ui.charts.tip("class", "Class"), ui.charts.tip("tokens", "Tokens", "int")],
     )
     ui.charts.show(chart)
 
@@ -152,19 +119,12 @@ def _plans(ctx: ui.PageContext) -> None:
     ui.table(
         frame,
         key="plans_table",
-        file_name=f"walleta-plans-{ctx.period.first_month}-{ctx.period.last_month}.csv",
+        file_name=ctx.csv_name("plans"),
         columns={
             "plan": ui.tables.text("Plan", pinned=True),
-            "customers": ui.tables.integer("Customers"),
-            "paying_customers": ui.tables.integer("Paying"),
-            "losing_customers": ui.tables.integer("Losing money"),
-            "revenue_pico": ui.tables.money("Revenue"),
-            "ai_cost_pico": ui.tables.money("AI cost"),
-            "margin_pico": ui.tables.money("Margin"),
-            "margin_pct": ui.tables.pct_points("Margin %"),
-            "cost_pct_of_revenue": ui.tables.pct_points("Cost % of revenue"),
+            **ui.tables.standard(*ui.tables.MARGIN_GROUP, "cost_pct_of_revenue"),
             "ai_cost_per_customer_pico": ui.tables.money("AI cost per customer"),
-            "requests": ui.tables.integer("Requests"),
+            **ui.tables.standard("requests"),
             "unconverted_revenue": ui.tables.text("Not converted"),
         },
     )

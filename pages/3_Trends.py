@@ -10,10 +10,36 @@ from walleta.analytics.cohorts import cohort_margins, cohort_table
 from walleta.analytics.concentration import concentration_summary, lorenz_curve
 from walleta.analytics.forecast import month_end_forecast
 from walleta.analytics.trends import trend
+from walleta.periods import Period
 
 GRAINS = {"day": "Day", "week": "Week", "month": "Month"}
 DIMENSIONS = {"": "Total", "model": "Model", "feature": "Feature", "customer": "Customer (top 8)", "plan": "Plan"}
 MEASURES = {"ai_cost_pico": "AI cost", "requests": "Requests", "total_tokens": "Tokens"}
+ANOMALY_DAY_COLUMNS = {
+    "day": ui.tables.text("Day", pinned=True),
+    "feature": ui.tables.text("Feature"),
+    "model": ui.tables.text("Model"),
+    **ui.tables.standard("ai_cost_pico"),
+    "baseline_median_pico": ui.tables.money("Usual day (median of 28)"),
+    "excess_pico": ui.tables.money("Above usual"),
+    "ratio": ui.tables.number("× usual", fmt="%.2f×"),
+    "robust_score": ui.tables.number("Robust score", help="How far from the usual day, in robust standard deviations; 3.5 or more stands out"),
+    "explanation": ui.tables.text("Why it stands out", width="large"),
+}
+ANOMALY_CUSTOMER_COLUMNS = {
+    "name": ui.tables.text("Customer", pinned=True),
+    "customer_id": ui.tables.text("Customer id"),
+    "plan": ui.tables.text("Plan"),
+    "window": ui.tables.text("Last 7 days"),
+    "recent_cost_pico": ui.tables.money("AI cost, last 7 days"),
+    "recent_daily_pico": ui.tables.money("Per day now"),
+    "baseline_daily_pico": ui.tables.money("Per day before"),
+    "ratio": ui.tables.number("× before", fmt="%.2f×"),
+    "excess_pico": ui.tables.money("Above baseline, 7 days"),
+    "largest_day": ui.tables.text("Largest day"),
+    "largest_day_cost_pico": ui.tables.money("Largest day's AI cost"),
+    "explanation": ui.tables.text("Why it stands out", width="large"),
+}
 
 
 def _over_time(ctx: ui.PageContext) -> None:
@@ -59,15 +85,13 @@ def _over_time(ctx: ui.PageContext) -> None:
     ui.table(
         frame,
         key="trends_table",
-        file_name=f"walleta-trend-{grain}-{by or 'total'}.csv",
+        file_name=ctx.csv_name("trend", grain, by or "total"),
         columns={
             "bucket": ui.tables.text(GRAINS[grain]),
             **({by: ui.tables.text(DIMENSIONS[by])} if by else {}),
-            "ai_cost_pico": ui.tables.money("AI cost"),
-            "requests": ui.tables.integer("Requests"),
-            "total_tokens": ui.tables.integer("Tokens"),
+            **ui.tables.standard("ai_cost_pico", "requests", "total_tokens"),
             "days_in_bucket": ui.tables.integer("Days in the period"),
-            "unpriced_requests": ui.tables.integer("Unpriced requests"),
+            **ui.tables.standard("unpriced_requests"),
         },
         height=300,
     )
@@ -82,7 +106,7 @@ def _forecast(ctx: ui.PageContext) -> None:
     rows = frame.set_index("metric")
     cost, revenue, margin = rows.loc["ai_cost"], rows.loc["revenue"], rows.loc["margin"]
     month = cost["month"]
-    st.caption(f"{month}: {cost['days_elapsed']} of {cost['days_in_month']} days with data (to {cost['as_of']}).")
+    st.caption(f"{Period(month, month).label}: {cost['days_elapsed']} of {cost['days_in_month']} days with data (to {cost['as_of']}).")
 
     def band(row: pd.Series) -> str:
         if row["low_pico"] is None or pd.isna(row["low_pico"]):
@@ -94,25 +118,8 @@ def _forecast(ctx: ui.PageContext) -> None:
     b.metric("AI cost at month end", ui.usd(int(cost["forecast_pico"])), band(cost), delta_color="off", delta_arrow="off", border=True)
     c.metric("Revenue for the month", ui.usd(int(revenue["forecast_pico"])), border=True)
     d.metric("Margin at month end", ui.usd(int(margin["forecast_pico"])), band(margin), delta_color="off", delta_arrow="off", border=True)
-    bars = pd.DataFrame(
-        {
-            "what": ["AI cost", "Margin"],
-            "so_far": ui.dollars([cost["so_far_pico"], margin["so_far_pico"]]),
-            "forecast": ui.dollars([cost["forecast_pico"], margin["forecast_pico"]]),
-            "low": ui.dollars([cost["low_pico"], margin["low_pico"]]),
-            "high": ui.dollars([cost["high_pico"], margin["high_pico"]]),
-        }
-    )
-    alt = ui.charts.alt
-    base = alt.Chart(bars).encode(y=alt.Y("what:N", title=None, sort=None))
-    forecast_bar = base.mark_bar(color=ui.charts.COLORS["muted"], opacity=0.35, height=26).encode(
-        x=alt.X("forecast:Q", title=None, axis=alt.Axis(format=ui.charts.MONEY_AXIS)),
-        tooltip=[ui.charts.tip("what", "What"), ui.charts.tip("forecast", "Forecast", "money"), ui.charts.tip("low", "Low", "money"), ui.charts.tip("high", "High", "money")],
-    )
-    so_far_bar = base.mark_bar(color=ui.charts.COLORS["cost"], height=26).encode(x="so_far:Q", tooltip=[ui.charts.tip("so_far", "So far", "money")])
-    band_rule = base.mark_errorbar(ticks=True, color="#1F2933").encode(x="low:Q", x2="high:Q")
-    ui.charts.show((forecast_bar + so_far_bar + band_rule).properties(height=alt.Step(48), width="container"))
-    st.caption(f"How: {cost['method']}")
+    ui.charts.show(ui.charts.forecast_bars({"AI cost": cost, "Margin": margin}))
+    st.caption("How: " + str(cost["method"]).replace("*", "\\*"))  # the formula's '*' is not Markdown emphasis
 
 
 def _anomalies(ctx: ui.PageContext) -> None:
@@ -122,13 +129,13 @@ def _anomalies(ctx: ui.PageContext) -> None:
     if days.empty:
         st.caption("No day stands out against the 28 days before it (robust score ≥ 3.5, at least 1.5× the median and $1 above it).")
     else:
-        ui.table(days, key="anomaly_days", file_name="walleta-anomalous-days.csv")
+        ui.table(days, key="anomaly_days", file_name=ctx.csv_name("anomalous-days"), columns=ANOMALY_DAY_COLUMNS)
     customers = ui.load(customer_anomalies)
     st.markdown(f"**Customers spending far above their own baseline** · last 7 days against the 28 before · {len(customers):,}")
     if customers.empty:
         st.caption("No customer's recent daily cost is 3× its baseline (and $5 above it).")
     else:
-        ui.table(customers, key="anomaly_customers", file_name="walleta-anomalous-customers.csv")
+        ui.table(customers, key="anomaly_customers", file_name="walleta-anomalous-customers.csv", columns=ANOMALY_CUSTOMER_COLUMNS)
 
 
 def _cohorts(ctx: ui.PageContext) -> None:
@@ -139,17 +146,12 @@ def _cohorts(ctx: ui.PageContext) -> None:
     ui.table(
         frame,
         key="cohorts_table",
-        file_name=f"walleta-cohorts-{grouping}.csv",
+        file_name=ctx.csv_name("cohorts", grouping),
+        empty="No customer with revenue or usage in this period. Choose another period in the sidebar.",
         columns={
             **{k: ui.tables.text("Signup month" if k == "cohort" else "Plan") for k in keys},
-            "customers": ui.tables.integer("Customers"),
-            "paying_customers": ui.tables.integer("Paying"),
-            "losing_customers": ui.tables.integer("Losing money"),
-            "revenue_pico": ui.tables.money("Revenue"),
-            "ai_cost_pico": ui.tables.money("AI cost"),
-            "margin_pico": ui.tables.money("Margin"),
-            "margin_pct": ui.tables.pct_points("Margin %"),
-            "margin_per_customer_pico": ui.tables.money("Margin per customer"),
+            **ui.tables.standard(*ui.tables.MARGIN_GROUP),
+            "margin_per_customer_pico": ui.tables.money("Gross margin per customer"),
         },
     )
     grid = ui.load(cohort_table, ctx.window, ui.FX)
@@ -157,18 +159,10 @@ def _cohorts(ctx: ui.PageContext) -> None:
         return
     st.markdown("**Margin % by signup month and calendar month**")
     shown = grid.assign(margin=[None if v is None or pd.isna(v) else float(v) for v in grid["margin_pct"]])
-    alt = ui.charts.alt
-    heat = (
-        alt.Chart(shown)
-        .mark_rect()
-        .encode(
-            x=alt.X("month:O", title=None, axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("cohort:O", title="Signup month"),
-            color=alt.Color("margin:Q", title="Margin %", scale=alt.Scale(scheme="redyellowgreen", domain=[-50, 100], clamp=True)),
-            tooltip=[ui.charts.tip("cohort", "Cohort"), ui.charts.tip("month", "Month"), ui.charts.tip("active_customers", "Active", "int"),
-                     ui.charts.tip("margin", "Margin %", "points")],
-        )
-        .properties(height=alt.Step(18), width="container")
+    heat = ui.charts.heatmap(
+        shown, x="month", y="cohort", value="margin", value_title="Margin %", y_title="Signup month",
+        tooltips=[ui.charts.tip("cohort", "Signup month"), ui.charts.tip("month", "Month"), ui.charts.tip("active_customers", "Active customers", "int"),
+                  ui.charts.tip("margin", "Margin %", "points")],
     )
     ui.charts.show(heat)
 
@@ -179,10 +173,9 @@ def _concentration(ctx: ui.PageContext) -> None:
         ui.empty_state(ctx, "No customer has AI cost in this period.")
         return
     row = summary.iloc[0]
-    a, b, c, d = st.columns(4)
-    a.metric("Top 1% of customers", ui.pct_points(row["top_1_pct_share"]), "of AI cost", delta_color="off", delta_arrow="off", border=True)
-    b.metric("Top 5%", ui.pct_points(row["top_5_pct_share"]), "of AI cost", delta_color="off", delta_arrow="off", border=True)
-    c.metric("Top 10%", ui.pct_points(row["top_10_pct_share"]), "of AI cost", delta_color="off", delta_arrow="off", border=True)
+    *tops, d = st.columns(4)
+    for column, label, share in zip(tops, ["Top 1% of customers", "Top 5%", "Top 10%"], ["top_1_pct_share", "top_5_pct_share", "top_10_pct_share"]):
+        column.metric(label, ui.pct_points(row[share]), "of AI cost", delta_color="off", delta_arrow="off", border=True)
     d.metric("Gini", "n/a" if row["gini"] is None else f"{float(row['gini']):.2f}", help="0 = every customer costs the same; near 1 = one customer is all the cost", border=True)
     curve = ui.load(lorenz_curve, ctx.window)
     shown = pd.DataFrame(
@@ -193,7 +186,7 @@ def _concentration(ctx: ui.PageContext) -> None:
     )
     st.markdown(f"**Lorenz curve** · {int(row['customers']):,} customers with AI cost; the further below the diagonal, the more a few customers drive the bill")
     ui.charts.show(ui.charts.lorenz(shown, x="customers", y="cost"))
-    ui.download_csv(curve, key="lorenz", file_name="walleta-lorenz.csv")
+    ui.download_csv(curve, key="lorenz", file_name=ctx.csv_name("lorenz"))
 
 
 with ui.page("Trends", ":material/trending_up:") as ctx:

@@ -37,7 +37,7 @@ with ui.page(
     st.subheader(f"Results · {period.label}")
     results = {sim.scenario_of(text).name: sim.run(text, period.first_month, period.last_month) for text in kept}
     frame = sim.comparison(results)
-    ui.table(frame, key="sim_comparison", columns=sim.COMPARISON_COLUMNS, file_name="walleta-simulation-summary.csv")
+    ui.table(frame, key="sim_comparison", columns=sim.COMPARISON_COLUMNS, file_name=ctx.csv_name("simulation-summary"))
     sim.comparison_chart(frame)
 
     st.subheader("One design in detail")

@@ -14,7 +14,7 @@ GAP_COLUMNS = {
     "difference_pct": ui.tables.pct_points("Difference % of bill"),
     "status": ui.tables.text("Status"),
     "explanation": ui.tables.text("What the gap most likely is", width="large"),
-    "unpriced_requests": ui.tables.integer("Unpriced requests"),
+    **ui.tables.standard("unpriced_requests"),
 }
 
 with ui.page("Reconciliation", ":material/balance:", needs_usage=False) as ctx:
@@ -45,7 +45,7 @@ with ui.page("Reconciliation", ":material/balance:", needs_usage=False) as ctx:
     ui.table(
         summary,
         key="reconciliation_summary",
-        file_name="walleta-reconciliation-summary.csv",
+        file_name=ctx.csv_name("reconciliation-summary"),
         columns={
             "component": ui.tables.text("What"),
             "amount_pico": ui.tables.money("Amount"),
@@ -65,35 +65,33 @@ with ui.page("Reconciliation", ":material/balance:", needs_usage=False) as ctx:
     if view == "day":
         by_day = ui.load(reconcile, ctx.window, ui.CATALOG, by=("day",))
         if not by_day.empty:
-            long = pd.concat(
-                [
-                    pd.DataFrame({"day": by_day["day"], "what": "Billed", "amount_pico": by_day["billed_pico"]}),
-                    pd.DataFrame({"day": by_day["day"], "what": "Estimated", "amount_pico": by_day["estimated_pico"]}),
-                ]
-            )
-            long = ui.display_copy(long)
-            long["day"] = pd.to_datetime(long["day"])
-            ui.charts.show(
-                ui.charts.line(
-                    long.sort_values("day"), x="day", y="amount_pico", color="what", x_kind="day",
-                    colors={"Billed": ui.charts.COLORS["margin"], "Estimated": ui.charts.COLORS["cost"]},
-                    tooltips=[ui.charts.tip("day", "Day", "date"), ui.charts.tip("what", "What"), ui.charts.tip("amount_pico", "Amount", "money")],
-                    height=280, points=False,
-                )
-            )
-        ui.table(by_day, key="reconcile_days", file_name="walleta-reconciliation-days.csv",
+            chart = ui.charts.money_over_time(by_day, x="day", x_kind="day", series={"Billed": "billed_pico", "Estimated": "estimated_pico"}, height=280, points=False)
+            ui.charts.show(chart)
+        ui.table(by_day, key="reconcile_days", file_name=ctx.csv_name("reconciliation-days"),
                  columns={"day": ui.tables.text("Day", pinned=True), **GAP_COLUMNS})
     elif view == "line_item":
         by_item = ui.load(reconcile, ctx.window, ui.CATALOG, by=("line_item",))
         st.caption("Largest gaps first.")
-        ui.table(by_item, key="reconcile_items", file_name="walleta-reconciliation-line-items.csv",
+        ui.table(by_item, key="reconcile_items", file_name=ctx.csv_name("reconciliation-line-items"),
                  columns={"line_item": ui.tables.text("Line item", pinned=True), **GAP_COLUMNS})
     else:
         detail = ui.load(reconcile, ctx.window, ui.CATALOG)
-        ui.table(detail, key="reconcile_detail", file_name="walleta-reconciliation.csv",
+        ui.table(detail, key="reconcile_detail", file_name=ctx.csv_name("reconciliation"),
                  columns={"day": ui.tables.text("Day"), "project_id": ui.tables.text("Project"), "line_item": ui.tables.text("Line item"), **GAP_COLUMNS})
     missing = ui.load(unpriced_models, ctx.window, ui.CATALOG)
     if not missing.empty:
         st.warning(f"{len(missing):,} model(s) in the usage have no price, so the estimate is low by their cost. Add prices on the Prices page.",
                    icon=":material/money_off:")
-        ui.table(missing, key="reconcile_unpriced", file_name="walleta-unpriced.csv")
+        ui.table(
+            missing,
+            key="reconcile_unpriced",
+            file_name=ctx.csv_name("unpriced-models"),
+            columns={
+                "model": ui.tables.text("Model", pinned=True),
+                "reason": ui.tables.text("Why no price", width="large"),
+                "unpriced_requests": ui.tables.integer("Requests"),
+                "unpriced_tokens": ui.tables.integer("Tokens"),
+                "unpriced_events": ui.tables.integer("Usage rows"),
+                "in_catalog": ui.tables.flag("In the catalog", help="Known to the catalog (with no price for this unit or date)"),
+            },
+        )

@@ -76,7 +76,7 @@ with ui.page("Data", ":material/database:", needs_usage=False) as ctx:
     with history_tab:
         runs = ui.load(import_history, 100)
         if runs.empty:
-            st.caption("No imports yet.")
+            st.caption("No imports yet. Upload CSVs or import from the OpenAI or Stripe API on the tabs above; each run is listed here.")
         else:
             ui.table(
                 runs,

@@ -73,9 +73,7 @@ with ui.page("Prices", ":material/sell:", needs_usage=False) as ctx:
                 "status": ui.tables.text("Status"),
                 "unpriced_requests": ui.tables.integer("Requests"),
                 "unpriced_tokens": ui.tables.integer("Tokens"),
-                "customers": ui.tables.integer("Customers"),
-                "first_month": ui.tables.text("First month"),
-                "last_month": ui.tables.text("Last month"),
+                **ui.tables.standard("customers", "first_month", "last_month"),
             },
         )
         if fixable:
@@ -154,9 +152,6 @@ with ui.page("Prices", ":material/sell:", needs_usage=False) as ctx:
                 columns={
                     "model": ui.tables.text("Model as reported"),
                     "catalog_model": ui.tables.text("Priced as"),
-                    "requests": ui.tables.integer("Requests"),
-                    "tokens": ui.tables.integer("Tokens"),
-                    "cost_pico": ui.tables.money("AI cost"),
-                    "unpriced_requests": ui.tables.integer("Unpriced requests"),
+                    **ui.tables.standard("requests", "tokens", "cost_pico", "unpriced_requests"),
                 },
             )

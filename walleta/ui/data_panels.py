@@ -456,7 +456,21 @@ def matching(ctx: PageContext, *, read_only: bool) -> None:
     with left:
         st.caption(f"Revenue with no usage customer: {len(revenue):,}")
         if not revenue.empty:
-            tables.table(revenue, key="unmatched_revenue", file_name="walleta-unmatched-revenue.csv")
+            tables.table(
+                revenue,
+                key="unmatched_revenue",
+                file_name="walleta-unmatched-revenue.csv",
+                columns={
+                    "customer_id": tables.text("Customer"),
+                    "stripe_name": tables.text("Name in Stripe"),
+                    "stripe_email": tables.text("Email in Stripe"),
+                    "currency": tables.text("Currency"),
+                    "amount_minor": tables.integer("Amount (minor units)", help="In the currency's smallest unit, e.g. cents"),
+                    "entries": tables.integer("Entries"),
+                    "first_period": tables.text("First period"),
+                    "last_period": tables.text("Last period"),
+                },
+            )
     with right:
         st.caption(f"Usage customers with no revenue: {len(usage):,}")
         if not usage.empty:
@@ -466,9 +480,6 @@ def matching(ctx: PageContext, *, read_only: bool) -> None:
                 file_name="walleta-unmatched-usage.csv",
                 columns={
                     "customer_id": tables.text("Customer"),
-                    "requests": tables.integer("Requests"),
-                    "cost_pico": tables.money("AI cost"),
-                    "first_month": tables.text("First month"),
-                    "last_month": tables.text("Last month"),
+                    **tables.standard("requests", "cost_pico", "first_month", "last_month"),
                 },
             )

@@ -91,6 +91,13 @@ class PageContext:
         assert self.period is not None
         return AnalyticsPeriod.months(self.period.first_month, self.period.last_month)
 
+    def csv_name(self, *parts: str) -> str:
+        """A download file name stamped with the chosen period, so files from two periods never
+        share a name: `csv_name("features")` -> 'walleta-features-2026-09-2026-11.csv' (no stamp
+        when there is no period yet)."""
+        stamp = (self.period.first_month, self.period.last_month) if self.period else ()
+        return "-".join(["walleta", *parts, *stamp]) + ".csv"
+
     @property
     def previous_window(self) -> Any:
         """The period before, as the analytics' `Period`."""

@@ -401,10 +401,12 @@ def design_detail(result: SimulationResult, key: str) -> None:
     more, less = st.columns(2)
     with more:
         st.markdown("**Pay the most more**")
-        tables.table(movers[movers["revenue_change_pico"] > 0].head(10), key=f"{key}_winners", columns=mover_columns, file_name="walleta-pay-more.csv")
+        tables.table(movers[movers["revenue_change_pico"] > 0].head(10), key=f"{key}_winners", columns=mover_columns, file_name="walleta-pay-more.csv",
+                     empty="Nobody pays more under this design.")
     with less:
         st.markdown("**Pay the most less**")
-        tables.table(movers[movers["revenue_change_pico"] < 0].iloc[::-1].head(10), key=f"{key}_losers", columns=mover_columns, file_name="walleta-pay-less.csv")
+        tables.table(movers[movers["revenue_change_pico"] < 0].iloc[::-1].head(10), key=f"{key}_losers", columns=mover_columns, file_name="walleta-pay-less.csv",
+                     empty="Nobody pays less under this design.")
     capped = result.customers[result.customers["capped_months"] > 0]
     if not capped.empty:
         st.markdown(f"**Hit the hard cap** · {len(capped):,} customers: usage beyond the cap is not served (cost saved, revenue lost)")

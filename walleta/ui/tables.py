@@ -16,10 +16,26 @@ import streamlit as st
 from ..export import to_csv_bytes
 from .fmt import display_copy
 
-__all__ = ["Col", "money", "percent", "pct_points", "integer", "text", "number", "date", "progress", "table", "download_csv"]
+__all__ = [
+    "Col",
+    "money",
+    "percent",
+    "pct_points",
+    "integer",
+    "text",
+    "number",
+    "date",
+    "flag",
+    "progress",
+    "standard",
+    "MARGIN_GROUP",
+    "table",
+    "download_csv",
+]
 
 
 LAZY_EXPORT_ROWS = 5_000
+MISSING = "—"  # shown in a grid cell with no value (a margin % without revenue), not "None"
 
 
 @dataclass(frozen=True)
@@ -66,9 +82,48 @@ def text(label: str, *, help: str | None = None, pinned: bool = False, width: st
     return Col(st.column_config.TextColumn(label, help=help, pinned=pinned, width=width))
 
 
+def flag(label: str, *, help: str | None = None) -> Col:
+    """A yes/no column, shown as a read-only checkbox."""
+    return Col(st.column_config.CheckboxColumn(label, help=help))
+
+
 def date(label: str, *, help: str | None = None) -> Col:
     """A date or timestamp column."""
     return Col(st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm", help=help))
+
+
+# The core's usual column names, shown the same way on every page (labels and formats). A page
+# names the columns it wants with `standard(...)` and adds its own for the rest.
+_STANDARD: dict[str, Col] = {
+    "customers": integer("Customers"),
+    "paying_customers": integer("Paying"),
+    "losing_customers": integer("Losing money"),
+    "revenue_pico": money("Revenue"),
+    "ai_cost_pico": money("AI cost"),
+    "cost_pico": money("AI cost"),
+    "margin_pico": money("Gross margin"),
+    "margin_pct": pct_points("Margin %"),
+    "cost_pct_of_revenue": pct_points("Cost % of revenue"),
+    "requests": integer("Requests"),
+    "total_tokens": integer("Tokens"),
+    "tokens": integer("Tokens"),
+    "unpriced_requests": integer("Unpriced requests"),
+    "first_month": text("First month"),
+    "last_month": text("Last month"),
+}
+
+# The columns every "margin per group" frame shares (plans, cohorts), in display order.
+MARGIN_GROUP = ("customers", "paying_customers", "losing_customers", "revenue_pico", "ai_cost_pico", "margin_pico", "margin_pct")
+
+
+def standard(*names: str) -> dict[str, Col]:
+    """The shared presets for these core column names, in the order given.
+
+    Input: names such as 'revenue_pico', 'margin_pct' (analytics' margin % in points),
+    'requests', 'tokens'. Output: `{name: Col}` to spread into a `table(columns=...)` mapping.
+    An unknown name raises KeyError, so a typo fails loudly instead of hiding a column.
+    """
+    return {name: _STANDARD[name] for name in names}
 
 
 def download_csv(frame: pd.DataFrame, *, key: str, file_name: str, label: str = "Download CSV") -> None:
@@ -96,9 +151,18 @@ def table(
     height: int | str = "auto",
     on_select: str = "ignore",
     selection_mode: str = "single-row",
+    empty: str | None = None,
 ) -> Any:
     """Show a core frame as a grid with presets, plus its CSV download. Returns the selection
-    state when `on_select="rerun"`, else None."""
+    state when `on_select="rerun"`, else None.
+
+    `columns` picks and orders the columns shown and exported (missing ones are skipped);
+    without it every column is shown. Empty cells read "—". The CSV holds the exact core values.
+    With `empty`, a frame without rows shows that sentence instead of an empty grid.
+    """
+    if empty is not None and frame.empty:
+        st.caption(empty)
+        return None
     shown = frame
     config: dict[str, Any] = {}
     if columns:
@@ -113,6 +177,7 @@ def table(
         height=height,
         on_select=on_select,  # type: ignore[arg-type]
         selection_mode=selection_mode,  # type: ignore[arg-type]
+        placeholder=MISSING,
     )
     exported = shown
     if columns:
