@@ -283,8 +283,6 @@ def openai_import(ctx: PageContext, *, read_only: bool) -> None:
                 since=since.isoformat() if since else None,
                 until=until.isoformat() if until else None,
                 progress=update,
-                max_bytes=UPLOAD_MAX_BYTES,
-                max_rows=UPLOAD_MAX_ROWS,
             )
         except WalletaError as exc:
             st.session_state["openai_report"] = _as_record("OpenAI API", None, str(exc))
