@@ -329,28 +329,46 @@ class Store:
         """
         if frame.empty:
             return WriteResult(0, 0, 0)
-        if self.dialect == "postgresql":
-            frame = _bounded_uids(frame)
-        flags = [c for c, dtype in frame.dtypes.items() if dtype.kind == "b"]
-        if flags:  # bool flags (batch, estimated) are INTEGER columns; PostgreSQL refuses True there
-            frame = frame.astype({c: "int64" for c in flags})
+        batch: pd.DataFrame | dict[str, list[Any]]
+        if len(frame) <= SMALL_ROLLUP_BATCH:  # usage-log batches: plain lists, no pandas per step
+            batch = _small_batch(frame)
+            if self.dialect == "postgresql":
+                batch["uid"] = [_bounded_uid(u) for u in batch["uid"]]
+        else:
+            batch = _bounded_uids(frame) if self.dialect == "postgresql" else frame
+            flags = [c for c, dtype in batch.dtypes.items() if dtype.kind == "b"]
+            if flags:  # bool flags (batch, estimated) are INTEGER columns; PostgreSQL refuses True there
+                batch = batch.astype({c: "int64" for c in flags})
         if cur is not None:
-            return self._merge_events(cur, frame, on_conflict)
+            return self._merge_events(cur, batch, on_conflict)
         with self.transaction() as own:
-            return self._merge_events(own, frame, on_conflict)
+            return self._merge_events(own, batch, on_conflict)
 
-    def _merge_events(self, cur: Any, frame: pd.DataFrame, on_conflict: str) -> WriteResult:
-        uids = frame["uid"].tolist()
+    def _merge_events(self, cur: Any, batch: pd.DataFrame | dict[str, list[Any]], on_conflict: str) -> WriteResult:
+        """Insert a batch (a frame, or EVENT_COLUMNS lists for a small one), then update the
+        rollups with one signed delta: the new rows minus the rows they replaced."""
+        small = isinstance(batch, dict)
+        uids: list[str] = batch["uid"] if small else batch["uid"].tolist()
         old = pd.DataFrame()
         if on_conflict == "replace":
             old = self._events_by_uid(cur, uids)
             if not old.empty:
                 self._delete_by_uid(cur, old["uid"].tolist())
-        inserted_uids = self._insert_rows(cur, _split_event_columns(frame))
-        fresh = frame if inserted_uids is None else frame[frame["uid"].isin(inserted_uids)]
+        if small:
+            split = _EventColumns(list(EVENT_COLUMNS), {}, [batch[c] for c in EVENT_COLUMNS], len(uids))
+        else:
+            split = _split_event_columns(batch)
+        inserted_uids = self._insert_rows(cur, split)
+        fresh: pd.DataFrame | dict[str, list[Any]] = batch
+        if inserted_uids is not None:
+            if small:
+                keep = [i for i, uid in enumerate(uids) if uid in inserted_uids]
+                fresh = {c: [values[i] for i in keep] for c, values in batch.items()}
+            else:
+                fresh = batch[batch["uid"].isin(inserted_uids)]
         self._apply_rollup_deltas(cur, [(fresh, 1), (old, -1)])
-        replaced = len(old)
-        return WriteResult(inserted=len(fresh) - replaced, replaced=replaced, skipped=len(frame) - len(fresh))
+        replaced, kept = len(old), _row_count(fresh)
+        return WriteResult(inserted=kept - replaced, replaced=replaced, skipped=len(uids) - kept)
 
     def _insert_rows(self, cur: Any, split: "_EventColumns") -> set[str] | None:
         """Insert event rows, skipping uids already stored. Returns the inserted uids, or None
@@ -405,7 +423,7 @@ class Store:
         for chunk in _chunks(sorted(uids), 500):  # one lock order for concurrent writers
             cur.execute(self.sql(f"DELETE FROM usage_events WHERE uid IN ({', '.join('?' for _ in chunk)})"), chunk)
 
-    def _apply_rollup_deltas(self, cur: Any, parts: Sequence[tuple[pd.DataFrame, int]]) -> None:
+    def _apply_rollup_deltas(self, cur: Any, parts: Sequence[tuple["EventsPart", int]]) -> None:
         """Add each (events, sign) part to every rollup: one signed delta per rollup row (new
         minus old in replace mode), upserted in key order so concurrent writers lock rollup rows
         in one order; rows whose event count falls to 0 are deleted."""
@@ -521,6 +539,13 @@ class Store:
 UID_MAX_LENGTH = 64  # usage_events.uid is VARCHAR(64); PostgreSQL enforces it, SQLite does not
 
 
+def _bounded_uid(uid: str) -> str:
+    """`uid` itself when it fits the column, else its stable digest (see `_bounded_uids`)."""
+    if len(uid) <= UID_MAX_LENGTH:
+        return uid
+    return f"{uid.split(':', 1)[0][:3]}:sha256:{hashlib.sha256(uid.encode()).hexdigest()[:52]}"
+
+
 def _bounded_uids(frame: pd.DataFrame) -> pd.DataFrame:
     """Replace uids longer than the column (e.g. `req:` + a very long request id) by a stable
     digest, `<prefix>:sha256:<52 hex>` (208 bits), so they still identify the event across re-imports
@@ -528,10 +553,7 @@ def _bounded_uids(frame: pd.DataFrame) -> pd.DataFrame:
     uids = frame["uid"].tolist()
     if all(len(u) <= UID_MAX_LENGTH for u in uids):
         return frame
-    bounded = [
-        u if len(u) <= UID_MAX_LENGTH else f"{u.split(':', 1)[0][:3]}:sha256:{hashlib.sha256(u.encode()).hexdigest()[:52]}"
-        for u in uids
-    ]
+    bounded = [_bounded_uid(u) for u in uids]
     out = frame.copy()
     out["uid"] = pd.Series(bounded, index=frame.index, dtype=object)
     return out
@@ -659,9 +681,48 @@ def _any_nonzero(values: Any) -> bool:
 SMALL_ROLLUP_BATCH = 300  # rows: below this, rollup deltas are summed in plain Python
 
 RollupDeltas = dict[str, tuple[list[str], list[tuple]]]
+EventsPart = "pd.DataFrame | dict[str, list[Any]]"  # a frame, or column name -> plain values
 
 
-def rollup_deltas(parts: Sequence[tuple[pd.DataFrame, int]]) -> RollupDeltas:
+def _row_count(part: pd.DataFrame | dict[str, list[Any]]) -> int:
+    return len(part["uid"]) if isinstance(part, dict) else len(part)
+
+
+def _small_batch(frame: pd.DataFrame) -> dict[str, list[Any]]:
+    """A small event frame as EVENT_COLUMNS -> lists of plain values (NA -> None, numpy scalars
+    -> Python, bools and whole floats in integer columns -> int): one `to_numpy` for the
+    whole frame instead of pandas work per column."""
+    missing = [c for c in EVENT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"event frame lacks columns: {', '.join(missing)}")
+    positions = {name: i for i, name in enumerate(frame.columns)}
+    matrix = frame.to_numpy(dtype=object)
+    return {
+        name: [_plain_value(v, name in _INTEGER_EVENT_COLUMNS) for v in matrix[:, positions[name]].tolist()]
+        for name in EVENT_COLUMNS
+    }
+
+
+def _plain_value(value: Any, integer: bool) -> Any:
+    """One value as the DBAPI should bind it (see `_small_batch`)."""
+    kind = type(value)
+    if kind is str or kind is int:
+        return value
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float):
+        if value != value:
+            return None
+        if integer and value.is_integer():
+            return int(value)
+    return value
+
+
+def rollup_deltas(parts: Sequence[tuple[pd.DataFrame | dict[str, list[Any]], int]]) -> RollupDeltas:
     """The signed change of every rollup for some events added (sign 1) and removed (sign -1).
 
     Input: (events frame with ROLLUP_SOURCE_COLUMNS, sign) parts. Output: rollup name ->
@@ -669,19 +730,19 @@ def rollup_deltas(parts: Sequence[tuple[pd.DataFrame, int]]) -> RollupDeltas:
     order), one row per key, rows whose every measure nets to 0 left out. The measures are
     "events" first, then those that are non-zero in some event of the batch (the others would
     add 0). Small batches are summed in plain Python, large ones in numpy; both give the same."""
-    parts = [(frame, sign) for frame, sign in parts if len(frame)]
+    parts = [(frame, sign) for frame, sign in parts if _row_count(frame)]
     if not parts:
         return {name: (["events"], []) for name in ROLLUPS}
-    if sum(len(frame) for frame, _ in parts) <= SMALL_ROLLUP_BATCH:
+    if sum(_row_count(frame) for frame, _ in parts) <= SMALL_ROLLUP_BATCH:
         return _rollup_deltas_python(parts)
-    return _rollup_deltas_numpy(parts)
+    return _rollup_deltas_numpy([(pd.DataFrame(f) if isinstance(f, dict) else f, sign) for f, sign in parts])
 
 
 def _is_missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
-def _rollup_deltas_python(parts: Sequence[tuple[pd.DataFrame, int]]) -> RollupDeltas:
+def _rollup_deltas_python(parts: Sequence[tuple[pd.DataFrame | dict[str, list[Any]], int]]) -> RollupDeltas:
     """`rollup_deltas` for a few hundred rows: dicts of Python ints (no pandas grouping)."""
     width = len(ROLLUP_MEASURES)
     index = {m: i for i, m in enumerate(ROLLUP_MEASURES)}
@@ -689,8 +750,8 @@ def _rollup_deltas_python(parts: Sequence[tuple[pd.DataFrame, int]]) -> RollupDe
     sums: dict[str, dict[tuple, list[int]]] = {name: {} for name in ROLLUPS}
     used = [False] * width
     for frame, sign in parts:
-        columns = {c: frame[c].tolist() for c in ROLLUP_SOURCE_COLUMNS if c in frame.columns}
-        for row in range(len(frame)):
+        columns = frame if isinstance(frame, dict) else {c: frame[c].tolist() for c in ROLLUP_SOURCE_COLUMNS}
+        for row in range(_row_count(frame)):
             values = [0] * width
             values[index["events"]] = 1
             for m in plain:
