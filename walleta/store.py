@@ -349,25 +349,36 @@ class Store:
         rollups with one signed delta: the new rows minus the rows they replaced."""
         small = isinstance(batch, dict)
         uids: list[str] = batch["uid"] if small else batch["uid"].tolist()
-        old = pd.DataFrame()
+        old: list[pd.DataFrame] = []
         if on_conflict == "replace":
-            old = self._events_by_uid(cur, uids)
-            if not old.empty:
-                self._delete_by_uid(cur, old["uid"].tolist())
-        if small:
-            split = _EventColumns(list(EVENT_COLUMNS), {}, [batch[c] for c in EVENT_COLUMNS], len(uids))
-        else:
-            split = _split_event_columns(batch)
+            old.append(self._take_events(cur, uids))
+        split = (
+            _EventColumns(list(EVENT_COLUMNS), {}, [batch[c] for c in EVENT_COLUMNS], len(uids))
+            if small else _split_event_columns(batch)
+        )
         inserted_uids = self._insert_rows(cur, split)
-        fresh: pd.DataFrame | dict[str, list[Any]] = batch
-        if inserted_uids is not None:
-            if small:
-                keep = [i for i, uid in enumerate(uids) if uid in inserted_uids]
-                fresh = {c: [values[i] for i in keep] for c, values in batch.items()}
-            else:
-                fresh = batch[batch["uid"].isin(inserted_uids)]
-        self._apply_rollup_deltas(cur, [(fresh, 1), (old, -1)])
-        replaced, kept = len(old), _row_count(fresh)
+        for _attempt in range(5 if on_conflict == "replace" else 0):
+            # PostgreSQL: a concurrent replace may have inserted one of our uids after our DELETE
+            # ran (its row was invisible to it). Take that row too (a new statement sees it),
+            # so the last writer wins and the rollups subtract exactly what was removed.
+            if inserted_uids is None:
+                break
+            missing = {u for u in uids if u not in inserted_uids}
+            taken = self._take_events(cur, list(missing))
+            if taken.empty:
+                break
+            old.append(taken)
+            retried = _subset(batch, set(taken["uid"].tolist()))
+            again = self._insert_rows(
+                cur,
+                _EventColumns(list(EVENT_COLUMNS), {}, [retried[c] for c in EVENT_COLUMNS], _row_count(retried))
+                if small else _split_event_columns(retried),
+            )
+            inserted_uids |= set(taken["uid"].tolist()) if again is None else again
+        fresh = batch if inserted_uids is None else _subset(batch, inserted_uids)
+        removed = pd.concat(old, ignore_index=True) if len(old) > 1 else (old[0] if old else pd.DataFrame())
+        self._apply_rollup_deltas(cur, [(fresh, 1), (removed, -1)])
+        replaced, kept = len(removed), _row_count(fresh)
         return WriteResult(inserted=kept - replaced, replaced=replaced, skipped=len(uids) - kept)
 
     def _insert_rows(self, cur: Any, split: "_EventColumns") -> set[str] | None:
@@ -407,21 +418,22 @@ class Store:
         cur.execute("SELECT uid FROM usage_events WHERE id > ?", [highest_before])
         return {r[0] for r in cur.fetchall()}
 
-    def _events_by_uid(self, cur: Any, uids: list[str]) -> pd.DataFrame:
+    def _take_events(self, cur: Any, uids: list[str]) -> pd.DataFrame:
+        """Delete the stored events with these uids and return the rollup columns of the rows
+        actually deleted (DELETE ... RETURNING: what a concurrent writer removed first is not
+        counted twice). Uids go in sorted chunks: one lock order for concurrent writers."""
         wanted = ", ".join(dict.fromkeys(("uid", *ROLLUP_SOURCE_COLUMNS)))
         frames = []
-        for chunk in _chunks(uids, 500):
+        for chunk in _chunks(sorted(set(uids)), 500):
             cur.execute(
-                self.sql(f"SELECT {wanted} FROM usage_events WHERE uid IN ({', '.join('?' for _ in chunk)})"),
+                self.sql(f"DELETE FROM usage_events WHERE uid IN ({', '.join('?' for _ in chunk)}) RETURNING {wanted}"),
                 chunk,
             )
             frames.append(_records_frame(cur.fetchall(), [d[0] for d in cur.description]))
         found = [f for f in frames if not f.empty]
-        return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
-
-    def _delete_by_uid(self, cur: Any, uids: list[str]) -> None:
-        for chunk in _chunks(sorted(uids), 500):  # one lock order for concurrent writers
-            cur.execute(self.sql(f"DELETE FROM usage_events WHERE uid IN ({', '.join('?' for _ in chunk)})"), chunk)
+        if not found:
+            return pd.DataFrame()
+        return found[0] if len(found) == 1 else pd.concat(found, ignore_index=True)
 
     def _apply_rollup_deltas(self, cur: Any, parts: Sequence[tuple["EventsPart", int]]) -> None:
         """Add each (events, sign) part to every rollup: one signed delta per rollup row (new
@@ -474,10 +486,9 @@ class Store:
     def delete_events(self, uids: list[str], *, cur: Any) -> int:
         """Delete events by uid inside the caller's transaction, subtracting them from every
         rollup. Returns how many were deleted. (Issue 4: provider usage yielding to the log.)"""
-        old = self._events_by_uid(cur, list(uids))
+        old = self._take_events(cur, list(uids))
         if old.empty:
             return 0
-        self._delete_by_uid(cur, old["uid"].tolist())
         self._apply_rollup_deltas(cur, [(old, -1)])
         return len(old)
 
@@ -688,6 +699,14 @@ def _row_count(part: pd.DataFrame | dict[str, list[Any]]) -> int:
     return len(part["uid"]) if isinstance(part, dict) else len(part)
 
 
+def _subset(batch: pd.DataFrame | dict[str, list[Any]], uids: set[str]) -> pd.DataFrame | dict[str, list[Any]]:
+    """The rows of a batch whose uid is in `uids` (same kind of batch)."""
+    if isinstance(batch, dict):
+        keep = [i for i, uid in enumerate(batch["uid"]) if uid in uids]
+        return {c: [values[i] for i in keep] for c, values in batch.items()}
+    return batch[batch["uid"].isin(uids)]
+
+
 def _small_batch(frame: pd.DataFrame) -> dict[str, list[Any]]:
     """A small event frame as EVENT_COLUMNS -> lists of plain values (NA -> None, numpy scalars
     -> Python, bools and whole floats in integer columns -> int): one `to_numpy` for the
@@ -796,6 +815,9 @@ def _rollup_deltas_python(parts: Sequence[tuple[pd.DataFrame | dict[str, list[An
 def _rollup_deltas_numpy(parts: Sequence[tuple[pd.DataFrame, int]]) -> RollupDeltas:
     """`rollup_deltas` for large batches: keys factorised in sorted order, the events summed once
     at the finest key (every rollup key column together), then each rollup from those sums."""
+    parts = [(frame, sign) for frame, sign in parts if len(frame)]
+    if not parts:
+        return {name: (["events"], []) for name in ROLLUPS}
     frames = [frame.loc[:, [c for c in ROLLUP_SOURCE_COLUMNS if c in frame.columns]] for frame, _ in parts]
     events = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     measures = rollup_measures(events)
