@@ -818,8 +818,10 @@ def _rollup_deltas_numpy(parts: Sequence[tuple[pd.DataFrame, int]]) -> RollupDel
     parts = [(frame, sign) for frame, sign in parts if len(frame)]
     if not parts:
         return {name: (["events"], []) for name in ROLLUPS}
-    frames = [frame.loc[:, [c for c in ROLLUP_SOURCE_COLUMNS if c in frame.columns]] for frame, _ in parts]
-    events = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    if len(parts) == 1:
+        events = parts[0][0]  # read in place: no copy of a million-row frame
+    else:
+        events = pd.concat([frame.loc[:, list(ROLLUP_SOURCE_COLUMNS)] for frame, _ in parts], ignore_index=True)
     measures = rollup_measures(events)
     active = [m for m in ROLLUP_MEASURES if m == "events" or _any_nonzero(measures[m])]
     matrix = _measure_matrix(measures[active], [(len(f), sign) for f, sign in parts])
@@ -958,12 +960,26 @@ def rollup_measures(events: pd.DataFrame) -> pd.DataFrame:
 
 def _money_column(series: pd.Series) -> Any:
     """A nullable pico column as int64 with NULL -> 0, or Python ints if it exceeds int64."""
-    if series.dtype == object:
-        values = [0 if _is_missing(v) else int(v) for v in series.tolist()]
-        if all(-(2**62) < v < 2**62 for v in values):
-            return np.array(values, dtype=np.int64)
-        return np.array(values, dtype=object)
-    return series.fillna(0).to_numpy(dtype=np.int64)
+    if series.dtype != object:
+        return series.fillna(0).to_numpy(dtype=np.int64)
+    values = series.to_numpy(dtype=object)
+    missing = pd.isna(values)
+    if missing.all():  # e.g. provider_cost_pico of logged calls: no per-row Python work
+        return np.zeros(len(values), dtype=np.int64)
+    if missing.any():
+        values = values.copy()
+        values[missing] = 0
+    if pd.api.types.infer_dtype(values, skipna=False) == "integer":
+        try:
+            exact = values.astype(np.int64)
+        except OverflowError:
+            exact = None
+        if exact is not None and (len(exact) == 0 or int(np.abs(exact).max()) < 2**62):
+            return exact
+    plain = [int(v) for v in values]
+    if all(-(2**62) < v < 2**62 for v in plain):
+        return np.array(plain, dtype=np.int64)
+    return np.array(plain, dtype=object)
 
 
 def _rollup_values_sql(name: str, keys: tuple[str, ...], measures: Sequence[str] = ROLLUP_MEASURES) -> str:
