@@ -171,3 +171,45 @@ def test_concurrent_replace_writers_do_not_deadlock(pg_url: str) -> None:
     rebuilt = _rollups(store)
     for name in ROLLUPS:
         pd.testing.assert_frame_equal(kept[name], rebuilt[name], check_dtype=False, obj=name)
+
+
+def test_large_batch_with_random_uids_keeps_the_first_of_a_repeated_uid(sqlite_url: str) -> None:
+    """A batch large enough to be inserted in uid order (SQLite): rows come back unchanged, the
+    first of two rows sharing a uid wins, and the rollups equal a rebuild."""
+    store = open_store(sqlite_url)
+    frame = _random_frame(np.random.default_rng(5), 12_000)
+    frame["uid"] = [f"csv:{i * 7919 % 12_000:032x}" for i in range(len(frame))]  # not in uid order
+    twin = frame.iloc[[10]].copy()
+    twin["customer_id"] = "second"
+    twin["uid"] = frame["uid"].iloc[5000]
+    batch = pd.concat([frame, twin], ignore_index=True)
+    result = store.write_events(batch)
+    assert (result.inserted, result.skipped) == (12_000, 1)
+    stored = store.query("SELECT uid, customer_id, output_tokens FROM usage_events")
+    expected = frame[["uid", "customer_id", "output_tokens"]]
+    pd.testing.assert_frame_equal(
+        stored.sort_values("uid").reset_index(drop=True), expected.sort_values("uid").reset_index(drop=True), check_dtype=False
+    )
+    kept = _rollups(store)
+    store.rebuild_rollups()
+    rebuilt = _rollups(store)
+    for name in ROLLUPS:
+        pd.testing.assert_frame_equal(kept[name], rebuilt[name], check_dtype=False, obj=name)
+
+
+@pytest.mark.parametrize("n", [3, 400])
+def test_a_uid_repeated_within_a_batch_counts_once(store: Store, n: int) -> None:
+    """Small (plain lists) and large (frame) batches: the first row of a repeated uid is stored and
+    rolled up, the repeat is skipped (before, the rollups counted both on every path)."""
+    frame = _random_frame(np.random.default_rng(n), n)
+    twin = frame.iloc[[0]].copy()
+    twin["customer_id"] = "second"
+    twin["uid"] = frame["uid"].iloc[1]
+    result = store.write_events(pd.concat([frame, twin], ignore_index=True))
+    assert (result.inserted, result.skipped) == (n, 1)
+    assert store.scalar("SELECT COUNT(*) FROM usage_events WHERE customer_id = 'second'") == 0
+    kept = _rollups(store)
+    store.rebuild_rollups()
+    rebuilt = _rollups(store)
+    for name in ROLLUPS:
+        pd.testing.assert_frame_equal(kept[name], rebuilt[name], check_dtype=False, obj=name)

@@ -349,12 +349,16 @@ class Store:
         rollups with one signed delta: the new rows minus the rows they replaced."""
         small = isinstance(batch, dict)
         uids: list[str] = batch["uid"] if small else batch["uid"].tolist()
+        given = len(uids)
+        if len(set(uids)) < given:  # a uid repeated within the batch: its first row wins
+            batch = _first_of_each_uid(batch)
+            uids = batch["uid"] if small else batch["uid"].tolist()
         old: list[pd.DataFrame] = []
         if on_conflict == "replace":
             old.append(self._take_events(cur, uids))
         split = (
             _EventColumns(list(EVENT_COLUMNS), {}, [batch[c] for c in EVENT_COLUMNS], len(uids))
-            if small else _split_event_columns(batch)
+            if small else _split_event_columns(_uid_ordered(batch) if self.dialect == "sqlite" else batch)
         )
         inserted_uids = self._insert_rows(cur, split)
         for _attempt in range(5 if on_conflict == "replace" else 0):
@@ -379,7 +383,7 @@ class Store:
         removed = pd.concat(old, ignore_index=True) if len(old) > 1 else (old[0] if old else pd.DataFrame())
         self._apply_rollup_deltas(cur, [(fresh, 1), (removed, -1)])
         replaced, kept = len(removed), _row_count(fresh)
-        return WriteResult(inserted=kept - replaced, replaced=replaced, skipped=len(uids) - kept)
+        return WriteResult(inserted=kept - replaced, replaced=replaced, skipped=given - kept)
 
     def _insert_rows(self, cur: Any, split: "_EventColumns") -> set[str] | None:
         """Insert event rows, skipping uids already stored. Returns the inserted uids, or None
@@ -412,7 +416,10 @@ class Store:
         cur.executemany(
             f"INSERT INTO usage_events ({columns}) VALUES ({values}) ON CONFLICT (uid) DO NOTHING", split.rows()
         )
-        if cur.rowcount == split.count:
+        # Not `cur.rowcount`: after a skipped duplicate, sqlite3 counts the previous row's change
+        # again. Ids are max+1 while we hold the write lock, so the highest id counts the rows.
+        cur.execute("SELECT COALESCE(MAX(id), 0) FROM usage_events")
+        if int(cur.fetchone()[0]) - highest_before == split.count:
             return None
         # We hold the write lock, so every id above the old maximum is one of ours.
         cur.execute("SELECT uid FROM usage_events WHERE id > ?", [highest_before])
@@ -697,6 +704,35 @@ EventsPart = "pd.DataFrame | dict[str, list[Any]]"  # a frame, or column name ->
 
 def _row_count(part: pd.DataFrame | dict[str, list[Any]]) -> int:
     return len(part["uid"]) if isinstance(part, dict) else len(part)
+
+
+UID_SORT_MIN_ROWS = 10_000
+
+
+def _uid_ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    """A large frame in uid order (stable: of repeated uids the first still wins), so SQLite
+    fills the uid index page after page instead of at random places (content-hash uids are
+    random; measured ~30% less insert CPU at 600k rows into 600k). `frame` itself when small
+    or already ordered (e.g. sequential request ids)."""
+    if len(frame) < UID_SORT_MIN_ROWS:
+        return frame
+    uids = frame["uid"].to_numpy(dtype=object)
+    if pd.Index(uids).is_monotonic_increasing:
+        return frame
+    try:
+        keys = uids.astype(str)  # fixed-width text: a C sort, in Python's code-point order
+    except (TypeError, ValueError):
+        return frame
+    return frame.take(np.argsort(keys, kind="stable"))
+
+
+def _first_of_each_uid(batch: pd.DataFrame | dict[str, list[Any]]) -> pd.DataFrame | dict[str, list[Any]]:
+    """The batch without later rows of a repeated uid (same kind of batch)."""
+    if isinstance(batch, dict):
+        seen: set[str] = set()
+        keep = [i for i, uid in enumerate(batch["uid"]) if not (uid in seen or seen.add(uid))]
+        return {c: [values[i] for i in keep] for c, values in batch.items()}
+    return batch[~batch["uid"].duplicated(keep="first")]
 
 
 def _subset(batch: pd.DataFrame | dict[str, list[Any]], uids: set[str]) -> pd.DataFrame | dict[str, list[Any]]:
