@@ -446,11 +446,14 @@ class Store:
         """Add each (events, sign) part to every rollup: one signed delta per rollup row (new
         minus old in replace mode), upserted in key order so concurrent writers lock rollup rows
         in one order; rows whose event count falls to 0 are deleted."""
+        removing = any(sign < 0 and _row_count(part) for part, sign in parts)
         for name, (measures, rows) in rollup_deltas(parts).items():
             if not rows:
                 continue
             keys = ROLLUPS[name]
             self._upsert_rollup(cur, name, keys, measures, rows)
+            if not removing:
+                continue
             emptied = [row[: len(keys)] for row in rows if row[len(keys)] < 0]  # measures[0] is "events"
             if emptied:
                 where = " AND ".join(f"{k} = ?" for k in keys)
