@@ -96,6 +96,8 @@ def _storage_error(exc: BaseException, where: str, writing: bool) -> StorageErro
             meaning = "the write collided with a concurrent one (deadlock or serialization failure); run it again"
         elif isinstance(original, psycopg.errors.DiskFull):
             meaning = "the database server's disk is full"
+        elif isinstance(original, psycopg.errors.ProgramLimitExceeded):
+            meaning = "a value is too large for the database (PostgreSQL cannot index text over ~2,700 bytes)"
         elif isinstance(original, psycopg.OperationalError):
             meaning = "the database server cannot be reached or closed the connection"
     if meaning is None:
