@@ -176,7 +176,7 @@ def _check_usage(store: Store, rows: list[tuple[str, dict[str, Any]]], report: A
     assert int(store.scalar("SELECT COUNT(*) FROM usage_events")) - before_events == len(stored)
     assert len(rows) - len(stored) == len(_rejected_rows(report)), "every row not stored must be reported"
     priced = store.scalar(f"SELECT CAST(COALESCE(SUM(cost_pico), 0) AS BIGINT) FROM usage_events WHERE request_id IN ({marks}) "
-                          "AND model = 'gpt-4o'", ids)
+                          "AND LOWER(model) = 'gpt-4o'", ids)  # as _expected_cost: 'GPT-4O' is gpt-4o too
     assert int(priced) == cost_total
     _count("usage", "rows_stored", len(stored))
     _count("usage", "rows_rejected", len(rows) - len(stored))
