@@ -11,8 +11,6 @@ same defaults, the same pricing and the same idempotency rule:
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 
@@ -260,8 +258,6 @@ def prepare_events(
     columns["model"] = _text(frame["model"].to_numpy(dtype=object), "")
     columns["customer_id"] = _text(columns["customer_id"], UNATTRIBUTED)
     columns["feature"] = _text(columns["feature"], NO_FEATURE)
-    for name in IDENTIFIER_COLUMNS:
-        columns[name] = bound_identifiers(columns[name])
     columns["day"], columns["month"], day_codes, day_labels = _calendar(columns["ts_us"])
     columns["source"] = _full_object(n, source)
     if import_id is not None:
@@ -312,39 +308,6 @@ def _column_array(frame: pd.DataFrame, name: str, default: object, n: int) -> np
             values[missing] = default
         return values
     return series.fillna(default).to_numpy()
-
-
-IDENTIFIER_COLUMNS = ("customer_id", "feature", "model", "project_id", "api_key_id", "user_id")
-MAX_IDENTIFIER_BYTES = 1_000
-
-
-def bound_identifier(value: str) -> str:
-    """`value` itself if its UTF-8 form fits MAX_IDENTIFIER_BYTES; else a stable shorter name:
-    the first ~900 bytes, `…#` and 20 hex digits of its SHA-256 (same input, same name).
-
-    Why: PostgreSQL cannot index a text value over ~2,700 bytes, so one absurd customer id would
-    fail every batch that holds it (and block the usage log); both databases store the same name.
-    """
-    data = value.encode("utf-8")
-    if len(data) <= MAX_IDENTIFIER_BYTES:
-        return value
-    head = data[:900].decode("utf-8", errors="ignore")
-    return f"{head}…#{hashlib.sha256(data).hexdigest()[:20]}"
-
-
-def bound_identifiers(values: np.ndarray) -> np.ndarray:
-    """An identifier column with every over-long value bounded (see `bound_identifier`)."""
-    try:
-        longest = max(map(len, values), default=0)  # C-level pass: the common all-short case stays cheap
-    except TypeError:  # None or NaN among the values
-        longest = max((len(v) for v in values if isinstance(v, str)), default=0)
-    if longest <= MAX_IDENTIFIER_BYTES // 4:  # 4 UTF-8 bytes per character at most
-        return values
-    long = [i for i, v in enumerate(values) if isinstance(v, str) and len(v) > MAX_IDENTIFIER_BYTES // 4]
-    values = values.copy()
-    for i in long:
-        values[i] = bound_identifier(values[i])
-    return values
 
 
 def _text(values: np.ndarray, empty: str) -> np.ndarray:

@@ -235,8 +235,8 @@ class Store:
             cur.execute(self.sql(statement), list(params))
             return int(cur.rowcount or 0)
 
-    def query(self, statement: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-        """Run a SELECT and return its rows as a DataFrame (column names from the query)."""
+    def fetch(self, statement: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:
+        """Run a SELECT (`?` placeholders) and return (column names, rows as plain tuples)."""
         with _storage_errors(self.url):
             raw = self.engine.raw_connection()
             try:
@@ -247,6 +247,11 @@ class Store:
                 cur.close()
             finally:
                 raw.close()
+        return columns, rows
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """Run a SELECT and return its rows as a DataFrame (column names from the query)."""
+        columns, rows = self.fetch(statement, params)
         return _records_frame(rows, columns)
 
     def scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:

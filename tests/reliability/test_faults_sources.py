@@ -255,14 +255,19 @@ def _openai_outcome(store: Store, proxy_url: str) -> tuple[str, str]:
     return "imported", ",".join(f"{d:g}" for d in retry.delays)
 
 
+def _clean_openai_import(fake: FakeOpenAIAdmin, clean: Store) -> None:
+    """Serve six days of usage and import them without faults into `clean` (the reference)."""
+    _serve_openai(fake, days=6)
+    import_openai(clean, load_catalog(), client=openai_client(admin_key=ADMIN_KEY, base_url=fake.base_url),
+                  since=OPENAI_RANGE[0], until=OPENAI_RANGE[1], retry=RetryPolicy(sleep=lambda _s: None))
+
+
 @pytest.mark.parametrize("fault", TRANSIENT)
 def test_openai_import_rides_out_transient_api_faults(fault: str, sqlite_url: str, tmp_path: Path) -> None:
     clean = open_store(f"sqlite:///{tmp_path / 'clean.db'}")
     store = open_store(sqlite_url)
     with FakeOpenAIAdmin() as fake:
-        _serve_openai(fake, days=6)
-        import_openai(clean, load_catalog(), client=openai_client(admin_key=ADMIN_KEY, base_url=fake.base_url),
-                      since=OPENAI_RANGE[0], until=OPENAI_RANGE[1], retry=RetryPolicy(sleep=lambda _s: None))
+        _clean_openai_import(fake, clean)
         with ChaosProxy(fake.base_url, [None, fault, fault, None, fault]) as proxy:
             outcome, detail = _openai_outcome(store, proxy.url)
     assert outcome == "imported", detail
@@ -277,9 +282,7 @@ def test_openai_import_garbled_answer_is_a_clear_error_or_retried(fault: str, sq
     clean = open_store(f"sqlite:///{tmp_path / 'clean.db'}")
     store = open_store(sqlite_url)
     with FakeOpenAIAdmin() as fake:
-        _serve_openai(fake, days=6)
-        import_openai(clean, load_catalog(), client=openai_client(admin_key=ADMIN_KEY, base_url=fake.base_url),
-                      since=OPENAI_RANGE[0], until=OPENAI_RANGE[1], retry=RetryPolicy(sleep=lambda _s: None))
+        _clean_openai_import(fake, clean)
         before = business_snapshot(store, OPENAI_TABLES)
         with ChaosProxy(fake.base_url, [None, fault]) as proxy:
             try:
