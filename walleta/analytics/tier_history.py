@@ -24,6 +24,7 @@ SQLite: 64-bit, which SQLite itself turns into doubles only past ~9.2e18, i.e. m
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ..fx import FxTable
@@ -31,7 +32,7 @@ from ..revenue import monthly_revenue
 from ..schema import UNATTRIBUTED
 from ..store import Store
 from .period import month_end, month_range
-from .sources import read, _END, _SINGLE_MONTH, _counted_kinds, integral_factor, to_usd_pico
+from .sources import read, _END, _SINGLE_MONTH, _counted_kinds, group_sum, integral_factor, to_usd_pico
 
 __all__ = ["tier_history", "since_and_change", "HISTORY_TIERS"]
 
@@ -146,42 +147,60 @@ def _spread_values(store: Store, fx: FxTable | None, first_month: str, last_day:
         return empty
     spread = spread.groupby(["customer_id", "month", "currency"], as_index=False)["amount_minor"].sum()
     spread["pico"] = to_usd_pico(spread["amount_minor"], spread["currency"], fx)
-    rows = []
-    for (customer, month), group in spread.groupby(["customer_id", "month"], sort=True):
-        converted = sum(int(v) for v in group["pico"] if v is not None)
-        unconverted = int(any(v is None and a != 0 for v, a in zip(group["pico"], group["amount_minor"])))
-        rows.append(f"({_lit(customer)}, {_lit(month)}, {converted}, {unconverted})")
+    missing = spread["pico"].isna().to_numpy()
+    spread["converted"] = spread["pico"].where(~missing, 0)
+    spread["unconverted"] = (missing & (spread["amount_minor"].to_numpy() != 0)).astype(np.int64)
+    sums = group_sum(spread, ["customer_id", "month"], ["converted", "unconverted"])
+    rows = [f"({_lit(c)}, {_lit(m)}, {int(v)}, {int(u > 0)})"
+            for c, m, v, u in zip(sums["customer_id"].tolist(), sums["month"].tolist(), sums["converted"].tolist(), sums["unconverted"].tolist())]
     return "VALUES " + ", ".join(rows)
 
 
 def since_and_change(frame: pd.DataFrame, history: pd.DataFrame, months: list[str], last_month: str) -> pd.DataFrame:
-    """Add tier_since and the month-over-month columns to a period frame (customer_id, tier)."""
+    """Add tier_since and the month-over-month columns to a period frame (customer_id, tier).
+
+    Vectorised over customers: month indexes as float arrays (NaN = none), the money columns
+    looked up by position as Python ints (no float on the money path)."""
     from .display import pct
 
     last = len(months) - 1 if months and months[-1] == last_month else None
-    merged = frame[["customer_id", "tier"]].merge(history, on="customer_id", how="left")
-    since: list[str | None] = []
-    for row in merged.itertuples(index=False):
-        if last is None:
-            since.append(None)
-            continue
-        if row.tier == "inactive":  # the run of months without revenue or usage up to the last month
-            start = 0 if pd.isna(row.first_idx) else int(row.last_idx) + 1
-            since.append(months[start] if start <= last else None)
-            continue
-        if pd.isna(row.first_idx):
-            since.append(None)
-            continue
-        miss = getattr(row, f"miss_{row.tier}", None)
-        bounds = [int(row.first_idx) - 1]
-        bounds += [int(v) for v in (miss, row.last_gap) if v is not None and not pd.isna(v)]
-        if int(row.last_idx) < last:
-            bounds.append(last)
-        start = max(bounds) + 1
-        since.append(months[start] if start <= last else None)
+    n = len(frame)
+    position = pd.Index(history["customer_id"]).get_indexer(frame["customer_id"]) if len(history) else np.full(n, -1)
+    found = position >= 0
+
+    def index_column(column: str) -> np.ndarray:
+        out = np.full(n, np.nan)
+        if column in history and found.any():
+            values = pd.to_numeric(history[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            out[found] = values[position[found]]
+        return out
+
+    def money_column(column: str) -> list[int]:
+        out = np.zeros(n, dtype=object)
+        if column in history and found.any():
+            values = history[column].to_numpy(dtype=object)
+            picked = values[position[found]]
+            out[found] = [0 if v is None or (not isinstance(v, int) and pd.isna(v)) else int(v) for v in picked]
+        return [int(v) for v in out]
+
+    tiers = frame["tier"].to_numpy(dtype=object)
+    first, last_idx, gap = index_column("first_idx"), index_column("last_idx"), index_column("last_gap")
+    miss = np.full(n, np.nan)
+    for tier in HISTORY_TIERS:
+        chosen = tiers == tier
+        if chosen.any():
+            miss[chosen] = index_column(f"miss_{tier}")[chosen]
+    since: list[str | None] = [None] * n
+    if last is not None:
+        no_history = np.isnan(first)
+        bound = np.fmax(np.fmax(first - 1, miss), gap)
+        bound = np.fmax(bound, np.where(last_idx < last, last, np.nan))
+        start = np.where(tiers == "inactive", np.where(no_history, 0, last_idx + 1), bound + 1)
+        valid = (start <= last) & ((tiers == "inactive") | ~no_history)
+        since = [months[int(s)] if ok else None for s, ok in zip(start.tolist(), valid.tolist())]
     out = frame.copy()
     out["tier_since"] = pd.Series(since, index=frame.index, dtype=object)
-    values = {c: [0 if pd.isna(v) else int(v) for v in merged[c]] for c in ("margin_now", "margin_before", "revenue_now", "revenue_before")}
+    values = {c: money_column(c) for c in ("margin_now", "margin_before", "revenue_now", "revenue_before")}
     out["last_month"] = last_month
     out["last_month_margin_pico"] = pd.Series(values["margin_now"], index=frame.index, dtype=object)
     out["prev_month_margin_pico"] = pd.Series(values["margin_before"], index=frame.index, dtype=object)
@@ -192,5 +211,3 @@ def since_and_change(frame: pd.DataFrame, history: pd.DataFrame, months: list[st
         index=frame.index, dtype=object,
     )
     return out
-
-
