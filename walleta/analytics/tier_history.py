@@ -10,8 +10,10 @@ and exact integer thresholds as `margins._tiers`) and returns one row per custom
 - `miss_<tier>`: the last month index whose tier was not <tier>,
 - `margin_now` / `margin_before` / `revenue_now` / `revenue_before`: the last and previous month.
 
-Usage and revenue months are combined with UNION ALL + GROUP BY, not a FULL OUTER JOIN: SQLite
-runs that join of two unindexed CTEs as a nested loop (minutes at 10k customers).
+Usage months and revenue entries are combined with one UNION ALL + GROUP BY (customer, month), not
+a FULL OUTER JOIN: SQLite runs that join of two unindexed CTEs as a nested loop (minutes at 10k
+customers). Single-month entries are converted row by row (exact integer products) and summed in
+that one GROUP BY; month indexes are computed from the month text, not joined.
 
 Revenue is converted in SQL as amount x (whole pico-dollars per minor unit); single-month
 entries are summed there, multi-month entries (annual plans) are spread by the recognition rule
@@ -80,27 +82,23 @@ def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: 
     last_day = month_end(last_month).isoformat()
     convertible = {c: f for c, f in factors.items() if f is not None}
     convert = " ".join(f"WHEN {_lit(c)} THEN amount_minor * {f}" for c, f in sorted(convertible.items()))
-    converted_sum = f"SUM(CASE UPPER(currency) {convert} ELSE 0 END)" if convert else "SUM(0)"
-    unconverted_flag = (f"MAX(CASE WHEN UPPER(currency) IN ({', '.join(_lit(c) for c in sorted(convertible))}) THEN 0 ELSE 1 END)"
-                        if convertible else "MAX(1)")
+    converted = f"CASE UPPER(currency) {convert} ELSE 0 END" if convert else "0"
+    unconverted_flag = (f"CASE WHEN UPPER(currency) IN ({', '.join(_lit(c) for c in sorted(convertible))}) THEN 0 ELSE 1 END"
+                        if convertible else "1")
     kinds = ", ".join(_lit(k) for k in sorted(counted)) or "NULL"
     spread = _spread_values(store, fx, months[0], last_day, last_month)
     last, before = index[last_month], index[last_month] - 1
     misses = ", ".join(f"MAX(CASE WHEN tier <> '{t}' THEN idx END) AS miss_{t}" for t in HISTORY_TIERS)
+    year0, month0 = int(months[0][:4]), int(months[0][5:7])
+    month_idx = f"(CAST(SUBSTR(j.month, 1, 4) AS INTEGER) - {year0}) * 12 + CAST(SUBSTR(j.month, 6, 2) AS INTEGER) - {month0}"
     sql = f"""
-WITH months(month, idx) AS (VALUES {', '.join(f"({_lit(m)}, {i})" for m, i in index.items())}),
-single AS (
-  SELECT customer_id, SUBSTR(period_start, 1, 7) AS month, {converted_sum} AS revenue, {unconverted_flag} AS unconverted
+WITH single AS (
+  SELECT customer_id, SUBSTR(period_start, 1, 7) AS month, {converted} AS revenue,
+         {unconverted_flag} AS unconverted
   FROM revenue_entries
   WHERE {_SINGLE_MONTH} AND kind IN ({kinds}) AND period_start >= {_lit(months[0] + '-01')} AND period_start <= {_lit(last_day)}
-  GROUP BY customer_id, SUBSTR(period_start, 1, 7)
 ),
 spread(customer_id, month, revenue, unconverted) AS ({spread}),
-rev AS (
-  SELECT customer_id, month, SUM(revenue) AS revenue, MAX(unconverted) AS unconverted
-  FROM (SELECT customer_id, month, revenue, unconverted FROM single UNION ALL SELECT customer_id, month, revenue, unconverted FROM spread) u
-  GROUP BY customer_id, month
-),
 usage AS (
   SELECT customer_id, month, cost_pico AS cost, requests, unpriced_requests AS unpriced FROM rollup_customer_month WHERE month <= {_lit(last_month)}
 ),
@@ -108,13 +106,14 @@ joined AS (
   SELECT customer_id, month, SUM(revenue) AS revenue, MAX(unconverted) AS unconverted,
          SUM(cost) AS cost, SUM(requests) AS requests, SUM(unpriced) AS unpriced
   FROM (SELECT customer_id, month, 0 AS revenue, 0 AS unconverted, cost, requests, unpriced FROM usage
-        UNION ALL SELECT customer_id, month, revenue, unconverted, 0, 0, 0 FROM rev) both_sides
+        UNION ALL SELECT customer_id, month, revenue, unconverted, 0, 0, 0 FROM single
+        UNION ALL SELECT customer_id, month, revenue, unconverted, 0, 0, 0 FROM spread) both_sides
   GROUP BY customer_id, month
 ),
 tiers AS (
-  SELECT j.customer_id AS customer_id, m.idx AS idx, j.revenue AS revenue, j.cost AS cost,
+  SELECT j.customer_id AS customer_id, {month_idx} AS idx, j.revenue AS revenue, j.cost AS cost,
          {_tier_case(store, thresholds)} AS tier
-  FROM joined j JOIN months m ON m.month = j.month
+  FROM joined j WHERE j.month >= {_lit(months[0])} AND j.month <= {_lit(last_month)}
 ),
 flagged AS (
   SELECT customer_id, idx, revenue, cost, tier,
