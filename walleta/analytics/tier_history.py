@@ -36,7 +36,7 @@ from ..store import Store
 from .period import month_end, month_range
 from .sources import read, _END, _SINGLE_MONTH, _counted_kinds, group_sum, integral_factor, to_usd_pico
 
-__all__ = ["tier_history", "since_and_change", "HISTORY_TIERS"]
+__all__ = ["tier_history", "since_and_change", "paying_by_month", "HISTORY_TIERS"]
 
 HISTORY_TIERS = ("healthy", "moderate", "at_risk", "losing", "free", "no_usage", "unpriced", "unconverted", "unattributed")
 
@@ -63,9 +63,10 @@ def _tier_case(store: Store, thresholds: object) -> str:
     )
 
 
-def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: object) -> tuple[pd.DataFrame, list[str]] | None:
-    """One row per customer with history up to `last_month` (see the module docstring), and the
-    list of months the indexes refer to; None when the SQL path does not apply."""
+def _sql_conversion(store: Store, fx: FxTable | None) -> tuple[pd.DataFrame, str, str, str] | None:
+    """What the SQL paths need to recognise and convert single-month entries row by row:
+    (facts: kind, currency, first period_start; the counted kinds as a SQL list; the converted
+    amount expression; the unconverted flag expression), or None when they do not apply."""
     facts = read(store, "SELECT kind, UPPER(currency) AS currency, MIN(period_start) AS first FROM revenue_entries GROUP BY kind, UPPER(currency)")
     counted, identity = _counted_kinds(tuple(sorted(set(facts["kind"])))) if not facts.empty else (frozenset(), True)
     if not identity:
@@ -73,6 +74,49 @@ def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: 
     factors = {c: integral_factor(fx, c) for c in set(facts["currency"])}
     if any(f is None and fx is not None and fx.has(c) for c, f in factors.items()):
         return None
+    convertible = {c: f for c, f in factors.items() if f is not None}
+    convert = " ".join(f"WHEN {_lit(c)} THEN amount_minor * {f}" for c, f in sorted(convertible.items()))
+    converted = f"CASE UPPER(currency) {convert} ELSE 0 END" if convert else "0"
+    unconverted_flag = (f"CASE WHEN UPPER(currency) IN ({', '.join(_lit(c) for c in sorted(convertible))}) THEN 0 ELSE 1 END"
+                        if convertible else "1")
+    kinds = ", ".join(_lit(k) for k in sorted(counted)) or "NULL"
+    return facts, kinds, converted, unconverted_flag
+
+
+def paying_by_month(store: Store, fx: FxTable | None, first_month: str, last_month: str) -> pd.DataFrame | None:
+    """Customers with converted revenue > 0 per month in [first, last], counted in SQL (columns
+    month, paying_customers; months without any are absent); None when the SQL path does not
+    apply (then count from `revenue_by_customer_month`)."""
+    conversion = _sql_conversion(store, fx)
+    if conversion is None:
+        return None
+    _, kinds, converted, _ = conversion
+    last_day = month_end(last_month).isoformat()
+    spread = _spread_values(store, fx, first_month, last_day, last_month)
+    sql = f"""
+WITH single AS (
+  SELECT customer_id, SUBSTR(period_start, 1, 7) AS month, {converted} AS revenue
+  FROM revenue_entries
+  WHERE {_SINGLE_MONTH} AND kind IN ({kinds}) AND period_start >= {_lit(first_month + '-01')} AND period_start <= {_lit(last_day)}
+),
+spread(customer_id, month, revenue, unconverted) AS ({spread}),
+per_customer AS (
+  SELECT customer_id, month, SUM(revenue) AS revenue
+  FROM (SELECT customer_id, month, revenue FROM single UNION ALL SELECT customer_id, month, revenue FROM spread) both_kinds
+  GROUP BY customer_id, month
+)
+SELECT month, COUNT(*) AS paying_customers FROM per_customer WHERE revenue > 0 GROUP BY month
+"""
+    return read(store, sql)
+
+
+def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: object) -> tuple[pd.DataFrame, list[str]] | None:
+    """One row per customer with history up to `last_month` (see the module docstring), and the
+    list of months the indexes refer to; None when the SQL path does not apply."""
+    conversion = _sql_conversion(store, fx)
+    if conversion is None:
+        return None
+    facts, kinds, converted, unconverted_flag = conversion
     first_usage = store.scalar("SELECT MIN(month) FROM rollup_customer_month")
     starts = [m for m in (first_usage, *(str(f)[:7] for f in facts["first"])) if m]
     if not starts or min(starts) > last_month:
@@ -80,12 +124,6 @@ def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: 
     months = month_range(min(starts), last_month)
     index = {m: i for i, m in enumerate(months)}
     last_day = month_end(last_month).isoformat()
-    convertible = {c: f for c, f in factors.items() if f is not None}
-    convert = " ".join(f"WHEN {_lit(c)} THEN amount_minor * {f}" for c, f in sorted(convertible.items()))
-    converted = f"CASE UPPER(currency) {convert} ELSE 0 END" if convert else "0"
-    unconverted_flag = (f"CASE WHEN UPPER(currency) IN ({', '.join(_lit(c) for c in sorted(convertible))}) THEN 0 ELSE 1 END"
-                        if convertible else "1")
-    kinds = ", ".join(_lit(k) for k in sorted(counted)) or "NULL"
     spread = _spread_values(store, fx, months[0], last_day, last_month)
     last, before = index[last_month], index[last_month] - 1
     misses = ", ".join(f"MAX(CASE WHEN tier <> '{t}' THEN idx END) AS miss_{t}" for t in HISTORY_TIERS)
