@@ -151,7 +151,12 @@ def _revenue_rows(store: Store, first_month: str | None, last_month: str | None,
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     frame = pd.concat(parts, ignore_index=True)
-    return frame.astype({"amount_minor": np.int64}).groupby([*by, "currency"], as_index=False, sort=True)["amount_minor"].sum()
+    # Keys as plain object arrays: Arrow-backed strings (from the recognition rule's frame) make
+    # every later per-row step (dicts, isin, merges) several times slower.
+    out = frame.astype({"amount_minor": np.int64}).groupby([*by, "currency"], as_index=False, sort=True)["amount_minor"].sum()
+    for key in [*by, "currency"]:
+        out[key] = pd.Series(out[key].to_numpy(dtype=object), index=out.index, dtype=object)
+    return out
 
 
 def revenue_by_customer_month(
@@ -259,7 +264,11 @@ def group_sum(frame: pd.DataFrame, keys: Sequence[str], columns: Sequence[str]) 
             out[column] = pd.Series(hi * 2**32 + lo, index=out.index, dtype=object)
         elif plans[column] == "python":
             out[column] = grouped[column].agg(lambda v: sum(int(x) for x in v))
-    return out.reset_index()[[*keys, *columns]]
+    out = out.reset_index()[[*keys, *columns]]
+    for key in keys:  # keep object keys object (pandas would infer Arrow-backed strings)
+        if frame[key].dtype == object and out[key].dtype != object:
+            out[key] = pd.Series(out[key].to_numpy(dtype=object), index=out.index, dtype=object)
+    return out
 
 
 def _total(table: pd.DataFrame, column: str, plan: str) -> int:
