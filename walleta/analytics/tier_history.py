@@ -97,7 +97,7 @@ def paying_by_month(store: Store, fx: FxTable | None, first_month: str, last_mon
 WITH single AS (
   SELECT customer_id, SUBSTR(period_start, 1, 7) AS month, {converted} AS revenue
   FROM revenue_entries
-  WHERE {_SINGLE_MONTH} AND kind IN ({kinds}) AND period_start >= {_lit(first_month + '-01')} AND period_start <= {_lit(last_day)}
+  WHERE period_start >= {_lit(first_month + '-01')} AND period_start <= {_lit(last_day)} AND kind IN ({kinds}) AND {_SINGLE_MONTH}
 ),
 spread(customer_id, month, revenue, unconverted) AS ({spread}),
 per_customer AS (
@@ -134,7 +134,7 @@ WITH single AS (
   SELECT customer_id, SUBSTR(period_start, 1, 7) AS month, {converted} AS revenue,
          {unconverted_flag} AS unconverted
   FROM revenue_entries
-  WHERE {_SINGLE_MONTH} AND kind IN ({kinds}) AND period_start >= {_lit(months[0] + '-01')} AND period_start <= {_lit(last_day)}
+  WHERE period_start >= {_lit(months[0] + '-01')} AND period_start <= {_lit(last_day)} AND kind IN ({kinds}) AND {_SINGLE_MONTH}
 ),
 spread(customer_id, month, revenue, unconverted) AS ({spread}),
 usage AS (
@@ -172,7 +172,7 @@ def _spread_values(store: Store, fx: FxTable | None, first_month: str, last_day:
     """Multi-month entries spread by the recognition rule, as a SQL VALUES list (or an empty SELECT)."""
     multi = read(store, 
         "SELECT customer_id, period_start, period_end, amount_minor, currency, kind FROM revenue_entries "
-        f"WHERE NOT ({_SINGLE_MONTH}) AND period_start <= ? AND {_END} >= ?",
+        f"WHERE period_start <= ? AND {_END} >= ? AND NOT ({_SINGLE_MONTH})",
         [last_day, f"{first_month}-01"],
     )
     empty = "SELECT '' AS customer_id, '' AS month, 0 AS revenue, 0 AS unconverted WHERE 1 = 0"
