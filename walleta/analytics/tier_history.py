@@ -36,7 +36,7 @@ from ..store import Store
 from .period import month_end, month_range
 from .sources import read, _END, _SINGLE_MONTH, _counted_kinds, group_sum, integral_factor, to_usd_pico
 
-__all__ = ["tier_history", "since_and_change", "paying_by_month", "HISTORY_TIERS"]
+__all__ = ["tier_history", "since_and_change", "revenue_and_paying_by_month", "HISTORY_TIERS"]
 
 HISTORY_TIERS = ("healthy", "moderate", "at_risk", "losing", "free", "no_usage", "unpriced", "unconverted", "unattributed")
 
@@ -83,14 +83,21 @@ def _sql_conversion(store: Store, fx: FxTable | None) -> tuple[pd.DataFrame, str
     return facts, kinds, converted, unconverted_flag
 
 
-def paying_by_month(store: Store, fx: FxTable | None, first_month: str, last_month: str) -> pd.DataFrame | None:
-    """Customers with converted revenue > 0 per month in [first, last], counted in SQL (columns
-    month, paying_customers; months without any are absent); None when the SQL path does not
-    apply (then count from `revenue_by_customer_month`)."""
+def revenue_and_paying_by_month(store: Store, fx: FxTable | None, first_month: str, last_month: str) -> pd.DataFrame | None:
+    """Recognised revenue (USD pico-dollars, Python int) and customers with revenue > 0 per month
+    in [first, last], both computed in SQL from one customer x month GROUP BY (columns month,
+    revenue_pico, paying_customers; months without counted entries are absent). None when the SQL
+    path does not apply or some currency has no whole-pico rate (nothing is unconverted here):
+    then use `revenue_totals` and `revenue_by_customer_month`.
+
+    Month totals are summed as high and low 32-bit halves (truncating division, the same in SQLite
+    and PostgreSQL) and recombined in Python, so a month above int64 pico-dollars stays exact."""
     conversion = _sql_conversion(store, fx)
     if conversion is None:
         return None
-    _, kinds, converted, _ = conversion
+    facts, kinds, converted, _ = conversion
+    if any(integral_factor(fx, c) is None for c in set(facts["currency"])):
+        return None
     last_day = month_end(last_month).isoformat()
     spread = _spread_values(store, fx, first_month, last_day, last_month)
     sql = f"""
@@ -101,13 +108,21 @@ WITH single AS (
 ),
 spread(customer_id, month, revenue, unconverted) AS ({spread}),
 per_customer AS (
-  SELECT customer_id, month, SUM(revenue) AS revenue
+  SELECT customer_id, month, CAST(SUM(revenue) AS BIGINT) AS revenue
   FROM (SELECT customer_id, month, revenue FROM single UNION ALL SELECT customer_id, month, revenue FROM spread) both_kinds
   GROUP BY customer_id, month
 )
-SELECT month, COUNT(*) AS paying_customers FROM per_customer WHERE revenue > 0 GROUP BY month
+SELECT month, CAST(SUM(revenue / 4294967296) AS BIGINT) AS hi, CAST(SUM(revenue - (revenue / 4294967296) * 4294967296) AS BIGINT) AS lo,
+       SUM(CASE WHEN revenue > 0 THEN 1 ELSE 0 END) AS paying_customers
+FROM per_customer GROUP BY month ORDER BY month
 """
-    return read(store, sql)
+    frame = read(store, sql)
+    revenue = [int(h) * 2**32 + int(lo) for h, lo in zip(frame["hi"].tolist(), frame["lo"].tolist())]
+    return pd.DataFrame({
+        "month": pd.Series(frame["month"].tolist(), dtype=object),
+        "revenue_pico": pd.Series(revenue, dtype=object),
+        "paying_customers": pd.Series([int(v) for v in frame["paying_customers"].tolist()], dtype=np.int64),
+    })
 
 
 def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: object) -> tuple[pd.DataFrame, list[str]] | None:

@@ -25,7 +25,7 @@ from ..store import Store
 from .display import pct
 from .period import Period
 from .sources import read, NO_PLAN, UNKNOWN, group_sum, revenue_by_customer_month, revenue_totals, usage_sql
-from .tier_history import paying_by_month
+from .tier_history import revenue_and_paying_by_month
 
 __all__ = ["GRAINS", "DIMENSIONS", "trend", "monthly_summary", "OTHER_CUSTOMERS", "bucket_of"]
 
@@ -221,11 +221,12 @@ def monthly_summary(store: Store, period: Period, fx: FxTable | None) -> pd.Data
     )
     frame = pd.DataFrame({"month": period.months_list})
     frame = frame.merge(usage, on="month", how="left")
-    revenue = revenue_totals(store, fx, period.first_month, period.last_month, ["month"])
-    counted = paying_by_month(store, fx, period.first_month, period.last_month)
-    if counted is not None:  # counted in SQL: no customer x month rows read into Python
-        paying = counted.set_index("month")["paying_customers"] if not counted.empty else _paying_customers(pd.DataFrame())
+    in_sql = revenue_and_paying_by_month(store, fx, period.first_month, period.last_month)
+    if in_sql is not None:  # one SQL statement: no customer x month rows read into Python
+        revenue = in_sql.assign(unconverted_revenue="")
+        paying = in_sql.set_index("month")["paying_customers"]
     else:
+        revenue = revenue_totals(store, fx, period.first_month, period.last_month, ["month"])
         paying = _paying_customers(revenue_by_customer_month(store, fx, period.first_month, period.last_month))
     frame = frame.merge(revenue[["month", "revenue_pico", "unconverted_revenue"]], on="month", how="left")
     frame = frame.merge(paying.reset_index(), on="month", how="left")
