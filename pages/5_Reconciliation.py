@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from walleta import ui
-from walleta.analytics.reconciliation import reconcile, reconciliation_summary, unpriced_models
+from walleta.analytics.reconciliation import reconcile, reconciliation_lines, reconciliation_summary, unpriced_models
 
 GAP_COLUMNS = {
     "estimated_pico": ui.tables.money("Estimated"),
@@ -16,6 +16,19 @@ GAP_COLUMNS = {
     "explanation": ui.tables.text("What the gap most likely is", width="large"),
     **ui.tables.standard("unpriced_requests"),
 }
+
+
+def reconciliation_views(store: object, period: object, catalog: object) -> dict[str, pd.DataFrame]:
+    """The summary and every breakdown of the period from ONE read of the estimated and billed
+    line items (building them is most of the cost; each view from them is cheap)."""
+    lines = reconciliation_lines(store, period, catalog)  # type: ignore[arg-type]
+    return {
+        "summary": reconciliation_summary(store, period, catalog, lines=lines),  # type: ignore[arg-type]
+        "day": reconcile(store, period, catalog, by=("day",), lines=lines),  # type: ignore[arg-type]
+        "line_item": reconcile(store, period, catalog, by=("line_item",), lines=lines),  # type: ignore[arg-type]
+        "all": reconcile(store, period, catalog, lines=lines),  # type: ignore[arg-type]
+    }
+
 
 with ui.page("Reconciliation", ":material/balance:", needs_usage=False) as ctx:
     if ctx.coverage.billed_cost_rows == 0:
@@ -30,7 +43,8 @@ with ui.page("Reconciliation", ":material/balance:", needs_usage=False) as ctx:
         st.stop()
     st.caption(f"{ctx.period.label} · usage priced with the catalog against what OpenAI billed (Costs API). Nothing is hidden: "
                "what no customer carries is shown as the unattributed remainder.")
-    summary = ui.load(reconciliation_summary, ctx.window, ui.CATALOG)
+    views = ui.load(reconciliation_views, ctx.window, ui.CATALOG)
+    summary = views["summary"]
     parts = summary.set_index("component")["amount_pico"]
 
     def amount(label: str) -> int | None:
@@ -63,19 +77,19 @@ with ui.page("Reconciliation", ":material/balance:", needs_usage=False) as ctx:
         required=True,
     )
     if view == "day":
-        by_day = ui.load(reconcile, ctx.window, ui.CATALOG, by=("day",))
+        by_day = views["day"]
         if not by_day.empty:
             chart = ui.charts.money_over_time(by_day, x="day", x_kind="day", series={"Billed": "billed_pico", "Estimated": "estimated_pico"}, height=280, points=False)
             ui.charts.show(chart)
         ui.table(by_day, key="reconcile_days", file_name=ctx.csv_name("reconciliation-days"),
                  columns={"day": ui.tables.text("Day", pinned=True), **GAP_COLUMNS})
     elif view == "line_item":
-        by_item = ui.load(reconcile, ctx.window, ui.CATALOG, by=("line_item",))
+        by_item = views["line_item"]
         st.caption("Largest gaps first.")
         ui.table(by_item, key="reconcile_items", file_name=ctx.csv_name("reconciliation-line-items"),
                  columns={"line_item": ui.tables.text("Line item", pinned=True), **GAP_COLUMNS})
     else:
-        detail = ui.load(reconcile, ctx.window, ui.CATALOG)
+        detail = views["all"]
         ui.table(detail, key="reconcile_detail", file_name=ctx.csv_name("reconciliation"),
                  columns={"day": ui.tables.text("Day"), "project_id": ui.tables.text("Project"), "line_item": ui.tables.text("Line item"), **GAP_COLUMNS})
     missing = ui.load(unpriced_models, ctx.window, ui.CATALOG)

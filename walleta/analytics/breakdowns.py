@@ -156,11 +156,12 @@ def _allocate(store: Store, period: Period, fx: FxTable | None, allocation: Allo
         sign = np.where(rev < 0, -1, 1).astype(object)
         floor = sign * ((sign * rev * own) // customer_basis)
         merged = merged.assign(part=floor)
-        remainder = group_sum(merged, ["customer_id"], ["part"]).set_index("customer_id")["part"]
+        sums = group_sum(merged, ["customer_id"], ["part"])
+        remainder = dict(zip(sums["customer_id"].tolist(), (int(v) for v in sums["part"].tolist())))
         largest = merged.sort_values(["customer_id", "basis", "feature"], ascending=[True, False, True]).drop_duplicates("customer_id")
-        revenue_of = dict(zip(revenue["customer_id"], (int(v) for v in revenue["revenue_pico"])))
-        fixes = {idx: revenue_of[c] - int(remainder[c]) for idx, c in zip(largest.index, largest["customer_id"])}
-        parts = [int(p) + fixes.get(i, 0) for i, p in zip(merged.index, merged["part"])]
+        revenue_of = dict(zip(revenue["customer_id"].tolist(), (int(v) for v in revenue["revenue_pico"].tolist())))
+        fixes = {idx: revenue_of[c] - remainder[c] for idx, c in zip(largest.index.tolist(), largest["customer_id"].tolist())}
+        parts = [int(p) + fixes.get(i, 0) for i, p in zip(merged.index.tolist(), merged["part"].tolist())]
         merged = merged.assign(part=pd.Series(parts, index=merged.index, dtype=object))
         per_feature = group_sum(merged, ["feature"], ["part"])
         result.update(zip(per_feature["feature"], (int(v) for v in per_feature["part"])))

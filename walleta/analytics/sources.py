@@ -74,6 +74,8 @@ NO_PLAN = "(no plan)"
 
 _END = "CASE WHEN period_end IS NULL OR period_end = '' OR period_end < period_start THEN period_start ELSE period_end END"
 _SINGLE_MONTH = f"SUBSTR(period_start, 1, 7) = SUBSTR({_END}, 1, 7)"
+# In WHERE clauses the cheap period_start range comes first: SQLite evaluates the terms in order,
+# so the string work of _SINGLE_MONTH is done only for entries in range (2-3x faster per query).
 REVENUE_COLUMNS = ["customer_id", "month", "currency", "amount_minor", "revenue_pico"]
 
 
@@ -128,7 +130,7 @@ def _revenue_rows(store: Store, first_month: str | None, last_month: str | None,
     group = "".join(f"{_GROUP_SQL[k]}, " for k in by)
     single = read(store, 
         f"SELECT {select}UPPER(currency) AS currency, kind, CAST(SUM(amount_minor) AS BIGINT) AS amount_minor FROM revenue_entries "
-        f"WHERE {_SINGLE_MONTH} AND period_start >= ? AND period_start <= ? GROUP BY {group}UPPER(currency), kind",
+        f"WHERE period_start >= ? AND period_start <= ? AND {_SINGLE_MONTH} GROUP BY {group}UPPER(currency), kind",
         [lo_day, hi_day],
     )
     counted, identity = _counted_kinds(tuple(sorted(set(single["kind"]))) if not single.empty else ())
@@ -140,7 +142,7 @@ def _revenue_rows(store: Store, first_month: str | None, last_month: str | None,
             parts.append(single[single["kind"].isin(counted)])
         multi = read(store, 
             "SELECT customer_id, period_start, period_end, amount_minor, currency, kind FROM revenue_entries "
-            f"WHERE NOT ({_SINGLE_MONTH}) AND period_start <= ? AND {_END} >= ?",
+            f"WHERE period_start <= ? AND {_END} >= ? AND NOT ({_SINGLE_MONTH})",
             [hi_day, lo_day],
         )
         if not multi.empty:
@@ -151,7 +153,12 @@ def _revenue_rows(store: Store, first_month: str | None, last_month: str | None,
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     frame = pd.concat(parts, ignore_index=True)
-    return frame.astype({"amount_minor": np.int64}).groupby([*by, "currency"], as_index=False, sort=True)["amount_minor"].sum()
+    # Keys as plain object arrays: Arrow-backed strings (from the recognition rule's frame) make
+    # every later per-row step (dicts, isin, merges) several times slower.
+    out = frame.astype({"amount_minor": np.int64}).groupby([*by, "currency"], as_index=False, sort=True)["amount_minor"].sum()
+    for key in [*by, "currency"]:
+        out[key] = pd.Series(out[key].to_numpy(dtype=object), index=out.index, dtype=object)
+    return out
 
 
 def revenue_by_customer_month(
@@ -259,7 +266,11 @@ def group_sum(frame: pd.DataFrame, keys: Sequence[str], columns: Sequence[str]) 
             out[column] = pd.Series(hi * 2**32 + lo, index=out.index, dtype=object)
         elif plans[column] == "python":
             out[column] = grouped[column].agg(lambda v: sum(int(x) for x in v))
-    return out.reset_index()[[*keys, *columns]]
+    out = out.reset_index()[[*keys, *columns]]
+    for key in keys:  # keep object keys object (pandas would infer Arrow-backed strings)
+        if frame[key].dtype == object and out[key].dtype != object:
+            out[key] = pd.Series(out[key].to_numpy(dtype=object), index=out.index, dtype=object)
+    return out
 
 
 def _total(table: pd.DataFrame, column: str, plan: str) -> int:

@@ -24,7 +24,8 @@ from ..schema import UNATTRIBUTED
 from ..store import Store
 from .display import pct
 from .period import Period
-from .sources import read, NO_PLAN, UNKNOWN, group_sum, revenue_totals, usage_sql
+from .sources import read, NO_PLAN, UNKNOWN, group_sum, revenue_by_customer_month, revenue_totals, usage_sql
+from .tier_history import revenue_and_paying_by_month
 
 __all__ = ["GRAINS", "DIMENSIONS", "trend", "monthly_summary", "OTHER_CUSTOMERS", "bucket_of"]
 
@@ -220,9 +221,13 @@ def monthly_summary(store: Store, period: Period, fx: FxTable | None) -> pd.Data
     )
     frame = pd.DataFrame({"month": period.months_list})
     frame = frame.merge(usage, on="month", how="left")
-    revenue = revenue_totals(store, fx, period.first_month, period.last_month, ["month"])
-    per_customer = revenue_totals(store, fx, period.first_month, period.last_month, ["customer_id", "month"])
-    paying = per_customer[per_customer["revenue_pico"].map(int) > 0].groupby("month").size().rename("paying_customers")
+    in_sql = revenue_and_paying_by_month(store, fx, period.first_month, period.last_month)
+    if in_sql is not None:  # one SQL statement: no customer x month rows read into Python
+        revenue = in_sql.assign(unconverted_revenue="")
+        paying = in_sql.set_index("month")["paying_customers"]
+    else:
+        revenue = revenue_totals(store, fx, period.first_month, period.last_month, ["month"])
+        paying = _paying_customers(revenue_by_customer_month(store, fx, period.first_month, period.last_month))
     frame = frame.merge(revenue[["month", "revenue_pico", "unconverted_revenue"]], on="month", how="left")
     frame = frame.merge(paying.reset_index(), on="month", how="left")
     for column in ("requests", "unpriced_requests", "unpriced_tokens", "customers_with_usage", "paying_customers"):
@@ -236,3 +241,13 @@ def monthly_summary(store: Store, period: Period, fx: FxTable | None) -> pd.Data
     frame["margin_pct"] = [pct(r - c, r) if r > 0 else None for r, c in zip(revenue_values, cost_values)]
     frame["cost_pct_of_revenue"] = [pct(c, r) if r > 0 else None for r, c in zip(revenue_values, cost_values)]
     return frame[SUMMARY_COLUMNS]
+
+
+def _paying_customers(monthly: pd.DataFrame) -> pd.Series:
+    """Customers with converted revenue > 0 per month, from `revenue_by_customer_month` rows."""
+    if monthly.empty:
+        return pd.Series(dtype=np.int64, name="paying_customers").rename_axis("month")
+    converted = monthly.assign(revenue_pico=monthly["revenue_pico"].where(monthly["revenue_pico"].notna(), 0))
+    sums = group_sum(converted, ["customer_id", "month"], ["revenue_pico"])
+    positive = np.array([int(v) > 0 for v in sums["revenue_pico"].tolist()], dtype=bool)
+    return sums[positive].groupby("month").size().rename("paying_customers")
