@@ -44,15 +44,7 @@ def read(store: Store, statement: str, params: Sequence[object] = ()) -> pd.Data
     """Like `Store.query`, but columns are built directly: integers as int64 (object when a
     value is NULL or beyond int64), text as plain object arrays. Analytics loop over and merge on
     text keys a lot; pandas' default Arrow-backed strings make those steps several times slower."""
-    raw = store.engine.raw_connection()
-    try:
-        cur = raw.cursor()
-        cur.execute(store.sql(statement), list(params))
-        names = [d[0] for d in cur.description]
-        rows = cur.fetchall()
-        cur.close()
-    finally:
-        raw.close()
+    names, rows = store.fetch(statement, params)
     if not rows:
         return pd.DataFrame({n: pd.Series(dtype=object) for n in names})
     columns = list(zip(*rows))
