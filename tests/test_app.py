@@ -522,6 +522,31 @@ def test_password_gate_blocks_until_the_right_password(on_demo, monkeypatch):
     assert at.title[0].value == "Customers"
 
 
+AUTH_SECRETS = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32, "client_id": "walleta",
+                "client_secret": "not-a-real-secret", "server_metadata_url": "https://id.example.invalid/.well-known/openid-configuration"}
+
+
+def test_login_gate_with_auth_secrets_blocks_until_logged_in(on_demo):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.secrets["auth"] = AUTH_SECRETS
+    at.run()
+    assert not at.exception
+    assert not at.metric and any(b.label == "Log in" for b in at.button)  # st.login: nothing shown before it
+    page = AppTest.from_file(str(ROOT / "pages" / "1_Customers.py"), default_timeout=TIMEOUT)
+    page.secrets["auth"] = AUTH_SECRETS
+    page.run()
+    assert not page.dataframe and any(b.label == "Log in" for b in page.button)  # a deep link too
+
+
+def test_login_gate_lets_a_logged_in_user_through(on_demo):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.secrets["auth"] = AUTH_SECRETS
+    at.user = {"is_logged_in": True, "email": "founder@example.com"}
+    at.run()
+    assert_clean(at)
+    assert "Revenue" in metrics(at) and not any(b.label == "Log in" for b in at.button)
+
+
 def test_a_deep_link_is_gated_too(on_demo, monkeypatch):
     monkeypatch.setenv("WALLETA_APP_PASSWORD", "open sesame")
     at = AppTest.from_file(str(ROOT / "pages" / "1_Customers.py"), default_timeout=TIMEOUT)

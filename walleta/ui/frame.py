@@ -151,7 +151,9 @@ def _auth_configured() -> bool:
 def _gate() -> None:
     """Stop the page until the visitor has logged in (st.login) or given the app password."""
     if _auth_configured():
-        if not st.user.is_logged_in:
+        # `get`, not the attribute: st.user carries no is_logged_in at all before a login in some
+        # sessions (AppTest, a fresh session), and an AttributeError would hide the gate.
+        if not st.user.get("is_logged_in", False):
             st.title("Walleta")
             st.write("This Walleta workspace is private.")
             st.button("Log in", on_click=st.login, type="primary", icon=":material/login:")
