@@ -35,7 +35,7 @@ from ..schema import UNATTRIBUTED
 from ..store import Store
 from .display import pct
 from .period import Period
-from .sources import read, group_sum
+from .sources import group_sum, read, usage_sql
 
 __all__ = [
     "TOKEN_CLASSES",
@@ -164,9 +164,9 @@ _USAGE_MEASURES = (
 
 
 def _project_usage(store: Store, period: Period) -> pd.DataFrame:
-    sums = ", ".join(f"CAST(SUM({m}) AS BIGINT) AS {m}" for m in _USAGE_MEASURES)
-    frame = read(store, 
-        f"SELECT day, project_id, model, service_tier, batch, {sums} FROM rollup_project_model_day "
+    frame = read(
+        store,
+        f"SELECT day, project_id, model, service_tier, batch, {usage_sql(_USAGE_MEASURES)} FROM rollup_project_model_day "
         "WHERE day >= ? AND day <= ? GROUP BY day, project_id, model, service_tier, batch",
         [period.first_day, period.last_day],
     )

@@ -24,7 +24,7 @@ import pandas as pd
 from ..fx import FxTable
 from ..money import PICO_PER_USD, minor_to_major, minor_unit_exponent
 from ..revenue import monthly_revenue
-from ..schema import UNATTRIBUTED
+from ..schema import TOKEN_COLUMNS, UNATTRIBUTED
 from ..store import Store
 from .period import month_end
 
@@ -332,21 +332,7 @@ def customer_attributes(store: Store) -> pd.DataFrame:
     return frame
 
 
-USAGE_MEASURES = (
-    "requests",
-    "input_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "input_audio_tokens",
-    "output_audio_tokens",
-    "input_image_tokens",
-    "output_image_tokens",
-    "cost_pico",
-    "unpriced_requests",
-    "unpriced_tokens",
-)
+USAGE_MEASURES = ("requests", *TOKEN_COLUMNS, "cost_pico", "unpriced_requests", "unpriced_tokens")
 
 
 def usage_sql(measures: Sequence[str] = USAGE_MEASURES) -> str:

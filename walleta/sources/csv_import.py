@@ -90,6 +90,14 @@ def _mib(size: int) -> str:
     return f"{size / 2**20:,.1f} MiB"
 
 
+def _over_upload_limit(display: str, measured: str, limit: str) -> InputError:
+    """The error for a file over an upload limit, e.g. 'big.csv: the file has 8 rows, over ...'."""
+    return InputError(
+        f"{display}: the file {measured}, over the limit of {limit} for one upload; "
+        "split it into smaller files, or import it with `walleta import csv`"
+    )
+
+
 def import_csv(
     store: Store,
     source: str | Path | bytes,
@@ -121,19 +129,13 @@ def import_csv(
             raise InputError(f"cannot read {source}: {exc.strerror or exc}") from exc
         display = name or Path(source).name
     if max_bytes is not None and len(data) > max_bytes:
-        raise InputError(
-            f"{display}: the file is {_mib(len(data))}, over the limit of {_mib(max_bytes)} for one upload; "
-            "split it into smaller files, or import it with `walleta import csv`"
-        )
+        raise _over_upload_limit(display, f"is {_mib(len(data))}", _mib(max_bytes))
     progress("reading", 0, 1)
     table = read_table(data, name=display)
     progress("reading", 1, 1)
     rows = table.rows + len(table.errors) + table.blank_rows
     if max_rows is not None and rows > max_rows:
-        raise InputError(
-            f"{display}: the file has {rows:,} rows, over the limit of {max_rows:,} for one upload; "
-            "split it into smaller files, or import it with `walleta import csv`"
-        )
+        raise _over_upload_limit(display, f"has {rows:,} rows", f"{max_rows:,}")
     detected = kind is None
     stripe = False
     if kind is None:
