@@ -63,11 +63,14 @@ def trend(store: Store, period: Period, *, grain: str = "day", by: str | None = 
     if by in (None, "model", "feature"):
         daily = _daily_from_feature_model(store, period, by)
     elif monthly:  # whole months by customer or plan: the customer-month rollup (one row per customer-month)
-        daily = _monthly_by_customer(store, period, top) if by == "customer" else _monthly_by_plan(store, period)
+        if by == "customer":
+            daily = _monthly_by_customer(store, period, top)
+        else:
+            daily = _by_plan(store, "rollup_customer_month", "month", period.first_month, period.last_month)
     elif by == "customer":
         daily = _daily_by_customer(store, period, top)
     else:
-        daily = _daily_by_plan(store, period)
+        daily = _by_plan(store, "rollup_customer_day", "day", period.first_day, period.last_day)
     keys = [by] if by else []
     if daily.empty:
         return pd.DataFrame(columns=["bucket", *keys, "days_in_bucket", "ai_cost_pico", "requests", "total_tokens"])
@@ -147,13 +150,16 @@ def plan_sql(usage_alias: str = "r", customers_alias: str = "c") -> str:
     )
 
 
-def _monthly_by_plan(store: Store, period: Period) -> pd.DataFrame:
+def _by_plan(store: Store, rollup: str, key: str, first: str, last: str) -> pd.DataFrame:
+    """Trend measures per `key` value (day or month, returned as `day`) and plan, from a customer
+    rollup joined to the customers' plans."""
     sums = usage_sql(_TREND_MEASURES).replace("SUM(", "SUM(r.")
-    return read(store, 
-        f"SELECT r.month AS day, {plan_sql()} AS plan, {sums} "
-        "FROM rollup_customer_month r LEFT JOIN customers c ON c.customer_id = r.customer_id "
-        "WHERE r.month >= ? AND r.month <= ? GROUP BY 1, 2",
-        [period.first_month, period.last_month],
+    return read(
+        store,
+        f"SELECT r.{key} AS day, {plan_sql()} AS plan, {sums} "
+        f"FROM {rollup} r LEFT JOIN customers c ON c.customer_id = r.customer_id "
+        f"WHERE r.{key} >= ? AND r.{key} <= ? GROUP BY 1, 2",
+        [first, last],
     )
 
 
@@ -188,16 +194,6 @@ def _with_other(chosen: pd.DataFrame, total: pd.DataFrame) -> pd.DataFrame:
     rest = rest.reset_index().assign(customer=OTHER_CUSTOMERS)
     rest = rest[(rest[list(_TREND_MEASURES)] != 0).any(axis=1)]
     return pd.concat([chosen, rest], ignore_index=True)
-
-
-def _daily_by_plan(store: Store, period: Period) -> pd.DataFrame:
-    sums = usage_sql(_TREND_MEASURES).replace("SUM(", "SUM(r.")
-    return read(store, 
-        f"SELECT r.day AS day, {plan_sql()} AS plan, {sums} "
-        "FROM rollup_customer_day r LEFT JOIN customers c ON c.customer_id = r.customer_id "
-        "WHERE r.day >= ? AND r.day <= ? GROUP BY 1, 2",
-        [period.first_day, period.last_day],
-    )
 
 
 SUMMARY_COLUMNS = [
