@@ -159,3 +159,22 @@ def test_read_keeps_text_columns_as_objects(store: Store, tmp_path: Path) -> Non
     assert frame["customer_id"].tolist()[:3] == ["acme", "acme", "acme"] and frame["amount_minor"].tolist()[:2] == [10000, -3000]
     empty = read(store, "SELECT customer_id FROM revenue_entries WHERE 1 = 0")
     assert empty.empty and list(empty.columns) == ["customer_id"]
+
+
+def test_cheaper_month_span_tests_equal_the_definition(store: Store) -> None:
+    from walleta.analytics.sources import _END, _MULTI_MONTH, _SINGLE_MONTH, _SINGLE_MONTH_RULE
+
+    ends = [None, "", "2026-01-01", "2026-01-15", "2026-01-31", "2026-02-01", "2025-12-31", "2026-01", "2026-02", "2026-01-15T10:00", "x"]
+    pairs = [(s, e) for s in ("2026-01-01", "2026-01-15", "2026-01-31", "2025-12-31") for e in ends]
+    values = ", ".join("(CAST(? AS TEXT), CAST(? AS TEXT))" for _ in pairs)
+    _, rows = store.fetch(
+        f"WITH r(period_start, period_end) AS (VALUES {values}) SELECT period_start, period_end, "
+        f"CASE WHEN {_SINGLE_MONTH_RULE} THEN 1 ELSE 0 END, CASE WHEN {_SINGLE_MONTH} THEN 1 ELSE 0 END, "
+        f"CASE WHEN {_MULTI_MONTH} THEN 1 ELSE 0 END, {_END} FROM r",
+        [v for pair in pairs for v in pair],
+    )
+    assert len(rows) == len(pairs) and sum(r[2] for r in rows) == 27  # 17 of the 44 span months (an end "x" sorts after every date)
+    for start, end, rule, single, multi, effective_end in rows:
+        assert rule == single == 1 - multi, (start, end)
+        if multi:
+            assert effective_end == end  # so the range test may compare period_end itself

@@ -34,7 +34,7 @@ from ..revenue import monthly_revenue
 from ..schema import UNATTRIBUTED
 from ..store import Store
 from .period import month_end, month_range
-from .sources import read, _END, _SINGLE_MONTH, _counted_kinds, group_sum, integral_factor, to_usd_pico
+from .sources import read, _MULTI_MONTH_RANGE, _SINGLE_MONTH, _counted_kinds, group_sum, integral_factor, to_usd_pico
 
 __all__ = ["tier_history", "since_and_change", "revenue_and_paying_by_month", "HISTORY_TIERS"]
 
@@ -138,7 +138,7 @@ def _spread_rows(store: Store, fx: FxTable | None, first_month: str, last_day: s
     columns customer_id, month, revenue (converted currencies only), unconverted (0/1)."""
     multi = read(store,
         "SELECT customer_id, period_start, period_end, amount_minor, currency, kind FROM revenue_entries "
-        f"WHERE period_start <= ? AND {_END} >= ? AND NOT ({_SINGLE_MONTH})",
+        f"WHERE {_MULTI_MONTH_RANGE}",
         [last_day, f"{first_month}-01"],
     )
     empty = pd.DataFrame({c: pd.Series(dtype=object) for c in ("customer_id", "month", "revenue", "unconverted")})
