@@ -36,7 +36,7 @@ from ..fx import FxTable
 from ..schema import TOKEN_COLUMNS
 from ..store import Store
 from .display import div_round, pct
-from .margins import customer_margins
+from .margins import period_margins
 from .period import Period
 from .sources import read, group_sum, revenue_totals, usage_sql
 
@@ -258,7 +258,7 @@ def plan_breakdown(store: Store, period: Period, fx: FxTable | None) -> pd.DataF
     Columns: PLAN_COLUMNS. `customers` counts customers with revenue or usage; `paying` those with
     revenue > 0; `losing` those in the losing tier. The plan is the customers table's current
     plan ('(unknown)' for usage without a customer record). Sorted by revenue, highest first."""
-    margins = customer_margins(store, period, fx, with_history=False)
+    margins = period_margins(store, period, fx)
     if margins.empty:
         return pd.DataFrame(columns=PLAN_COLUMNS)
     margins = margins.assign(

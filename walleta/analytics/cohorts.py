@@ -24,7 +24,7 @@ from ..fx import FxTable
 from ..schema import UNATTRIBUTED
 from ..store import Store
 from .display import pct
-from .margins import HealthThresholds, customer_margins, monthly_customer_margins
+from .margins import HealthThresholds, customer_margins, monthly_customer_margins, period_margins
 from .period import Period
 from .sources import UNKNOWN, customer_attributes, group_sum
 
@@ -58,7 +58,7 @@ def cohort_margins(
     if by not in COHORT_GROUPINGS:
         raise InputError(f"group cohorts by one of {', '.join(COHORT_GROUPINGS)}")
     keys = COHORT_GROUPINGS[by]
-    margins = customer_margins(store, period, fx, thresholds=thresholds, include_unattributed=False, with_history=False)
+    margins = period_margins(store, period, fx, thresholds=thresholds, include_unattributed=False)
     columns = [*keys, "period", "customers", "paying_customers", "losing_customers", "revenue_pico", "ai_cost_pico",
                "margin_pico", "margin_pct", "margin_per_customer_pico"]
     if margins.empty:

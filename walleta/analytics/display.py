@@ -37,11 +37,27 @@ def ratio(numerator: int, denominator: int) -> Decimal | None:
 
 
 def pct(numerator: int, denominator: int, places: int = 2) -> Decimal | None:
-    """100 * numerator / denominator rounded half-even to `places`; None when denominator is 0."""
-    value = ratio(numerator, denominator)
-    if value is None:
+    """100 * numerator / denominator rounded half-even to `places`; None when denominator is 0.
+
+    The defined result is the Decimal one: the ratio to 28 digits, times 100, quantized. For
+    two places and |numerator| < 10^21 that equals exact integer rounding (the 28-digit ratio
+    can only cross a rounding midpoint when |numerator| >= 10^22), which is computed directly:
+    the same value, sign and exponent, without the Decimal division."""
+    n, d = int(numerator), int(denominator)
+    if d == 0:
         return None
-    return (value * 100).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+    if places != 2 or not -_PCT_EXACT < n < _PCT_EXACT:
+        value = ratio(n, d)
+        return (value * 100).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)  # type: ignore[operator]
+    quotient, remainder = divmod(abs(n) * 10_000, abs(d))
+    twice = 2 * remainder
+    if twice > abs(d) or (twice == abs(d) and quotient & 1):
+        quotient += 1
+    result = Decimal(quotient).scaleb(-2)
+    return result.copy_negate() if (n < 0) != (d < 0) else result
+
+
+_PCT_EXACT = 10**21
 
 
 def div_round(numerator: int, denominator: int) -> int | None:

@@ -59,6 +59,7 @@ __all__ = [
     "TIERS",
     "classify_tier",
     "customer_margins",
+    "period_margins",
     "monthly_customer_margins",
     "tier_summary",
     "MARGIN_COLUMNS",
@@ -205,34 +206,11 @@ def customer_margins(
     """
     thresholds = thresholds or HealthThresholds()
     period = period.whole_months()
-    first, last = period.first_month, period.last_month
-    usage = usage_by_customer(store, first, last)
-    revenue = revenue_totals(store, fx, first, last)
-    frame = usage.rename(columns={"cost_pico": "ai_cost_pico"}).merge(revenue, on="customer_id", how="outer")
-    attributes = customer_attributes(store)
-    if include_inactive and not attributes.empty:
-        frame = frame.merge(attributes[["customer_id"]], on="customer_id", how="outer")
-    count_columns = ["requests", "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens",
-                     "unpriced_requests", "unpriced_tokens"]
-    frame = _fill_ints(frame, count_columns, ["revenue_pico", "ai_cost_pico"])
-    for text in ("unconverted_revenue",):
-        frame[text] = frame[text].fillna("") if text in frame else ""
-    frame = frame.merge(attributes, on="customer_id", how="left")
-    frame["name"] = frame["name"].fillna("")
-    frame["plan"] = frame["plan"].fillna(UNKNOWN)
-    frame["signup_date"] = frame["signup_date"].fillna("")
-    frame["period"] = period.label()
-    frame["margin_pico"] = frame["revenue_pico"] - frame["ai_cost_pico"]
-    frame["margin_pct"] = [pct(m, r) if r > 0 else None for m, r in zip(frame["margin_pico"], frame["revenue_pico"])]
-    frame["cost_pct_of_revenue"] = [pct(c, r) if r > 0 else None for c, r in zip(frame["ai_cost_pico"], frame["revenue_pico"])]
-    frame["total_tokens"] = frame["input_tokens"] + frame["output_tokens"]
-    frame["tier"] = _tiers(frame["revenue_pico"].to_numpy(), frame["ai_cost_pico"].to_numpy(), frame["requests"].to_numpy(),
-                           frame["unpriced_requests"].to_numpy(), thresholds, (frame["unconverted_revenue"] != "").to_numpy())
-    unattributed = frame["customer_id"] == UNATTRIBUTED
-    frame.loc[unattributed, "tier"] = "unattributed"
-    frame.loc[unattributed, "plan"] = ""
-    if not include_unattributed:
-        frame = frame[~unattributed]
+    last = period.last_month
+    frame = period_margins(store, period, fx, thresholds=thresholds, include_inactive=include_inactive,
+                           include_unattributed=include_unattributed)
+    frame["margin_pct"] = [pct(m, r) if r > 0 else None for m, r in zip(frame["margin_pico"].tolist(), frame["revenue_pico"].tolist())]
+    frame["cost_pct_of_revenue"] = [pct(c, r) if r > 0 else None for c, r in zip(frame["ai_cost_pico"].tolist(), frame["revenue_pico"].tolist())]
     if with_history:
         fast = tier_history(store, fx, last, thresholds)
         if fast is not None:
@@ -245,6 +223,51 @@ def customer_margins(
             frame[column] = None
     frame = frame.sort_values(["margin_pico", "customer_id"], key=_sort_key).reset_index(drop=True)
     return frame[MARGIN_COLUMNS]
+
+
+def period_margins(
+    store: Store,
+    period: Period,
+    fx: FxTable | None,
+    *,
+    thresholds: HealthThresholds | None = None,
+    include_inactive: bool = False,
+    include_unattributed: bool = True,
+) -> pd.DataFrame:
+    """The per-customer part of `customer_margins` that plan and cohort views sum: one row per
+    customer over the whole months of `period` with customer_id, name, plan, signup_date,
+    period, revenue_pico, unconverted_revenue, ai_cost_pico, margin_pico (Python ints), the
+    usage counts, total_tokens and tier. Unsorted; no percentages, since-when or
+    month-over-month columns (computing those per customer is most of the cost)."""
+    thresholds = thresholds or HealthThresholds()
+    period = period.whole_months()
+    first, last = period.first_month, period.last_month
+    usage = usage_by_customer(store, first, last)
+    revenue = revenue_totals(store, fx, first, last)
+    frame = usage.rename(columns={"cost_pico": "ai_cost_pico"}).merge(revenue, on="customer_id", how="outer")
+    attributes = customer_attributes(store)
+    if include_inactive and not attributes.empty:
+        frame = frame.merge(attributes[["customer_id"]], on="customer_id", how="outer")
+    count_columns = ["requests", "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens",
+                     "unpriced_requests", "unpriced_tokens"]
+    frame = _fill_ints(frame, count_columns, ["revenue_pico", "ai_cost_pico"])
+    frame["unconverted_revenue"] = frame["unconverted_revenue"].fillna("") if "unconverted_revenue" in frame else ""
+    frame = frame.merge(attributes, on="customer_id", how="left")
+    frame["name"] = frame["name"].fillna("")
+    frame["plan"] = frame["plan"].fillna(UNKNOWN)
+    frame["signup_date"] = frame["signup_date"].fillna("")
+    frame["period"] = period.label()
+    frame["margin_pico"] = pd.Series([r - c for r, c in zip(frame["revenue_pico"].tolist(), frame["ai_cost_pico"].tolist())],
+                                     index=frame.index, dtype=object)
+    frame["total_tokens"] = frame["input_tokens"] + frame["output_tokens"]
+    frame["tier"] = _tiers(frame["revenue_pico"].to_numpy(), frame["ai_cost_pico"].to_numpy(), frame["requests"].to_numpy(),
+                           frame["unpriced_requests"].to_numpy(), thresholds, (frame["unconverted_revenue"] != "").to_numpy())
+    unattributed = frame["customer_id"] == UNATTRIBUTED
+    frame.loc[unattributed, "tier"] = "unattributed"
+    frame.loc[unattributed, "plan"] = ""
+    if not include_unattributed:
+        frame = frame[~unattributed]
+    return frame
 
 
 def _sort_key(column: pd.Series) -> pd.Series:

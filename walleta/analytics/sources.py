@@ -42,14 +42,17 @@ __all__ = [
 
 def read(store: Store, statement: str, params: Sequence[object] = ()) -> pd.DataFrame:
     """Like `Store.query`, but columns are built directly: integers as int64 (object when a
-    value is NULL or beyond int64), text as plain object arrays. Analytics loop over and merge on
-    text keys a lot; pandas' default Arrow-backed strings make those steps several times slower."""
+    value is NULL or beyond int64), text as plain object columns. Analytics loop over and merge on
+    text keys a lot; pandas' default Arrow-backed strings make those steps several times slower
+    (and converting to them costs more than the query), so text columns are built as object
+    Series explicitly. Columns are taken one at a time from the rows (`zip(*rows)` over ~100k
+    rows is several times slower)."""
     names, rows = store.fetch(statement, params)
     if not rows:
         return pd.DataFrame({n: pd.Series(dtype=object) for n in names})
-    columns = list(zip(*rows))
-    data = {}
-    for name, values in zip(names, columns):
+    data: dict[str, object] = {}
+    for position, name in enumerate(names):
+        values = [row[position] for row in rows]
         sample = values[0]
         if type(sample) is int:
             try:
@@ -57,7 +60,10 @@ def read(store: Store, statement: str, params: Sequence[object] = ()) -> pd.Data
                 continue
             except (OverflowError, TypeError, ValueError):
                 pass
-        data[name] = np.array(values, dtype=object) if not isinstance(sample, float) else np.array(values)
+        if isinstance(sample, float):
+            data[name] = np.array(values)
+        else:
+            data[name] = pd.Series(np.array(values, dtype=object), dtype=object, copy=False)
     return pd.DataFrame(data, copy=False)
 
 
@@ -65,7 +71,14 @@ UNKNOWN = "(unknown)"
 NO_PLAN = "(no plan)"
 
 _END = "CASE WHEN period_end IS NULL OR period_end = '' OR period_end < period_start THEN period_start ELSE period_end END"
-_SINGLE_MONTH = f"SUBSTR(period_start, 1, 7) = SUBSTR({_END}, 1, 7)"
+_SINGLE_MONTH_RULE = f"SUBSTR(period_start, 1, 7) = SUBSTR({_END}, 1, 7)"  # the definition
+# The same tests without the CASE (one scan of the entries is ~30% cheaper). An entry spans
+# several months exactly when its end is set, after its start and in another month (an end that
+# is NULL, empty or before the start means the start, i.e. one month). For those entries the
+# effective end is period_end itself, which is what `_MULTI_MONTH_RANGE` compares.
+_MULTI_MONTH = "COALESCE(period_end, '') > period_start AND SUBSTR(period_end, 1, 7) <> SUBSTR(period_start, 1, 7)"
+_SINGLE_MONTH = f"NOT ({_MULTI_MONTH})"
+_MULTI_MONTH_RANGE = f"period_start <= ? AND {_MULTI_MONTH} AND period_end >= ?"  # params: last day, first day
 # In WHERE clauses the cheap period_start range comes first: SQLite evaluates the terms in order,
 # so the string work of _SINGLE_MONTH is done only for entries in range (2-3x faster per query).
 REVENUE_COLUMNS = ["customer_id", "month", "currency", "amount_minor", "revenue_pico"]
@@ -134,7 +147,7 @@ def _revenue_rows(store: Store, first_month: str | None, last_month: str | None,
             parts.append(single[single["kind"].isin(counted)])
         multi = read(store, 
             "SELECT customer_id, period_start, period_end, amount_minor, currency, kind FROM revenue_entries "
-            f"WHERE period_start <= ? AND {_END} >= ? AND NOT ({_SINGLE_MONTH})",
+            f"WHERE {_MULTI_MONTH_RANGE}",
             [hi_day, lo_day],
         )
         if not multi.empty:

@@ -1,27 +1,27 @@
-"""Monthly tier history per customer, computed in SQL: since-when and month-over-month inputs.
+"""Monthly tier history per customer: since-when and month-over-month inputs.
 
 `customer_margins` needs, for every customer, the months of its current tier run and the margin
-of the last two months. Reading every customer-month into Python would be ~120k rows at 10k
-customers; instead one statement classifies each customer-month in the database (the same rules
-and exact integer thresholds as `margins._tiers`) and returns one row per customer:
+of the last two months. Every customer-month is classified (the same rules and exact integer
+thresholds as `margins._tiers`) and reduced to one row per customer:
 
 - `first_idx` / `last_idx`: first and last month index with revenue or usage,
 - `last_gap`: the last month index with neither (inside the customer's history),
 - `miss_<tier>`: the last month index whose tier was not <tier>,
 - `margin_now` / `margin_before` / `revenue_now` / `revenue_before`: the last and previous month.
 
-Usage months and revenue entries are combined with one UNION ALL + GROUP BY (customer, month), not
-a FULL OUTER JOIN: SQLite runs that join of two unindexed CTEs as a nested loop (minutes at 10k
-customers). Single-month entries are converted row by row (exact integer products) and summed in
-that one GROUP BY; month indexes are computed from the month text, not joined.
-
-Revenue is converted in SQL as amount x (whole pico-dollars per minor unit); single-month
-entries are summed there, multi-month entries (annual plans) are spread by the recognition rule
-in Python and passed in as VALUES. When a rate is not a whole number of pico-dollars per minor
-unit, or the rule changes single-month entries, `tier_history` returns None and the caller
-falls back to the row-by-row path. Thresholds compare as exact integers (PostgreSQL: NUMERIC;
-SQLite: 64-bit, which SQLite itself turns into doubles only past ~9.2e18, i.e. more than
-~$92,000 of revenue in one customer-month for a threshold with two decimals).
+How: two plain scans, no GROUP BY in the database. SQLite sorts a GROUP BY or window input of
+~150k customer-month rows slowly (about a second at 10k customers); reading the rows in table
+order and grouping them with numpy takes a fraction of that, on PostgreSQL too.
+1. `rollup_customer_month` up to the last month: customer, month, cost and a usage flag
+   (no requests / all unpriced / priced), one row per customer-month (its primary key).
+2. Single-month revenue entries of the counted kinds (the recognition rule gives them to their
+   month whole), converted row by row as amount x (whole pico-dollars per minor unit), an exact
+   integer product; multi-month entries (annual plans) are spread by the recognition rule in
+   Python and added as rows.
+Rows are keyed by (customer code, month index) and summed per key exactly (int64 when no sum can
+overflow, else Python ints). When a rate is not a whole number of pico-dollars per minor unit,
+or the rule changes single-month entries, `tier_history` returns None and the caller falls back
+to the row-by-row path.
 """
 
 from __future__ import annotations
@@ -34,163 +34,114 @@ from ..revenue import monthly_revenue
 from ..schema import UNATTRIBUTED
 from ..store import Store
 from .period import month_end, month_range
-from .sources import read, _END, _SINGLE_MONTH, _counted_kinds, group_sum, integral_factor, to_usd_pico
+from .sources import read, _MULTI_MONTH_RANGE, _SINGLE_MONTH, _counted_kinds, group_sum, integral_factor, to_usd_pico
 
 __all__ = ["tier_history", "since_and_change", "revenue_and_paying_by_month", "HISTORY_TIERS"]
 
 HISTORY_TIERS = ("healthy", "moderate", "at_risk", "losing", "free", "no_usage", "unpriced", "unconverted", "unattributed")
+_SAFE = 2**62
 
 
 def _lit(text: str) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
-def _tier_case(store: Store, thresholds: object) -> str:
-    """The SQL CASE that classifies a customer-month (columns revenue, unconverted, cost,
-    requests, unpriced), mirroring `margins._tiers`."""
-    exact = (lambda x: f"CAST({x} AS NUMERIC)") if store.dialect == "postgresql" else (lambda x: x)
-    margin, revenue = exact("(revenue - cost)"), exact("revenue")
-    steps = []
-    for name in ("healthy", "moderate", "at_risk"):
-        num, den = getattr(thresholds, name).as_integer_ratio()
-        steps.append(f"WHEN {margin} * {den} >= {revenue} * {num} THEN '{name}'")
-    return (
-        f"CASE WHEN customer_id = {_lit(UNATTRIBUTED)} THEN 'unattributed' "
-        "WHEN requests = 0 AND revenue = 0 AND unconverted = 0 THEN 'inactive' "
-        "WHEN requests = 0 THEN 'no_usage' WHEN unconverted > 0 THEN 'unconverted' WHEN revenue = 0 THEN 'free' "
-        "WHEN requests = unpriced THEN 'unpriced' WHEN revenue < 0 THEN 'losing' "
-        + " ".join(steps) + " ELSE 'losing' END"
-    )
+class _Conversion:
+    """What the fast paths need to recognise and convert single-month entries row by row: the
+    counted kinds and the whole pico-dollars per minor unit of each convertible currency."""
+
+    def __init__(self, currencies: set[str], kinds: frozenset[str], factors: dict[str, int]) -> None:
+        self.currencies, self.kinds, self.factors = currencies, kinds, factors
 
 
-def _sql_conversion(store: Store, fx: FxTable | None) -> tuple[pd.DataFrame, str, str, str] | None:
-    """What the SQL paths need to recognise and convert single-month entries row by row:
-    (facts: kind, currency, first period_start; the counted kinds as a SQL list; the converted
-    amount expression; the unconverted flag expression), or None when they do not apply."""
-    facts = read(store, "SELECT kind, UPPER(currency) AS currency, MIN(period_start) AS first FROM revenue_entries GROUP BY kind, UPPER(currency)")
+def _conversion(store: Store, fx: FxTable | None) -> _Conversion | None:
+    """The counted kinds and whole-pico factors, or None when the fast paths do not apply (the
+    rule changes single-month entries, or some rate is not a whole number of pico-dollars)."""
+    facts = read(store, "SELECT DISTINCT kind, UPPER(currency) AS currency FROM revenue_entries")
     counted, identity = _counted_kinds(tuple(sorted(set(facts["kind"])))) if not facts.empty else (frozenset(), True)
     if not identity:
         return None
-    factors = {c: integral_factor(fx, c) for c in set(facts["currency"])}
+    currencies = set(facts["currency"]) if not facts.empty else set()
+    factors = {c: integral_factor(fx, c) for c in currencies}
     if any(f is None and fx is not None and fx.has(c) for c, f in factors.items()):
         return None
-    convertible = {c: f for c, f in factors.items() if f is not None}
-    convert = " ".join(f"WHEN {_lit(c)} THEN amount_minor * {f}" for c, f in sorted(convertible.items()))
-    converted = f"CASE UPPER(currency) {convert} ELSE 0 END" if convert else "0"
-    unconverted_flag = (f"CASE WHEN UPPER(currency) IN ({', '.join(_lit(c) for c in sorted(convertible))}) THEN 0 ELSE 1 END"
-                        if convertible else "1")
-    kinds = ", ".join(_lit(k) for k in sorted(counted)) or "NULL"
-    return facts, kinds, converted, unconverted_flag
+    return _Conversion(currencies, counted, {c: f for c, f in factors.items() if f is not None})
 
 
-def revenue_and_paying_by_month(store: Store, fx: FxTable | None, first_month: str, last_month: str) -> pd.DataFrame | None:
-    """Recognised revenue (USD pico-dollars, Python int) and customers with revenue > 0 per month
-    in [first, last], both computed in SQL from one customer x month GROUP BY (columns month,
-    revenue_pico, paying_customers; months without counted entries are absent). None when the SQL
-    path does not apply or some currency has no whole-pico rate (nothing is unconverted here):
-    then use `revenue_totals` and `revenue_by_customer_month`.
+def _exact(values: list[int] | np.ndarray) -> np.ndarray:
+    """Integers as int64 when every value is below 2^62 in size (so a difference or a small
+    multiple of two of them cannot overflow), else as an object array of Python ints."""
+    array = values if isinstance(values, np.ndarray) else np.array(values, dtype=object)
+    if not len(array):
+        return np.zeros(0, dtype=np.int64)
+    try:
+        as_int = array.astype(np.int64) if array.dtype != np.int64 else array
+    except (OverflowError, TypeError, ValueError):
+        as_int = None
+    if as_int is not None and -_SAFE < int(as_int.min()) and int(as_int.max()) < _SAFE:
+        return as_int
+    return np.array([int(v) for v in array.tolist()], dtype=object)
 
-    Month totals are summed as high and low 32-bit halves (truncating division, the same in SQLite
-    and PostgreSQL) and recombined in Python, so a month above int64 pico-dollars stays exact."""
-    conversion = _sql_conversion(store, fx)
-    if conversion is None:
-        return None
-    facts, kinds, converted, _ = conversion
-    if any(integral_factor(fx, c) is None for c in set(facts["currency"])):
-        return None
+
+def _revenue_rows(store: Store, fx: FxTable | None, conversion: _Conversion, first_month: str, last_month: str) -> pd.DataFrame:
+    """Recognised revenue rows of the counted kinds for months [first, last]: columns
+    customer_id, month, revenue (USD pico-dollars, 0 when unconverted), unconverted (0/1).
+    Single-month entries one row each (unconverted = the currency has no rate); spread
+    multi-month entries one row per (customer, month) (unconverted = a non-zero amount without
+    a rate). Not summed: several rows can share a (customer, month)."""
     last_day = month_end(last_month).isoformat()
-    spread = _spread_values(store, fx, first_month, last_day, last_month)
-    sql = f"""
-WITH single AS (
-  SELECT customer_id, SUBSTR(period_start, 1, 7) AS month, {converted} AS revenue
-  FROM revenue_entries
-  WHERE period_start >= {_lit(first_month + '-01')} AND period_start <= {_lit(last_day)} AND kind IN ({kinds}) AND {_SINGLE_MONTH}
-),
-spread(customer_id, month, revenue, unconverted) AS ({spread}),
-per_customer AS (
-  SELECT customer_id, month, CAST(SUM(revenue) AS BIGINT) AS revenue
-  FROM (SELECT customer_id, month, revenue FROM single UNION ALL SELECT customer_id, month, revenue FROM spread) both_kinds
-  GROUP BY customer_id, month
-)
-SELECT month, CAST(SUM(revenue / 4294967296) AS BIGINT) AS hi, CAST(SUM(revenue - (revenue / 4294967296) * 4294967296) AS BIGINT) AS lo,
-       SUM(CASE WHEN revenue > 0 THEN 1 ELSE 0 END) AS paying_customers
-FROM per_customer GROUP BY month ORDER BY month
-"""
-    frame = read(store, sql)
-    revenue = [int(h) * 2**32 + int(lo) for h, lo in zip(frame["hi"].tolist(), frame["lo"].tolist())]
+    columns = ["customer_id", "month", "revenue", "unconverted"]
+    if conversion.kinds:
+        kinds = ", ".join(_lit(k) for k in sorted(conversion.kinds))
+        single = read(store,
+            "SELECT customer_id, SUBSTR(period_start, 1, 7) AS month, UPPER(currency) AS currency, amount_minor FROM revenue_entries "
+            f"WHERE period_start >= ? AND period_start <= ? AND kind IN ({kinds}) AND {_SINGLE_MONTH}",
+            [f"{first_month}-01", last_day],
+        )
+    else:
+        single = pd.DataFrame(columns=["customer_id", "month", "currency", "amount_minor"])
+    parts = []
+    if not single.empty:
+        codes = single["currency"].to_numpy(dtype=object)
+        factor = np.zeros(len(single), dtype=np.int64)
+        unconverted = np.ones(len(single), dtype=np.int64)
+        for code, value in conversion.factors.items():
+            rows = codes == code
+            factor[rows] = value
+            unconverted[rows] = 0
+        amounts = _exact(single["amount_minor"].to_numpy())
+        largest = max(abs(int(amounts.max())), abs(int(amounts.min()))) * max(conversion.factors.values(), default=0)
+        if amounts.dtype == object or largest >= _SAFE:
+            revenue = _exact([int(a) * int(f) for a, f in zip(amounts.tolist(), factor.tolist())])
+        else:
+            revenue = amounts * factor
+        parts.append(pd.DataFrame({"customer_id": single["customer_id"].to_numpy(dtype=object),
+                                   "month": single["month"].to_numpy(dtype=object), "revenue": revenue, "unconverted": unconverted}))
+    spread = _spread_rows(store, fx, first_month, last_day, last_month)
+    if not spread.empty:
+        parts.append(spread)
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    if len(parts) == 1:
+        return parts[0][columns]
+    revenue = _exact(np.concatenate([p["revenue"].to_numpy() for p in parts]))
     return pd.DataFrame({
-        "month": pd.Series(frame["month"].tolist(), dtype=object),
-        "revenue_pico": pd.Series(revenue, dtype=object),
-        "paying_customers": pd.Series([int(v) for v in frame["paying_customers"].tolist()], dtype=np.int64),
+        "customer_id": np.concatenate([p["customer_id"].to_numpy(dtype=object) for p in parts]),
+        "month": np.concatenate([p["month"].to_numpy(dtype=object) for p in parts]),
+        "revenue": revenue,
+        "unconverted": np.concatenate([p["unconverted"].to_numpy(dtype=np.int64) for p in parts]),
     })
 
 
-def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: object) -> tuple[pd.DataFrame, list[str]] | None:
-    """One row per customer with history up to `last_month` (see the module docstring), and the
-    list of months the indexes refer to; None when the SQL path does not apply."""
-    conversion = _sql_conversion(store, fx)
-    if conversion is None:
-        return None
-    facts, kinds, converted, unconverted_flag = conversion
-    first_usage = store.scalar("SELECT MIN(month) FROM rollup_customer_month")
-    starts = [m for m in (first_usage, *(str(f)[:7] for f in facts["first"])) if m]
-    if not starts or min(starts) > last_month:
-        return pd.DataFrame(columns=["customer_id"]), []
-    months = month_range(min(starts), last_month)
-    index = {m: i for i, m in enumerate(months)}
-    last_day = month_end(last_month).isoformat()
-    spread = _spread_values(store, fx, months[0], last_day, last_month)
-    last, before = index[last_month], index[last_month] - 1
-    misses = ", ".join(f"MAX(CASE WHEN tier <> '{t}' THEN idx END) AS miss_{t}" for t in HISTORY_TIERS)
-    year0, month0 = int(months[0][:4]), int(months[0][5:7])
-    month_idx = f"(CAST(SUBSTR(j.month, 1, 4) AS INTEGER) - {year0}) * 12 + CAST(SUBSTR(j.month, 6, 2) AS INTEGER) - {month0}"
-    sql = f"""
-WITH single AS (
-  SELECT customer_id, SUBSTR(period_start, 1, 7) AS month, {converted} AS revenue,
-         {unconverted_flag} AS unconverted
-  FROM revenue_entries
-  WHERE period_start >= {_lit(months[0] + '-01')} AND period_start <= {_lit(last_day)} AND kind IN ({kinds}) AND {_SINGLE_MONTH}
-),
-spread(customer_id, month, revenue, unconverted) AS ({spread}),
-usage AS (
-  SELECT customer_id, month, cost_pico AS cost, requests, unpriced_requests AS unpriced FROM rollup_customer_month WHERE month <= {_lit(last_month)}
-),
-joined AS (
-  SELECT customer_id, month, SUM(revenue) AS revenue, MAX(unconverted) AS unconverted,
-         SUM(cost) AS cost, SUM(requests) AS requests, SUM(unpriced) AS unpriced
-  FROM (SELECT customer_id, month, 0 AS revenue, 0 AS unconverted, cost, requests, unpriced FROM usage
-        UNION ALL SELECT customer_id, month, revenue, unconverted, 0, 0, 0 FROM single
-        UNION ALL SELECT customer_id, month, revenue, unconverted, 0, 0, 0 FROM spread) both_sides
-  GROUP BY customer_id, month
-),
-tiers AS (
-  SELECT j.customer_id AS customer_id, {month_idx} AS idx, j.revenue AS revenue, j.cost AS cost,
-         {_tier_case(store, thresholds)} AS tier
-  FROM joined j WHERE j.month >= {_lit(months[0])} AND j.month <= {_lit(last_month)}
-),
-flagged AS (
-  SELECT customer_id, idx, revenue, cost, tier,
-         CASE WHEN idx - LAG(idx) OVER (PARTITION BY customer_id ORDER BY idx) > 1 THEN idx - 1 END AS gap_before
-  FROM tiers
-)
-SELECT customer_id, MIN(idx) AS first_idx, MAX(idx) AS last_idx, MAX(gap_before) AS last_gap, {misses},
-  CAST(SUM(CASE WHEN idx = {last} THEN revenue - cost ELSE 0 END) AS BIGINT) AS margin_now,
-  CAST(SUM(CASE WHEN idx = {before} THEN revenue - cost ELSE 0 END) AS BIGINT) AS margin_before,
-  CAST(SUM(CASE WHEN idx = {last} THEN revenue ELSE 0 END) AS BIGINT) AS revenue_now,
-  CAST(SUM(CASE WHEN idx = {before} THEN revenue ELSE 0 END) AS BIGINT) AS revenue_before
-FROM flagged GROUP BY customer_id
-"""
-    return read(store, sql), months
-
-
-def _spread_values(store: Store, fx: FxTable | None, first_month: str, last_day: str, last_month: str) -> str:
-    """Multi-month entries spread by the recognition rule, as a SQL VALUES list (or an empty SELECT)."""
-    multi = read(store, 
+def _spread_rows(store: Store, fx: FxTable | None, first_month: str, last_day: str, last_month: str) -> pd.DataFrame:
+    """Multi-month entries spread by the recognition rule, summed per (customer_id, month):
+    columns customer_id, month, revenue (converted currencies only), unconverted (0/1)."""
+    multi = read(store,
         "SELECT customer_id, period_start, period_end, amount_minor, currency, kind FROM revenue_entries "
-        f"WHERE period_start <= ? AND {_END} >= ? AND NOT ({_SINGLE_MONTH})",
+        f"WHERE {_MULTI_MONTH_RANGE}",
         [last_day, f"{first_month}-01"],
     )
-    empty = "SELECT '' AS customer_id, '' AS month, 0 AS revenue, 0 AS unconverted WHERE 1 = 0"
+    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in ("customer_id", "month", "revenue", "unconverted")})
     if multi.empty:
         return empty
     spread = monthly_revenue(multi)
@@ -203,9 +154,174 @@ def _spread_values(store: Store, fx: FxTable | None, first_month: str, last_day:
     spread["converted"] = spread["pico"].where(~missing, 0)
     spread["unconverted"] = (missing & (spread["amount_minor"].to_numpy() != 0)).astype(np.int64)
     sums = group_sum(spread, ["customer_id", "month"], ["converted", "unconverted"])
-    rows = [f"({_lit(c)}, {_lit(m)}, {int(v)}, {int(u > 0)})"
-            for c, m, v, u in zip(sums["customer_id"].tolist(), sums["month"].tolist(), sums["converted"].tolist(), sums["unconverted"].tolist())]
-    return "VALUES " + ", ".join(rows)
+    return pd.DataFrame({
+        "customer_id": sums["customer_id"].to_numpy(dtype=object),
+        "month": sums["month"].to_numpy(dtype=object),
+        "revenue": _exact([int(v) for v in sums["converted"].tolist()]),
+        "unconverted": (sums["unconverted"].to_numpy(dtype=np.int64) > 0).astype(np.int64),
+    })
+
+
+def _month_index(months: list[str], values: np.ndarray) -> np.ndarray:
+    """Each YYYY-MM value's position in `months` (-1 when absent)."""
+    codes, uniques = pd.factorize(values)
+    position = {m: i for i, m in enumerate(months)}
+    lookup = np.array([position.get(m, -1) for m in uniques], dtype=np.int64)
+    return lookup[codes] if len(codes) else np.zeros(0, dtype=np.int64)
+
+
+def _sum_at(inverse: np.ndarray, size: int, values: np.ndarray) -> np.ndarray:
+    """Exact sums of `values` (from `_exact`) into `size` slots: int64 when no slot can pass
+    2^62 (largest value x most rows in a slot); else each value is split into 32-bit halves,
+    both summed in int64 and recombined as Python ints (exact for up to 2^31 rows a slot)."""
+    if values.dtype != np.int64:
+        out = np.zeros(size, dtype=object)
+        np.add.at(out, inverse, values)
+        return out
+    if not len(values):
+        return np.zeros(size, dtype=np.int64)
+    largest = max(abs(int(values.max())), abs(int(values.min())))
+    if largest * int(np.bincount(inverse, minlength=size).max()) < _SAFE:
+        out = np.zeros(size, dtype=np.int64)
+        np.add.at(out, inverse, values)
+        return out
+    high, low = np.zeros(size, dtype=np.int64), np.zeros(size, dtype=np.int64)
+    np.add.at(high, inverse, values >> 32)
+    np.add.at(low, inverse, values & 0xFFFFFFFF)
+    return _exact(high.astype(object) * 2**32 + low.astype(object))
+
+
+def revenue_and_paying_by_month(store: Store, fx: FxTable | None, first_month: str, last_month: str) -> pd.DataFrame | None:
+    """Recognised revenue (USD pico-dollars, Python int) and customers with revenue > 0 per month
+    in [first, last] (columns month, revenue_pico, paying_customers; months without counted
+    entries are absent), from the revenue rows summed per (customer, month). None when the fast
+    path does not apply or some currency has no whole-pico rate (nothing is unconverted here):
+    then use `revenue_totals` and `revenue_by_customer_month`."""
+    conversion = _conversion(store, fx)
+    if conversion is None or any(integral_factor(fx, c) is None for c in conversion.currencies):
+        return None
+    rows = _revenue_rows(store, fx, conversion, first_month, last_month)
+    columns = {"month": pd.Series(dtype=object), "revenue_pico": pd.Series(dtype=object), "paying_customers": pd.Series(dtype=np.int64)}
+    if rows.empty:
+        return pd.DataFrame(columns)
+    months = month_range(first_month, last_month)
+    idx = _month_index(months, rows["month"].to_numpy(dtype=object))
+    customer, _ = pd.factorize(rows["customer_id"].to_numpy(dtype=object))
+    keys, inverse = np.unique(customer.astype(np.int64) * len(months) + idx, return_inverse=True)
+    revenue = _sum_at(inverse, len(keys), rows["revenue"].to_numpy())
+    key_month = keys % len(months)
+    present, month_of = np.unique(key_month, return_inverse=True)
+    totals = _sum_at(month_of, len(present), revenue)
+    paying = np.zeros(len(present), dtype=np.int64)
+    np.add.at(paying, month_of, (revenue > 0).astype(np.int64))
+    return pd.DataFrame({
+        "month": pd.Series([months[int(i)] for i in present], dtype=object),
+        "revenue_pico": pd.Series([int(v) for v in totals], dtype=object),
+        "paying_customers": pd.Series(paying.astype(np.int64), dtype=np.int64),
+    })
+
+
+def _tier_codes(revenue: np.ndarray, cost: np.ndarray, used: np.ndarray, unconverted: np.ndarray, thresholds: object) -> np.ndarray:
+    """Tier of each customer-month as an index into `_TIER_NAMES` (the rules of `margins._tiers`;
+    `used`: 0 no requests, 1 every request unpriced, 2 some priced)."""
+    wide = max((max(abs(int(a.max())), abs(int(a.min()))) for a in (revenue, cost) if len(a)), default=0)
+    ratios = [getattr(thresholds, name).as_integer_ratio() for name in ("healthy", "moderate", "at_risk")]
+    scale = max(max(abs(n), d) for n, d in ratios)
+    if revenue.dtype == object or cost.dtype == object or 2 * wide * scale >= _SAFE:
+        revenue, cost = revenue.astype(object), cost.astype(object)
+    margin = revenue - cost
+    conditions = [
+        (used == 0) & (revenue == 0) & (unconverted == 0),
+        used == 0,
+        unconverted > 0,
+        revenue == 0,
+        used == 1,
+        revenue < 0,
+        *[(margin * d >= revenue * n) for n, d in ratios],
+    ]
+    conditions = [np.asarray(c, dtype=bool) for c in conditions]
+    return np.select(conditions, list(range(len(conditions))), default=_TIER_NAMES.index("losing"))
+
+
+_TIER_NAMES = ("inactive", "no_usage", "unconverted", "free", "unpriced", "losing", "healthy", "moderate", "at_risk", "unattributed")
+
+
+def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: object) -> tuple[pd.DataFrame, list[str]] | None:
+    """One row per customer with history up to `last_month` (see the module docstring), and the
+    list of months the indexes refer to; None when the fast path does not apply."""
+    conversion = _conversion(store, fx)
+    if conversion is None:
+        return None
+    first_usage = store.scalar("SELECT MIN(month) FROM rollup_customer_month")
+    first_entry = store.scalar("SELECT MIN(period_start) FROM revenue_entries")
+    starts = [m for m in (first_usage, str(first_entry)[:7] if first_entry else None) if m]
+    if not starts or min(starts) > last_month:
+        return pd.DataFrame(columns=["customer_id"]), []
+    months = month_range(min(starts), last_month)
+    # SUBSTR keeps SQLite on the table itself (rows in key order) instead of the month index,
+    # which would cost one primary-key lookup per row.
+    usage = read(store,
+        "SELECT customer_id, month, cost_pico, CASE WHEN requests = 0 THEN 0 WHEN requests = unpriced_requests THEN 1 ELSE 2 END AS used "
+        "FROM rollup_customer_month WHERE SUBSTR(month, 1, 7) <= ?",
+        [last_month],
+    )
+    revenue = _revenue_rows(store, fx, conversion, months[0], last_month)
+    n_usage, size = len(usage), len(months)
+    customers = np.concatenate([usage["customer_id"].to_numpy(dtype=object), revenue["customer_id"].to_numpy(dtype=object)])
+    if not len(customers):
+        return pd.DataFrame(columns=["customer_id"]), months
+    idx = _month_index(months, np.concatenate([usage["month"].to_numpy(dtype=object), revenue["month"].to_numpy(dtype=object)]))
+    codes, names = pd.factorize(customers)
+    names = np.asarray(names, dtype=object)
+    inside = idx >= 0
+    keys, inverse = np.unique(codes[inside].astype(np.int64) * size + idx[inside], return_inverse=True)
+    from_usage = inside[:n_usage]
+    usage_slot, revenue_slot = inverse[: int(from_usage.sum())], inverse[int(from_usage.sum()):]
+    from_revenue = inside[n_usage:]
+    count = len(keys)
+    cost_values = _exact(usage["cost_pico"].to_numpy()[from_usage]) if n_usage else np.zeros(0, dtype=np.int64)
+    cost = np.zeros(count, dtype=cost_values.dtype)
+    cost[usage_slot] = cost_values
+    used = np.zeros(count, dtype=np.int64)
+    used[usage_slot] = usage["used"].to_numpy(dtype=np.int64)[from_usage]
+    revenue_values = revenue["revenue"].to_numpy()[from_revenue] if len(revenue) else np.zeros(0, dtype=np.int64)
+    money = _sum_at(revenue_slot, count, _exact(revenue_values))
+    unconverted = np.zeros(count, dtype=np.int64)
+    if len(revenue):
+        np.maximum.at(unconverted, revenue_slot, revenue["unconverted"].to_numpy(dtype=np.int64)[from_revenue])
+    customer, month = keys // size, keys % size
+    tier = _tier_codes(money, cost, used, unconverted, thresholds)
+    tier[names[customer] == UNATTRIBUTED] = _TIER_NAMES.index("unattributed")
+    return _per_customer(names, customer, month, tier, money, cost, size - 1), months
+
+
+def _per_customer(names: np.ndarray, customer: np.ndarray, month: np.ndarray, tier: np.ndarray, revenue: np.ndarray, cost: np.ndarray,
+                  last: int) -> pd.DataFrame:
+    """Reduce customer-month rows sorted by (customer, month) to the one-row-per-customer frame."""
+    starts = np.flatnonzero(np.r_[True, customer[1:] != customer[:-1]])
+    segment = np.cumsum(np.r_[True, customer[1:] != customer[:-1]]) - 1
+    same = np.r_[False, customer[1:] == customer[:-1]]
+    gap = np.where(same & (np.diff(month, prepend=0) > 1), month - 1, -1)
+
+    def index_of(values: np.ndarray) -> np.ndarray:
+        found = np.maximum.reduceat(values, starts)
+        return np.where(found >= 0, found, np.nan)
+
+    out = {"customer_id": names[customer[starts]], "first_idx": month[starts].astype(float),
+           "last_idx": np.maximum.reduceat(month, starts).astype(float), "last_gap": index_of(gap)}
+    for name in HISTORY_TIERS:
+        out[f"miss_{name}"] = index_of(np.where(tier != _TIER_NAMES.index(name), month, -1))
+    margin = revenue.astype(object) - cost.astype(object) if revenue.dtype == object or cost.dtype == object else revenue - cost
+    for label, values, at in (("margin_now", margin, last), ("margin_before", margin, last - 1),
+                              ("revenue_now", revenue, last), ("revenue_before", revenue, last - 1)):
+        column = np.zeros(len(starts), dtype=object)
+        chosen = month == at
+        column[segment[chosen]] = values[chosen]
+        out[label] = [int(v) for v in column]
+    frame = pd.DataFrame({k: v for k, v in out.items() if k.startswith(("customer", "first", "last", "miss"))})
+    for label in ("margin_now", "margin_before", "revenue_now", "revenue_before"):
+        frame[label] = pd.Series(out[label], dtype=object)
+    return frame
 
 
 def since_and_change(frame: pd.DataFrame, history: pd.DataFrame, months: list[str], last_month: str) -> pd.DataFrame:
