@@ -15,6 +15,7 @@ from walleta.catalog import load_catalog
 from walleta.events import prepare_events
 from walleta.schema import ROLLUP_MEASURES, ROLLUPS
 from walleta.store import (
+    PARALLEL_ROLLUP_ROWS,
     STAGED_ROLLUP_ROWS,
     Store,
     _rollup_deltas_numpy,
@@ -236,6 +237,26 @@ def test_staged_upserts_add_to_existing_rollup_rows(store: Store) -> None:
     moved = first.sample(n=1_000, random_state=1).copy()
     moved["customer_id"] = "moved"
     assert store.write_events(moved, on_conflict="replace").replaced == 1_000
+    kept = _rollups(store)
+    store.rebuild_rollups()
+    rebuilt = _rollups(store)
+    for name in ROLLUPS:
+        pd.testing.assert_frame_equal(kept[name], rebuilt[name], check_dtype=False, obj=name)
+
+
+def test_large_batches_on_the_parallel_path_equal_rebuilt_rollups(store: Store) -> None:
+    """From PARALLEL_ROLLUP_ROWS events, rollup deltas are computed on a second thread during
+    the insert and used only if every row was new: all new, some duplicates (recomputed for
+    the rows kept) and replace mode all leave the rollups equal to a rebuild."""
+    rng = np.random.default_rng(8)
+    first = _random_frame(rng, PARALLEL_ROLLUP_ROWS + 10)
+    assert store.write_events(first).inserted == len(first)
+    mixed = pd.concat([first.iloc[:5_000], _random_frame(rng, PARALLEL_ROLLUP_ROWS)], ignore_index=True)
+    result = store.write_events(mixed)
+    assert (result.inserted, result.skipped) == (PARALLEL_ROLLUP_ROWS, 5_000)
+    moved = first.iloc[:PARALLEL_ROLLUP_ROWS].copy()
+    moved["customer_id"] = "moved"
+    assert store.write_events(moved, on_conflict="replace").replaced == PARALLEL_ROLLUP_ROWS
     kept = _rollups(store)
     store.rebuild_rollups()
     rebuilt = _rollups(store)
