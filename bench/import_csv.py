@@ -7,13 +7,16 @@
 The file is generated deterministically in a temporary folder (Walleta's usage schema with
 request ids, cached and reasoning tokens, tiers and batch flags over eight models and 500
 customers). Both timings read the same file in the same run; the import goes into a fresh
-database and its phases are timed from the importer's own progress callbacks.
+database and its phases are timed from the importer's own progress callbacks. The storage
+floor (the same events through one bare `sqlite3.executemany`, no index, no rollups) bounds what
+any SQLite import can reach: parse + validate + cost, then the floor, is printed as the ceiling.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 import tempfile
 import time
@@ -27,7 +30,10 @@ import pyarrow.csv as pacsv
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from walleta.catalog import load_catalog  # noqa: E402
+from walleta.events import prepare_events  # noqa: E402
+from walleta.schema import EVENT_COLUMNS  # noqa: E402
 from walleta.sources.csv_import import import_csv  # noqa: E402
+from walleta.store import _split_event_columns  # noqa: E402
 from walleta.store import open_store  # noqa: E402
 
 TARGET_ROWS_PER_S = 200_000
@@ -61,6 +67,29 @@ def write_usage_csv(path: Path, rows: int, seed: int = 7) -> None:
         "latency_ms": pa.array(rng.integers(80, 20_000, rows)),
     })
     pacsv.write_csv(table, path)
+
+
+def storage_floor(path: Path, catalog: object, folder: Path) -> tuple[float, float]:
+    """(wall s, CPU s) of the least any SQLite write path from Python can do with this file's
+    events: one `sqlite3.executemany` in one transaction (WAL, synchronous=NORMAL) of the
+    prepared rows into a table of the events' columns with no index and no rollups, binding only
+    the columns that vary (the others written as literals, as Walleta's own insert does)."""
+    frame = pd.read_csv(path, keep_default_na=False)
+    frame["ts_us"] = pd.to_datetime(frame.pop("timestamp"), utc=True).astype("int64") // 1_000
+    frame["batch"] = frame["batch"] == "true"
+    split = _split_event_columns(prepare_events(frame, catalog, source="csv", uid_prefix="csv"))
+    connection = sqlite3.connect(folder / "floor.db", isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute(f"CREATE TABLE events ({', '.join(EVENT_COLUMNS)})")
+    values = ", ".join(split.constants.get(c, "?") for c in EVENT_COLUMNS)
+    started, cpu = time.perf_counter(), time.process_time()
+    connection.execute("BEGIN")
+    connection.executemany(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({values})", split.rows())
+    connection.execute("COMMIT")
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    connection.close()
+    return elapsed, cpu
 
 
 class PhaseClock:
@@ -101,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         report = import_csv(store, path, kind="usage", catalog=catalog, progress=clock)
         walleta_s, walleta_cpu = time.perf_counter() - clock.start, time.process_time() - cpu
         assert report.imported == rows and not report.errors, report.summary_line()
+        floor_s, floor_cpu = storage_floor(path, catalog, Path(folder))
 
     marks, cpus = clock.marks, clock.cpu
     names = [("read", "reading", "validating"), ("validate", "validating", "pricing"), ("cost (prepare_events)", "pricing", "writing"), ("store (write_events + rollups)", "writing", None)]
@@ -115,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    {name:<32} {end - begin:7.2f} s   (CPU {cpu_end - cpu_begin:.2f} s)")
     before_store = marks.get("writing", walleta_s)
     print(f"  parse + validate + cost only     {before_store:7.2f} s  {rows / before_store:>12,.0f} rows/s   (CPU {cpus.get('writing', walleta_cpu):.2f} s)")
+    print(f"  storage floor (sqlite3.executemany, no index, no rollups) {floor_s:.2f} s  {rows / floor_s:>10,.0f} rows/s   (CPU {floor_cpu:.2f} s)")
+    ceiling = rows / (before_store + floor_s)
+    print(f"  ceiling of any SQLite import: parse + validate + cost, then the floor: {ceiling:,.0f} rows/s")
     print(f"  machine load average at the end: {os.getloadavg()[0]:.1f} (CPU-time figures are less sensitive to it)")
     verdict = "meets" if rows / walleta_s >= TARGET_ROWS_PER_S else "misses"
     print(f"  target {TARGET_ROWS_PER_S:,} rows/s end to end: {verdict} it")

@@ -13,6 +13,7 @@ Every test also gets its own WALLETA_DATABASE_URL, so nothing touches data/walle
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -29,6 +30,17 @@ IN_CI = os.environ.get("CI", "").strip().lower() == "true"
 def _isolated_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WALLETA_DATABASE_URL", f"sqlite:///{tmp_path / 'default.db'}")
     monkeypatch.delenv("WALLETA_PRICE_OVERRIDES", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _main_module_restored() -> Iterator[None]:
+    """Streamlit's AppTest leaves `sys.modules["__main__"]` set to the app script it ran; a
+    later test in the same worker that starts processes with spawn or forkserver would then
+    re-run app.py in every child (they fail before doing their work). Put it back."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None and sys.modules.get("__main__") is not main:
+        sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,16 @@ import pytest
 from walleta.catalog import load_catalog
 from walleta.events import prepare_events
 from walleta.schema import ROLLUP_MEASURES, ROLLUPS
-from walleta.store import Store, _rollup_deltas_numpy, _rollup_deltas_python, _small_batch, open_store
+from walleta.store import (
+    PARALLEL_ROLLUP_ROWS,
+    STAGED_ROLLUP_ROWS,
+    Store,
+    _rollup_deltas_numpy,
+    _rollup_deltas_python,
+    _small_batch,
+    open_store,
+    rollup_deltas,
+)
 
 BASE_US = 1_767_225_600_000_000  # 2026-01-01
 DAY_US = 86_400_000_000
@@ -208,6 +217,46 @@ def test_a_uid_repeated_within_a_batch_counts_once(store: Store, n: int) -> None
     result = store.write_events(pd.concat([frame, twin], ignore_index=True))
     assert (result.inserted, result.skipped) == (n, 1)
     assert store.scalar("SELECT COUNT(*) FROM usage_events WHERE customer_id = 'second'") == 0
+    kept = _rollups(store)
+    store.rebuild_rollups()
+    rebuilt = _rollups(store)
+    for name in ROLLUPS:
+        pd.testing.assert_frame_equal(kept[name], rebuilt[name], check_dtype=False, obj=name)
+
+
+def test_staged_upserts_add_to_existing_rollup_rows(store: Store) -> None:
+    """Batches with more than STAGED_ROLLUP_ROWS delta rows per rollup go through the staging
+    table: written on top of overlapping rows (added, not overwritten), in ignore and replace
+    mode, the rollups still equal a rebuild from the raw events."""
+    rng = np.random.default_rng(5)
+    first, second = _random_frame(rng, 3_000), _random_frame(rng, 3_000)
+    deltas = rollup_deltas([(second, 1)])
+    assert len(deltas["rollup_customer_day"][1]) > STAGED_ROLLUP_ROWS  # the staged path runs
+    store.write_events(first)
+    store.write_events(second)
+    moved = first.sample(n=1_000, random_state=1).copy()
+    moved["customer_id"] = "moved"
+    assert store.write_events(moved, on_conflict="replace").replaced == 1_000
+    kept = _rollups(store)
+    store.rebuild_rollups()
+    rebuilt = _rollups(store)
+    for name in ROLLUPS:
+        pd.testing.assert_frame_equal(kept[name], rebuilt[name], check_dtype=False, obj=name)
+
+
+def test_large_batches_on_the_parallel_path_equal_rebuilt_rollups(store: Store) -> None:
+    """From PARALLEL_ROLLUP_ROWS events, rollup deltas are computed on a second thread during
+    the insert and used only if every row was new: all new, some duplicates (recomputed for
+    the rows kept) and replace mode all leave the rollups equal to a rebuild."""
+    rng = np.random.default_rng(8)
+    first = _random_frame(rng, PARALLEL_ROLLUP_ROWS + 10)
+    assert store.write_events(first).inserted == len(first)
+    mixed = pd.concat([first.iloc[:5_000], _random_frame(rng, PARALLEL_ROLLUP_ROWS)], ignore_index=True)
+    result = store.write_events(mixed)
+    assert (result.inserted, result.skipped) == (PARALLEL_ROLLUP_ROWS, 5_000)
+    moved = first.iloc[:PARALLEL_ROLLUP_ROWS].copy()
+    moved["customer_id"] = "moved"
+    assert store.write_events(moved, on_conflict="replace").replaced == PARALLEL_ROLLUP_ROWS
     kept = _rollups(store)
     store.rebuild_rollups()
     rebuilt = _rollups(store)

@@ -240,22 +240,17 @@ def _day_windows(store: Store, first: int, last_end: int) -> pd.DataFrame:
 
 
 def _hour_windows(store: Store, customers: list[str], first: int, last_end: int) -> pd.DataFrame:
-    frames = []
-    for customer in customers:
-        frames.append(
-            store.query(
-                "SELECT customer_id, CAST(ts_us / 3600000000 AS BIGINT) * 3600 AS window_start, " + _MEASURE_SQL
-                + ", CAST(SUM(CASE WHEN cost_pico IS NULL THEN requests ELSE 0 END) AS BIGINT) AS unpriced_requests, "
-                "CAST(COUNT(*) AS BIGINT) AS events FROM usage_events WHERE customer_id = ? AND ts_us >= ? AND ts_us < ? "
-                "GROUP BY customer_id, CAST(ts_us / 3600000000 AS BIGINT)",
-                [customer, first * 1_000_000, last_end * 1_000_000],
-            )
-        )
-    found = [f for f in frames if not f.empty]
-    if not found:
-        return pd.DataFrame(columns=["customer_id", "window_start", "requests", "input_tokens", "output_tokens", "cost_pico",
-                                     "unpriced_requests", "events"])
-    return pd.concat(found, ignore_index=True).sort_values(["window_start", "customer_id"], kind="stable")
+    """Hourly measures of `customers` from the raw events of [first, last_end) (unix seconds):
+    one range read on the events' time index, grouped by customer and hour."""
+    frame = store.query(
+        "SELECT customer_id, CAST(ts_us / 3600000000 AS BIGINT) * 3600 AS window_start, " + _MEASURE_SQL
+        + ", CAST(SUM(CASE WHEN cost_pico IS NULL THEN requests ELSE 0 END) AS BIGINT) AS unpriced_requests, "
+        "CAST(COUNT(*) AS BIGINT) AS events FROM usage_events WHERE ts_us >= ? AND ts_us < ? "
+        "GROUP BY customer_id, CAST(ts_us / 3600000000 AS BIGINT)",
+        [first * 1_000_000, last_end * 1_000_000],
+    )
+    frame = frame[frame["customer_id"].isin(set(customers))]
+    return frame.sort_values(["window_start", "customer_id"], kind="stable").reset_index(drop=True)
 
 
 def _sent_totals(store: Store, meter: Meter) -> tuple[set[str], dict[tuple[str, int], int]]:

@@ -87,3 +87,16 @@ def _v3_identifier_columns_text(cur: Any, dialect: str) -> None:
 
 
 MIGRATIONS[3] = _v3_identifier_columns_text
+
+
+# -- version 4: raw events indexed by time instead of by (customer, time) ----------------------------
+
+
+def _v4_event_time_index(cur: Any, dialect: str) -> None:
+    """Replace `ix_usage_events_customer_ts` by `ix_usage_events_ts` (see `schema.UsageEvent`):
+    one index build over the stored events, after which every write is cheaper."""
+    cur.execute("DROP INDEX IF EXISTS ix_usage_events_customer_ts")
+    cur.execute("CREATE INDEX IF NOT EXISTS ix_usage_events_ts ON usage_events (ts_us)")
+
+
+MIGRATIONS[4] = _v4_event_time_index

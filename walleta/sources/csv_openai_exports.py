@@ -20,7 +20,7 @@ There is no official schema; the columns mirror the Usage/Costs API fields, flat
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -104,13 +104,8 @@ def import_activity(store: Store, table: CsvTable, mapping: ColumnMapping, catal
     _check_parts(v, counts)
     endpoint = _endpoint(v)
     keys = tuple(c for c in _GROUP_COLUMNS if v.has(c))
-    rows: list[dict[str, Any]] = []
-    first_row: dict[str, int] = {}
-    duplicate = np.zeros(v.n, dtype=bool)
-    reasons = [""] * v.n
-    for i in range(v.n):
-        if v.bad[i] or empty[i]:
-            continue
+
+    def bucket(i: int) -> dict[str, Any]:
         result: dict[str, Any] = {c: counts[c][i] for c in counts}
         result.update({c: values[i] or None for c, values in groups.items()})
         if v.has("batch"):
@@ -118,14 +113,10 @@ def import_activity(store: Store, table: CsvTable, mapping: ColumnMapping, catal
         if seconds is not None:
             result["seconds"] = float(seconds[i])
         row = bucket_row(endpoint, int(starts[i]), int(ends[i]), result, source=EXPORT_SOURCE, group_by=keys)
-        if row["uid"] in first_row:
-            duplicate[i] = True
-            reasons[i] = f"duplicate id: same bucket and group as row {first_row[row['uid']]}"
-            continue
-        first_row[row["uid"]] = int(table.row_numbers[i])
         row["raw"] = json.dumps({"file": table.name, "row": int(table.row_numbers[i]), **{k: _plain(val) for k, val in result.items()}}, sort_keys=True)
-        rows.append(row)
-    v.reject(duplicate, "start_time", reasons)
+        return row
+
+    rows = _first_of_each_uid(v, table, empty, bucket, "start_time", "same bucket and group")
     report.errors.extend(v.errors)
     skipped_empty = int((empty & ~v.bad).sum())
     if skipped_empty:
@@ -147,6 +138,29 @@ def import_activity(store: Store, table: CsvTable, mapping: ColumnMapping, catal
             _price_summary(store, cur, catalog, rows, report)
         report.import_id = end_run(store, cur, import_id, report, source="csv", content_hash=content_hash, changed=changed)
     progress("writing", len(rows), len(rows))
+
+
+def _first_of_each_uid(
+    v: Validator, table: CsvTable, empty: np.ndarray, build: Callable[[int], dict[str, Any]], column: str, same: str
+) -> list[dict[str, Any]]:
+    """The rows `build(i)` makes from every valid, non-empty row i, keeping the first row of each
+    uid; a later row with the same uid is rejected at `column`: "duplicate id: <same> as row N"."""
+    rows: list[dict[str, Any]] = []
+    first_row: dict[str, int] = {}
+    duplicate = np.zeros(v.n, dtype=bool)
+    reasons = [""] * v.n
+    for i in range(v.n):
+        if v.bad[i] or empty[i]:
+            continue
+        row = build(i)
+        if row["uid"] in first_row:
+            duplicate[i] = True
+            reasons[i] = f"duplicate id: {same} as row {first_row[row['uid']]}"
+            continue
+        first_row[row["uid"]] = int(table.row_numbers[i])
+        rows.append(row)
+    v.reject(duplicate, column, reasons)
+    return rows
 
 
 def _plain(value: Any) -> Any:
@@ -206,23 +220,15 @@ def import_costs(store: Store, table: CsvTable, mapping: ColumnMapping, report: 
     line_items = v.text("line_item")
     projects = v.text("project_id")
     api_keys = v.text("api_key_id")
-    rows: list[dict[str, Any]] = []
-    first_row: dict[str, int] = {}
-    duplicate = np.zeros(v.n, dtype=bool)
-    reasons = [""] * v.n
-    for i in range(v.n):
-        if v.bad[i] or empty[i]:
-            continue
+
+    def cost(i: int) -> dict[str, Any]:
         result = {"amount": {"value": "0", "currency": upper[i]}, "line_item": line_items[i] or None, "project_id": projects[i] or None, "api_key_id": api_keys[i] or None}
         row = cost_row(int(starts[i]), result, source=COST_EXPORT_SOURCE)
         row["amount_pico"] = int(amounts[i]) if amounts[i] is not None else usd_to_pico(0)
-        if row["uid"] in first_row:
-            duplicate[i] = True
-            reasons[i] = f"duplicate id: same day, project and line item as row {first_row[row['uid']]}"
-            continue
-        first_row[row["uid"]] = int(table.row_numbers[i])
-        rows.append(row)
-    v.reject(duplicate, "line_item" if v.has("line_item") else "start_time", reasons)
+        return row
+
+    column = "line_item" if v.has("line_item") else "start_time"
+    rows = _first_of_each_uid(v, table, empty, cost, column, "same day, project and line item")
     report.errors.extend(v.errors)
     skipped_empty = int((empty & ~v.bad).sum())
     progress("writing", 0, len(rows))

@@ -27,6 +27,7 @@ log at once instead of being counted twice until the next import.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -104,8 +105,8 @@ def apply_usage_rule(store: Store, catalog: Catalog, *, cur: Any, first_day: str
     attributed = set(
         _select(
             cur, store,
-            f"SELECT DISTINCT day FROM usage_events WHERE day >= ? AND day <= ? AND source NOT IN ({_in(PROVIDER_SOURCES)})",
-            [first_day, last_day],
+            f"SELECT DISTINCT day FROM usage_events WHERE {_DAYS_BY_TIME} AND source NOT IN ({_in(PROVIDER_SOURCES)})",
+            _days(first_day, last_day),
         )["day"].tolist()
     )
     buckets = _select(
@@ -117,8 +118,8 @@ def apply_usage_rule(store: Store, catalog: Catalog, *, cur: Any, first_day: str
     desired = _prepare(wanted, load_mappings(store, cur), catalog, import_id)
     existing = _select(
         cur, store,
-        f"SELECT {', '.join(_COMPARED)} FROM usage_events WHERE day >= ? AND day <= ? AND source IN ({_in(PROVIDER_SOURCES)})",
-        [first_day, last_day],
+        f"SELECT {', '.join(_COMPARED)} FROM usage_events WHERE {_DAYS_BY_TIME} AND source IN ({_in(PROVIDER_SOURCES)})",
+        _days(first_day, last_day),
     )
     stale = sorted(set(existing["uid"]) - set(desired["uid"])) if not existing.empty else []
     removed = store.delete_events(stale, cur=cur) if stale else 0
@@ -161,10 +162,22 @@ def _has_provider_events(store: Store, cur: Any, first_day: str, last_day: str) 
     if cur.fetchone() is None:
         return False
     cur.execute(
-        store.sql(f"SELECT 1 FROM usage_events WHERE day >= ? AND day <= ? AND source IN ({_in(PROVIDER_SOURCES)}) LIMIT 1"),
-        [first_day, last_day],
+        store.sql(f"SELECT 1 FROM usage_events WHERE {_DAYS_BY_TIME} AND source IN ({_in(PROVIDER_SOURCES)}) LIMIT 1"),
+        _days(first_day, last_day),
     )
     return cur.fetchone() is not None
+
+
+# The days' events by day and by time (`day` is the UTC date of `ts_us`): the time bounds let the
+# query use the events' time index instead of reading the whole table.
+_DAYS_BY_TIME = "day >= ? AND day <= ? AND ts_us >= ? AND ts_us < ?"
+
+
+def _days(first_day: str, last_day: str) -> list[Any]:
+    """Parameters of `_DAYS_BY_TIME` for the UTC days first_day..last_day (inclusive)."""
+    start = datetime.fromisoformat(first_day).replace(tzinfo=timezone.utc)
+    end = datetime.fromisoformat(last_day).replace(tzinfo=timezone.utc) + timedelta(days=1)
+    return [first_day, last_day, int(start.timestamp()) * 1_000_000, int(end.timestamp()) * 1_000_000]
 
 
 def _in(values: tuple[str, ...]) -> str:
