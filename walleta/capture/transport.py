@@ -19,6 +19,8 @@ pricing and the database write all happen on the recorder's thread.
 from __future__ import annotations
 
 import json
+import operator
+import os
 import re
 import time
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
@@ -50,7 +52,7 @@ _KINDS: dict[tuple[bytes | None, bytes], str] = {
 }
 _HEADER_TO_FIELD = {name.encode(): field for field, name in HEADER_FIELDS.items()}
 _PREFIX = b"x-walleta-"
-_KIND_CACHE: dict[bytes, str] = {}  # raw path -> kind ("" = not billable)
+_KIND_CACHE: dict[str, str] = {}  # URL path (without the query) -> kind ("" = not billable)
 
 
 def endpoint_kind(raw_path: bytes) -> str | None:
@@ -325,6 +327,21 @@ class _AsyncTeeStream(httpx2.AsyncByteStream):
 Received = tuple[str, Attribution, httpx2.Request, Any, httpx2.Response, int, int, int]
 
 _ByteStream = httpx2.ByteStream
+# This process's id, refreshed in a forked child: Recorder.enqueue (and the transport's inlined
+# copy of it) compare it with the recorder's thread's process without a getpid() system call.
+_process_id = os.getpid()
+
+
+def _refresh_process_id() -> None:
+    global _process_id
+    _process_id = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_refresh_process_id)
+# The body of a request built from bytes (httpx2 reads it into `_content` at construction): the
+# attribute itself when present, without the `content` property's call.
+_body_of = operator.attrgetter("_content")
 _time_ns = time.time_ns
 _perf_ns = time.perf_counter_ns
 
@@ -387,9 +404,9 @@ class _TeeBase:
         return response
 
 
-def _learn_kind(path: bytes) -> str:
-    """The endpoint kind of a path not seen before ("" = not billable), cached."""
-    kind = endpoint_kind(path) or ""
+def _learn_kind(path: str) -> str:
+    """The endpoint kind of a URL path not seen before ("" = not billable), cached."""
+    kind = endpoint_kind(path.encode("ascii", "replace")) or ""
     if len(_KIND_CACHE) < 256:
         _KIND_CACHE[path] = kind
     return kind
@@ -408,7 +425,10 @@ class TeeTransport(_TeeBase, httpx2.BaseTransport):
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         if request.method != "POST":
             return self.inner.handle_request(request)
-        path = request.url.raw_path
+        try:  # the parsed URL's path (a tuple field): no property call, no new bytes
+            path = request.url._uri_reference.path
+        except AttributeError:  # pragma: no cover - another httpx2 layout: the public property
+            path = request.url.raw_path.split(b"?", 1)[0].decode("ascii")
         kind = _KIND_CACHE.get(path)
         if kind is None:
             kind = _learn_kind(path)
@@ -421,7 +441,7 @@ class TeeTransport(_TeeBase, httpx2.BaseTransport):
             context.TAGS_USED
             or self.limits is not None
             # a streamed chat request may need include_usage (compact JSON, as the SDK sends it)
-            or (kind == "chat" and isinstance(stream, _ByteStream) and b'"stream":true' in request.content)
+            or (kind == "chat" and isinstance(stream, _ByteStream) and b'"stream":true' in _body_of(request))
         ):
             request, attribution, injected = self._adjust(request, kind, attribution)
             stream = request.stream
@@ -433,7 +453,15 @@ class TeeTransport(_TeeBase, httpx2.BaseTransport):
             self._failed(kind, attribution, request, ts_us, start_ns, exc)
             raise
         if not injected and isinstance(response.stream, _ByteStream):
-            self.recorder.enqueue((kind, attribution, request, stream, response, ts_us, start_ns, _perf_ns()))
+            item = (kind, attribution, request, stream, response, ts_us, start_ns, _perf_ns())
+            recorder = self.recorder
+            if recorder._pid == _process_id:  # Recorder.enqueue inlined (its thread is running here)
+                queue = recorder._queue
+                queue.append(item)
+                if len(queue) >= recorder.batch_size:
+                    recorder._wake.set()
+            else:
+                recorder.enqueue(item)
             return response
         record = CallRecord(kind, attribution, request, ts_us, start_ns, stream)
         record.injected = injected
@@ -456,7 +484,10 @@ class AsyncTeeTransport(_TeeBase, httpx2.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         if request.method != "POST":
             return await self.inner.handle_async_request(request)
-        path = request.url.raw_path
+        try:  # the parsed URL's path (a tuple field): no property call, no new bytes
+            path = request.url._uri_reference.path
+        except AttributeError:  # pragma: no cover - another httpx2 layout: the public property
+            path = request.url.raw_path.split(b"?", 1)[0].decode("ascii")
         kind = _KIND_CACHE.get(path)
         if kind is None:
             kind = _learn_kind(path)
@@ -468,7 +499,7 @@ class AsyncTeeTransport(_TeeBase, httpx2.AsyncBaseTransport):
         if (
             context.TAGS_USED
             or self.limits is not None
-            or (kind == "chat" and isinstance(stream, _ByteStream) and b'"stream":true' in request.content)
+            or (kind == "chat" and isinstance(stream, _ByteStream) and b'"stream":true' in _body_of(request))
         ):
             request, attribution, injected = self._adjust(request, kind, attribution)
             stream = request.stream

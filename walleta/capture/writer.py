@@ -50,6 +50,7 @@ from ..store import Store, open_store
 from ..sources.usage_rule import apply_rule_to_logged_days
 from .extract import UNPRICED_NOTE, extract_event
 from .tokens import TokenCounter, default_counter
+from . import transport as _transport
 from .transport import CallRecord, Received
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,9 +81,6 @@ class _Marker:
 
 
 _RECORDERS: "weakref.WeakSet[Recorder]" = weakref.WeakSet()
-# This process's id, refreshed in a forked child (os.register_at_fork, below): enqueue() compares
-# it without a getpid() system call on every recorded call.
-_process_id = os.getpid()
 
 
 class Recorder:
@@ -142,7 +140,8 @@ class Recorder:
     def enqueue(self, record: CallRecord | Received) -> None:
         """Hand one call to the recorder (a CallRecord, or the `Received` tuple the transport
         builds for an in-memory body). O(1), no I/O, no system call; never raises into the caller."""
-        if self._pid != _process_id:  # first call, after close(), or in a forked child
+        # (TeeTransport.handle_request has an inlined copy of this method for in-memory bodies.)
+        if self._pid != _transport._process_id:  # first call, after close(), or in a forked child
             self._start()
         queue = self._queue
         queue.append(record)
@@ -506,9 +505,7 @@ def _bare_event(record: CallRecord, note: str) -> dict[str, Any]:
 
 def _after_fork_in_child() -> None:
     """Locks and events copied from the parent may be in any state: give each recorder fresh ones.
-    Also refreshes `_process_id`, so the child's first enqueue() starts its own thread."""
-    global _process_id
-    _process_id = os.getpid()
+    (transport.py refreshes its `_process_id`, so the child's first enqueue() starts its own thread.)"""
     for recorder in list(_RECORDERS):
         recorder._start_lock = threading.Lock()
         recorder._wake = threading.Event()
