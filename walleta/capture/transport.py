@@ -10,7 +10,9 @@ twin), which
    request and removes the extra usage chunk from what the caller receives;
 5. forwards the request, and wraps the response body in a tee that keeps a reference to each
    chunk while the caller reads it. When the body is closed (fully read, closed early, or the
-   request failed) one `CallRecord` is handed to the recorder.
+   request failed) one `CallRecord` is handed to the recorder. A body already in memory (a
+   mock or in-process transport) is handed over at once, as a plain `Received` tuple that the
+   recorder's thread turns into a `CallRecord`.
 
 Nothing is parsed on the caller's path: JSON/SSE parsing, usage extraction, token estimation,
 pricing and the database write all happen on the recorder's thread.
