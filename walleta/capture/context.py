@@ -19,8 +19,8 @@ contextvars work); run its target with `contextvars.copy_context().run(...)` to 
 from __future__ import annotations
 
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
 from types import TracebackType
+from typing import NamedTuple
 from urllib.parse import quote, unquote
 
 __all__ = ["Attribution", "attribute", "current", "tag", "HEADER_PREFIX", "HEADER_FIELDS", "EMPTY"]
@@ -30,9 +30,12 @@ HEADER_PREFIX = "x-walleta-"
 HEADER_FIELDS = {"customer": "x-walleta-customer", "feature": "x-walleta-feature", "user": "x-walleta-user"}
 
 
-@dataclass(frozen=True, slots=True)
-class Attribution:
-    """Who a call is for. Empty strings mean "not set" (recorded as unattributed / no feature)."""
+class Attribution(NamedTuple):
+    """Who a call is for. Empty strings mean "not set" (recorded as unattributed / no feature).
+
+    Immutable (a named tuple: built with one C call on the caller's path, compared and hashed
+    by value).
+    """
 
     customer: str = ""
     feature: str = ""
@@ -40,13 +43,17 @@ class Attribution:
 
     def merged(self, customer: str | None, feature: str | None, user: str | None) -> "Attribution":
         """This attribution with the given non-None fields replaced."""
-        return Attribution(
-            customer=self.customer if customer is None else str(customer),
-            feature=self.feature if feature is None else str(feature),
-            user=self.user if user is None else str(user),
+        return _new_attribution(
+            Attribution,
+            (
+                self[0] if customer is None else str(customer),
+                self[1] if feature is None else str(feature),
+                self[2] if user is None else str(user),
+            ),
         )
 
 
+_new_attribution = tuple.__new__
 EMPTY = Attribution()
 # True once tag() has been called in this process: until then the transport skips looking for
 # per-call headers (keeps the caller's path short for apps that only use `attribute`).
@@ -69,11 +76,25 @@ class attribute:  # noqa: N801 - used like a function: `with walleta.attribute(.
     __slots__ = ("_fields", "_tokens")
 
     def __init__(self, customer: str | None = None, feature: str | None = None, *, user: str | None = None) -> None:
-        self._fields = (customer, feature, user)
+        # Converted once here; __enter__ (on every call's path) only picks fields.
+        self._fields = (
+            None if customer is None else str(customer),
+            None if feature is None else str(feature),
+            None if user is None else str(user),
+        )
         self._tokens: list[Token[Attribution]] = []
 
     def __enter__(self) -> Attribution:
-        value = _CURRENT.get().merged(*self._fields)
+        customer, feature, user = self._fields
+        parent = _CURRENT.get()
+        value = _new_attribution(
+            Attribution,
+            (
+                parent[0] if customer is None else customer,
+                parent[1] if feature is None else feature,
+                parent[2] if user is None else user,
+            ),
+        )
         self._tokens.append(_CURRENT.set(value))
         return value
 

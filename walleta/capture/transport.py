@@ -10,7 +10,9 @@ twin), which
    request and removes the extra usage chunk from what the caller receives;
 5. forwards the request, and wraps the response body in a tee that keeps a reference to each
    chunk while the caller reads it. When the body is closed (fully read, closed early, or the
-   request failed) one `CallRecord` is handed to the recorder.
+   request failed) one `CallRecord` is handed to the recorder. A body already in memory (a
+   mock or in-process transport) is handed over at once, as a plain `Received` tuple that the
+   recorder's thread turns into a `CallRecord`.
 
 Nothing is parsed on the caller's path: JSON/SSE parsing, usage extraction, token estimation,
 pricing and the database write all happen on the recorder's thread.
@@ -19,6 +21,8 @@ pricing and the database write all happen on the recorder's thread.
 from __future__ import annotations
 
 import json
+import operator
+import os
 import re
 import time
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
@@ -32,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .limits import LimitTracker
     from .writer import Recorder
 
-__all__ = ["TeeTransport", "AsyncTeeTransport", "CallRecord", "endpoint_kind", "add_include_usage", "strip_usage_events"]
+__all__ = ["TeeTransport", "AsyncTeeTransport", "CallRecord", "Received", "endpoint_kind", "add_include_usage", "strip_usage_events"]
 
 # (second-to-last, last) path segment -> kind; a None first element matches any parent.
 _KINDS: dict[tuple[bytes | None, bytes], str] = {
@@ -50,7 +54,7 @@ _KINDS: dict[tuple[bytes | None, bytes], str] = {
 }
 _HEADER_TO_FIELD = {name.encode(): field for field, name in HEADER_FIELDS.items()}
 _PREFIX = b"x-walleta-"
-_KIND_CACHE: dict[bytes, str] = {}  # raw path -> kind ("" = not billable)
+_KIND_CACHE: dict[str, str] = {}  # URL path (without the query) -> kind ("" = not billable)
 
 
 def endpoint_kind(raw_path: bytes) -> str | None:
@@ -66,7 +70,9 @@ class CallRecord:
     """What the caller's path hands to the recorder for one HTTP attempt.
 
     Holds references only (request, response, body chunks); headers and bodies are read on the
-    recorder's thread (`finalize`), so the caller pays for a few attribute stores.
+    recorder's thread, so the caller pays for a few attribute stores. `chunks` is None when the
+    body arrived in memory (`body()` then reads it from `response`), else the chunks the caller
+    read.
     """
 
     __slots__ = (
@@ -84,19 +90,37 @@ class CallRecord:
         "uid",
     )
 
-    def __init__(self, kind: str, attribution: Attribution, request: httpx2.Request) -> None:
+    def __init__(
+        self,
+        kind: str,
+        attribution: Attribution,
+        request: httpx2.Request,
+        ts_us: int,
+        start_ns: int,
+        request_stream: Any = None,
+        response: httpx2.Response | None = None,
+        end_ns: int = 0,
+    ) -> None:
         self.kind = kind
-        self.ts_us = time.time_ns() // 1000
+        self.ts_us = ts_us
         self.attribution = attribution
         self.request = request
-        self.request_stream = request.stream  # multipart forms: read the fields later
-        self.response: httpx2.Response | None = None
-        self.chunks: list[bytes] = []
+        # multipart forms: the fields are read later, from the stream that was sent
+        self.request_stream = request.stream if request_stream is None else request_stream
+        self.response = response
+        self.chunks: list[bytes] | None = None
         self.error = ""
         self.injected = False
         self.uid = ""
-        self.end_ns = 0
-        self.start_ns = time.perf_counter_ns()
+        self.end_ns = end_ns
+        self.start_ns = start_ns
+
+    @classmethod
+    def received(cls, item: "Received") -> "CallRecord":
+        """The record of a `Received` tuple (what the caller's path enqueues for a response
+        whose body arrived in memory)."""
+        kind, attribution, request, request_stream, response, ts_us, start_ns, end_ns = item
+        return cls(kind, attribution, request, ts_us, start_ns, request_stream, response, end_ns)
 
     @property
     def latency_ms(self) -> int:
@@ -134,7 +158,9 @@ class CallRecord:
 
     def body(self) -> bytes:
         """The response body as received (before any filtering for the caller)."""
-        return b"".join(self.chunks)
+        if self.chunks is not None:
+            return b"".join(self.chunks)
+        return self.response.content if self.response is not None else b""
 
 
 def _resolve(request: httpx2.Request, attribution: Attribution) -> Attribution:
@@ -205,6 +231,7 @@ class _TeeStream(httpx2.SyncByteStream):
 
     def __init__(self, inner: Any, record: CallRecord, transport: "TeeTransport", strip: bool) -> None:
         self._inner = inner
+        record.chunks = []
         self._record = record
         self._transport = transport
         self._strip = strip
@@ -252,6 +279,7 @@ class _AsyncTeeStream(httpx2.AsyncByteStream):
 
     def __init__(self, inner: Any, record: CallRecord, transport: "AsyncTeeTransport", strip: bool) -> None:
         self._inner = inner
+        record.chunks = []
         self._record = record
         self._transport = transport
         self._strip = strip
@@ -294,8 +322,41 @@ class _AsyncTeeStream(httpx2.AsyncByteStream):
             pass
 
 
+# What the caller's path enqueues for a response whose body is in memory (the common case): a
+# plain tuple, built without a Python call; the recorder turns it into a CallRecord
+# (`CallRecord.received`). Fields: kind, attribution, request, request.stream, response,
+# ts_us (wall clock at send), start_ns, end_ns (perf_counter).
+Received = tuple[str, Attribution, httpx2.Request, Any, httpx2.Response, int, int, int]
+
+_ByteStream = httpx2.ByteStream
+# This process's id, refreshed in a forked child: Recorder.enqueue (and the transport's inlined
+# copy of it) compare it with the recorder's thread's process without a getpid() system call.
+_process_id = os.getpid()
+
+
+def _refresh_process_id() -> None:
+    global _process_id
+    _process_id = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_refresh_process_id)
+# The body of a request built from bytes (httpx2 reads it into `_content` at construction): the
+# attribute itself when present, without the `content` property's call.
+_body_of = operator.attrgetter("_content")
+_time_ns = time.time_ns
+_perf_ns = time.perf_counter_ns
+
+
 class _TeeBase:
-    """State and the caller-path steps shared by the sync and async transports."""
+    """State and the caller-path steps shared by the sync and async transports.
+
+    The caller's path (`handle_request`) is written out inline in both transports and kept to
+    a few lookups: every Python call, object and attribute store it makes costs several
+    microseconds when the caches are cold, i.e. on every real call (see bench/capture_overhead.py).
+    Everything rarer (per-call tags, limits, include_usage injection, streams, failures) is in
+    helpers.
+    """
 
     def __init__(self, inner: Any, recorder: "Recorder", limits: "LimitTracker | None", owns_recorder: bool) -> None:
         self.inner = inner
@@ -303,32 +364,18 @@ class _TeeBase:
         self.limits = limits
         self.owns_recorder = owns_recorder
 
-    def _begin(self, request: httpx2.Request) -> tuple[httpx2.Request, CallRecord | None]:
-        """Steps 1-4 of the module docstring; returns the request to send and its record."""
-        if request.method != "POST":
-            return request, None
-        path = request.url.raw_path
-        kind = _KIND_CACHE.get(path)
-        if kind is None:
-            kind = endpoint_kind(path) or ""
-            if len(_KIND_CACHE) < 256:
-                _KIND_CACHE[path] = kind
-        if not kind:
-            return request, None
-        attribution = _CURRENT.get()
+    def _adjust(self, request: httpx2.Request, kind: str, attribution: Attribution) -> tuple[httpx2.Request, Attribution, bool]:
+        """Steps 2-4 beyond the context: per-call tags, the limit check, include_usage.
+        Returns (request to send, attribution, whether include_usage was injected)."""
         if context.TAGS_USED:
             attribution = _resolve(request, attribution)
         if self.limits is not None:
             self.limits.check(attribution.customer)
-        record = CallRecord(kind, attribution, request)
-        if kind == "chat" and isinstance(record.request_stream, httpx2.ByteStream):
+        if kind == "chat" and isinstance(request.stream, _ByteStream):
             changed = add_include_usage(request.content)
             if changed is not None:
-                record.injected = True
-                request = _rebuild(request, changed)
-                record.request = request
-                record.request_stream = request.stream
-        return request, record
+                return _rebuild(request, changed), attribution, True
+        return request, attribution, False
 
     @staticmethod
     def _strip(record: CallRecord, response: httpx2.Response) -> bool:
@@ -339,41 +386,88 @@ class _TeeBase:
             and response.headers.get("content-type", "").startswith("text/event-stream")
         )
 
-    def _failed(self, record: CallRecord, exc: BaseException) -> None:
-        record.end_ns = time.perf_counter_ns()
+    def _failed(self, kind: str, attribution: Attribution, request: httpx2.Request, ts_us: int, start_ns: int, exc: BaseException) -> None:
+        record = CallRecord(kind, attribution, request, ts_us, start_ns)
+        record.end_ns = _perf_ns()
         record.error = type(exc).__name__
         self.recorder.enqueue(record)
 
-    def _finish_in_memory(self, record: CallRecord, response: httpx2.Response) -> httpx2.Response:
-        """The body is already in memory (ByteStream): record it now; filter it if needed."""
-        content = response.content
-        record.chunks.append(content)
-        record.end_ns = time.perf_counter_ns()
-        self.recorder.enqueue(record)
-        if not record.injected or not self._strip(record, response):
+    def _received(self, record: CallRecord, response: httpx2.Response, tee: type) -> httpx2.Response:
+        """Step 5 off the common path: an in-memory body we must filter, or a streamed body
+        (teed; recorded when closed). Returns what the caller gets."""
+        record.response = response
+        if isinstance(response.stream, _ByteStream):
+            record.end_ns = _perf_ns()
+            self.recorder.enqueue(record)
+            if record.injected and self._strip(record, response):
+                return _filtered(response)
             return response
-        kept, rest = strip_usage_events(content)
-        headers = [(k, v) for k, v in response.headers.raw if k.lower() != b"content-length"]
-        return httpx2.Response(response.status_code, headers=headers, content=kept + rest, extensions=response.extensions)
+        response.stream = tee(response.stream, record, self, record.injected and self._strip(record, response))
+        return response
+
+
+def _learn_kind(path: str) -> str:
+    """The endpoint kind of a URL path not seen before ("" = not billable), cached."""
+    kind = endpoint_kind(path.encode("ascii", "replace")) or ""
+    if len(_KIND_CACHE) < 256:
+        _KIND_CACHE[path] = kind
+    return kind
+
+
+def _filtered(response: httpx2.Response) -> httpx2.Response:
+    """An in-memory SSE response without the usage chunk we asked for."""
+    kept, rest = strip_usage_events(response.content)
+    headers = [(k, v) for k, v in response.headers.raw if k.lower() != b"content-length"]
+    return httpx2.Response(response.status_code, headers=headers, content=kept + rest, extensions=response.extensions)
 
 
 class TeeTransport(_TeeBase, httpx2.BaseTransport):
     """Wraps a sync httpx2 transport; see the module docstring."""
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        request, record = self._begin(request)
-        if record is None:
+        if request.method != "POST":
             return self.inner.handle_request(request)
+        try:  # the parsed URL's path (a tuple field): no property call, no new bytes
+            path = request.url._uri_reference.path
+        except AttributeError:  # pragma: no cover - another httpx2 layout: the public property
+            path = request.url.raw_path.split(b"?", 1)[0].decode("ascii")
+        kind = _KIND_CACHE.get(path)
+        if kind is None:
+            kind = _learn_kind(path)
+        if not kind:
+            return self.inner.handle_request(request)
+        attribution = _CURRENT.get()
+        injected = False
+        stream = request.stream
+        if (
+            context.TAGS_USED
+            or self.limits is not None
+            # a streamed chat request may need include_usage (compact JSON, as the SDK sends it)
+            or (kind == "chat" and isinstance(stream, _ByteStream) and b'"stream":true' in _body_of(request))
+        ):
+            request, attribution, injected = self._adjust(request, kind, attribution)
+            stream = request.stream
+        ts_us = _time_ns() // 1000
+        start_ns = _perf_ns()
         try:
             response = self.inner.handle_request(request)
         except BaseException as exc:
-            self._failed(record, exc)
+            self._failed(kind, attribution, request, ts_us, start_ns, exc)
             raise
-        record.response = response
-        if isinstance(response.stream, httpx2.ByteStream):
-            return self._finish_in_memory(record, response)
-        response.stream = _TeeStream(response.stream, record, self, record.injected and self._strip(record, response))
-        return response
+        if not injected and isinstance(response.stream, _ByteStream):
+            item = (kind, attribution, request, stream, response, ts_us, start_ns, _perf_ns())
+            recorder = self.recorder
+            if recorder._pid == _process_id:  # Recorder.enqueue inlined (its thread is running here)
+                queue = recorder._queue
+                queue.append(item)
+                if len(queue) >= recorder.batch_size:
+                    recorder._wake.set()
+            else:
+                recorder.enqueue(item)
+            return response
+        record = CallRecord(kind, attribution, request, ts_us, start_ns, stream)
+        record.injected = injected
+        return self._received(record, response, _TeeStream)
 
     def close(self) -> None:
         """Close the wrapped transport, then flush (or close, if we created it) the recorder."""
@@ -390,19 +484,40 @@ class AsyncTeeTransport(_TeeBase, httpx2.AsyncBaseTransport):
     """Wraps an async httpx2 transport; see the module docstring."""
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        request, record = self._begin(request)
-        if record is None:
+        if request.method != "POST":
             return await self.inner.handle_async_request(request)
+        try:  # the parsed URL's path (a tuple field): no property call, no new bytes
+            path = request.url._uri_reference.path
+        except AttributeError:  # pragma: no cover - another httpx2 layout: the public property
+            path = request.url.raw_path.split(b"?", 1)[0].decode("ascii")
+        kind = _KIND_CACHE.get(path)
+        if kind is None:
+            kind = _learn_kind(path)
+        if not kind:
+            return await self.inner.handle_async_request(request)
+        attribution = _CURRENT.get()
+        injected = False
+        stream = request.stream
+        if (
+            context.TAGS_USED
+            or self.limits is not None
+            or (kind == "chat" and isinstance(stream, _ByteStream) and b'"stream":true' in _body_of(request))
+        ):
+            request, attribution, injected = self._adjust(request, kind, attribution)
+            stream = request.stream
+        ts_us = _time_ns() // 1000
+        start_ns = _perf_ns()
         try:
             response = await self.inner.handle_async_request(request)
         except BaseException as exc:
-            self._failed(record, exc)
+            self._failed(kind, attribution, request, ts_us, start_ns, exc)
             raise
-        record.response = response
-        if isinstance(response.stream, httpx2.ByteStream):
-            return self._finish_in_memory(record, response)
-        response.stream = _AsyncTeeStream(response.stream, record, self, record.injected and self._strip(record, response))
-        return response
+        if not injected and isinstance(response.stream, _ByteStream):
+            self.recorder.enqueue((kind, attribution, request, stream, response, ts_us, start_ns, _perf_ns()))
+            return response
+        record = CallRecord(kind, attribution, request, ts_us, start_ns, stream)
+        record.injected = injected
+        return self._received(record, response, _AsyncTeeStream)
 
     async def aclose(self) -> None:
         """Close the wrapped transport, then flush (or close) the recorder without blocking the loop."""

@@ -2,7 +2,8 @@
 
 Flush policy (what "durable" means for a recorded call):
 
-- The caller's thread only appends a `CallRecord` to a deque (no parsing, no I/O, no lock).
+- The caller's thread only appends a `CallRecord` (or, for an in-memory body, a plain tuple
+  turned into one here) to a deque (no parsing, no I/O, no lock, no system call).
 - The recorder thread wakes every `flush_interval` seconds (default 0.2 s) or as soon as
   `batch_size` records (default 500) are queued, turns everything queued into usage events
   (`events.prepare_events`, source "log") and writes them in one transaction
@@ -49,7 +50,8 @@ from ..store import Store, open_store
 from ..sources.usage_rule import apply_rule_to_logged_days
 from .extract import UNPRICED_NOTE, extract_event
 from .tokens import TokenCounter, default_counter
-from .transport import CallRecord
+from . import transport as _transport
+from .transport import CallRecord, Received
 
 if TYPE_CHECKING:  # pragma: no cover
     from .limits import LimitTracker
@@ -135,9 +137,11 @@ class Recorder:
 
     # -- caller side ---------------------------------------------------------------------------
 
-    def enqueue(self, record: CallRecord) -> None:
-        """Hand one call to the recorder. O(1), no I/O; never raises into the caller."""
-        if self._pid != os.getpid():
+    def enqueue(self, record: CallRecord | Received) -> None:
+        """Hand one call to the recorder (a CallRecord, or the `Received` tuple the transport
+        builds for an in-memory body). O(1), no I/O, no system call; never raises into the caller."""
+        # (TeeTransport.handle_request has an inlined copy of this method for in-memory bodies.)
+        if self._pid != _transport._process_id:  # first call, after close(), or in a forked child
             self._start()
         queue = self._queue
         queue.append(record)
@@ -239,7 +243,10 @@ class Recorder:
         queue = self._queue
         while queue:
             item = queue.popleft()
-            (markers if isinstance(item, _Marker) else records).append(item)
+            if isinstance(item, _Marker):
+                markers.append(item)
+            else:
+                records.append(CallRecord.received(item) if type(item) is tuple else item)
         if records:
             prepared = self._prepare(records)
             if len(prepared):
@@ -497,7 +504,8 @@ def _bare_event(record: CallRecord, note: str) -> dict[str, Any]:
 
 
 def _after_fork_in_child() -> None:
-    """Locks and events copied from the parent may be in any state: give each recorder fresh ones."""
+    """Locks and events copied from the parent may be in any state: give each recorder fresh ones.
+    (transport.py refreshes its `_process_id`, so the child's first enqueue() starts its own thread.)"""
     for recorder in list(_RECORDERS):
         recorder._start_lock = threading.Lock()
         recorder._wake = threading.Event()
