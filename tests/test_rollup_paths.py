@@ -16,6 +16,7 @@ from walleta.events import prepare_events
 from walleta.schema import ROLLUP_MEASURES, ROLLUPS
 from walleta.store import (
     PARALLEL_ROLLUP_ROWS,
+    ROWS_PER_STATEMENT,
     STAGED_ROLLUP_ROWS,
     Store,
     _rollup_deltas_numpy,
@@ -262,3 +263,20 @@ def test_large_batches_on_the_parallel_path_equal_rebuilt_rollups(store: Store) 
     rebuilt = _rollups(store)
     for name in ROLLUPS:
         pd.testing.assert_frame_equal(kept[name], rebuilt[name], check_dtype=False, obj=name)
+
+
+@pytest.mark.parametrize("n", [31, 32, 33, 65])
+def test_rows_around_the_multi_row_statement_size_are_stored_exactly(sqlite_url: str, n: int) -> None:
+    """SQLite inserts ROWS_PER_STATEMENT rows per statement and the rest in a last one: every
+    row arrives once, with its own values, whatever the remainder (here 32 rows per statement)."""
+    assert ROWS_PER_STATEMENT == 32
+    store = open_store(sqlite_url)
+    frame = _random_frame(np.random.default_rng(n), n)
+    assert store.write_events(frame).inserted == n
+    stored = store.query("SELECT uid, customer_id, input_tokens, output_tokens FROM usage_events ORDER BY id")
+    expected = frame[["uid", "customer_id", "input_tokens", "output_tokens"]]  # small batches keep their order
+    assert stored.values.tolist() == expected.values.tolist()
+    kept = _rollups(store)
+    store.rebuild_rollups()
+    for name, rebuilt in _rollups(store).items():
+        pd.testing.assert_frame_equal(kept[name], rebuilt, check_dtype=False, obj=name)
