@@ -5,6 +5,7 @@ deadlock. Random frames over several seeds (a property check without shrinking).
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 
 import numpy as np
@@ -13,8 +14,9 @@ import pytest
 
 from walleta.catalog import load_catalog
 from walleta.events import prepare_events
-from walleta.schema import ROLLUP_MEASURES, ROLLUPS
+from walleta.schema import EVENT_COLUMNS, ROLLUP_MEASURES, ROLLUPS
 from walleta.store import (
+    MAX_BOUND_VALUES,
     PARALLEL_ROLLUP_ROWS,
     ROWS_PER_STATEMENT,
     STAGED_ROLLUP_ROWS,
@@ -280,3 +282,25 @@ def test_rows_around_the_multi_row_statement_size_are_stored_exactly(sqlite_url:
     store.rebuild_rollups()
     for name, rebuilt in _rollups(store).items():
         pd.testing.assert_frame_equal(kept[name], rebuilt, check_dtype=False, obj=name)
+
+
+def test_wide_rows_stay_within_the_oldest_sqlite_limit_on_bound_values(sqlite_url: str) -> None:
+    """Every event column varying (45 bound values per row): statements carry at most
+    MAX_BOUND_VALUES values (999, SQLite's limit before 3.32), checked on a connection that
+    enforces exactly that limit, and all rows arrive."""
+    store = open_store(sqlite_url)
+    with store.engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, MAX_BOUND_VALUES)
+        frame = _random_frame(np.random.default_rng(3), 100)
+        for column in EVENT_COLUMNS:  # make every column vary from row to row
+            if column in ("id", "uid") or frame[column].nunique(dropna=False) > 1:
+                continue
+            text = frame[column].notna().any() and isinstance(frame[column].dropna().iloc[0], str)
+            frame[column] = [f"v{i % 2}" if text else i % 2 for i in range(len(frame))]
+        assert all(frame[c].nunique(dropna=False) > 1 for c in EVENT_COLUMNS if c != "id")
+        cursor = raw.cursor()
+        cursor.execute("BEGIN")
+        store.write_events(frame, cur=cursor)
+        cursor.execute("COMMIT")
+    assert store.scalar("SELECT COUNT(*) FROM usage_events") == 100
