@@ -124,6 +124,14 @@ def _rollups(store: Store) -> dict[str, pd.DataFrame]:
     return out
 
 
+def _assert_rollups_equal_a_rebuild(store: Store) -> None:
+    """The incrementally kept rollups equal `rebuild_rollups` from the raw events (rebuilds them)."""
+    kept = _rollups(store)
+    store.rebuild_rollups()
+    for name, rebuilt in _rollups(store).items():
+        pd.testing.assert_frame_equal(kept[name], rebuilt, check_dtype=False, obj=name)
+
+
 def test_mixed_batches_equal_rebuilt_rollups(store: Store) -> None:
     """Small and large batches, duplicates, replacements that move events and empty rollup rows:
     the incrementally kept rollups equal `rebuild_rollups` from the raw events."""
@@ -142,13 +150,9 @@ def test_mixed_batches_equal_rebuilt_rollups(store: Store) -> None:
         assert result.replaced == size
     same = everything.iloc[:5]  # replacing a row by itself changes nothing
     store.write_events(same, on_conflict="replace")
-    kept = _rollups(store)
     for name in ROLLUPS:
         assert store.scalar(f"SELECT COUNT(*) FROM {name} WHERE events <= 0") == 0, name
-    store.rebuild_rollups()
-    rebuilt = _rollups(store)
-    for name in ROLLUPS:
-        pd.testing.assert_frame_equal(kept[name], rebuilt[name], check_dtype=False, obj=name)
+    _assert_rollups_equal_a_rebuild(store)
 
 
 def test_concurrent_replace_writers_do_not_deadlock(pg_url: str) -> None:
@@ -178,11 +182,7 @@ def test_concurrent_replace_writers_do_not_deadlock(pg_url: str) -> None:
     for thread in threads:
         thread.join()
     assert not errors, errors
-    kept = _rollups(store)
-    store.rebuild_rollups()
-    rebuilt = _rollups(store)
-    for name in ROLLUPS:
-        pd.testing.assert_frame_equal(kept[name], rebuilt[name], check_dtype=False, obj=name)
+    _assert_rollups_equal_a_rebuild(store)
 
 
 def test_large_batch_with_random_uids_keeps_the_first_of_a_repeated_uid(sqlite_url: str) -> None:
@@ -202,11 +202,7 @@ def test_large_batch_with_random_uids_keeps_the_first_of_a_repeated_uid(sqlite_u
     pd.testing.assert_frame_equal(
         stored.sort_values("uid").reset_index(drop=True), expected.sort_values("uid").reset_index(drop=True), check_dtype=False
     )
-    kept = _rollups(store)
-    store.rebuild_rollups()
-    rebuilt = _rollups(store)
-    for name in ROLLUPS:
-        pd.testing.assert_frame_equal(kept[name], rebuilt[name], check_dtype=False, obj=name)
+    _assert_rollups_equal_a_rebuild(store)
 
 
 @pytest.mark.parametrize("n", [3, 400])
@@ -220,11 +216,7 @@ def test_a_uid_repeated_within_a_batch_counts_once(store: Store, n: int) -> None
     result = store.write_events(pd.concat([frame, twin], ignore_index=True))
     assert (result.inserted, result.skipped) == (n, 1)
     assert store.scalar("SELECT COUNT(*) FROM usage_events WHERE customer_id = 'second'") == 0
-    kept = _rollups(store)
-    store.rebuild_rollups()
-    rebuilt = _rollups(store)
-    for name in ROLLUPS:
-        pd.testing.assert_frame_equal(kept[name], rebuilt[name], check_dtype=False, obj=name)
+    _assert_rollups_equal_a_rebuild(store)
 
 
 def test_staged_upserts_add_to_existing_rollup_rows(store: Store) -> None:
@@ -240,11 +232,7 @@ def test_staged_upserts_add_to_existing_rollup_rows(store: Store) -> None:
     moved = first.sample(n=1_000, random_state=1).copy()
     moved["customer_id"] = "moved"
     assert store.write_events(moved, on_conflict="replace").replaced == 1_000
-    kept = _rollups(store)
-    store.rebuild_rollups()
-    rebuilt = _rollups(store)
-    for name in ROLLUPS:
-        pd.testing.assert_frame_equal(kept[name], rebuilt[name], check_dtype=False, obj=name)
+    _assert_rollups_equal_a_rebuild(store)
 
 
 def test_large_batches_on_the_parallel_path_equal_rebuilt_rollups(store: Store) -> None:
@@ -260,11 +248,7 @@ def test_large_batches_on_the_parallel_path_equal_rebuilt_rollups(store: Store) 
     moved = first.iloc[:PARALLEL_ROLLUP_ROWS].copy()
     moved["customer_id"] = "moved"
     assert store.write_events(moved, on_conflict="replace").replaced == PARALLEL_ROLLUP_ROWS
-    kept = _rollups(store)
-    store.rebuild_rollups()
-    rebuilt = _rollups(store)
-    for name in ROLLUPS:
-        pd.testing.assert_frame_equal(kept[name], rebuilt[name], check_dtype=False, obj=name)
+    _assert_rollups_equal_a_rebuild(store)
 
 
 @pytest.mark.parametrize("n", [31, 32, 33, 65])
@@ -278,10 +262,7 @@ def test_rows_around_the_multi_row_statement_size_are_stored_exactly(sqlite_url:
     stored = store.query("SELECT uid, customer_id, input_tokens, output_tokens FROM usage_events ORDER BY id")
     expected = frame[["uid", "customer_id", "input_tokens", "output_tokens"]]  # small batches keep their order
     assert stored.values.tolist() == expected.values.tolist()
-    kept = _rollups(store)
-    store.rebuild_rollups()
-    for name, rebuilt in _rollups(store).items():
-        pd.testing.assert_frame_equal(kept[name], rebuilt, check_dtype=False, obj=name)
+    _assert_rollups_equal_a_rebuild(store)
 
 
 def test_wide_rows_stay_within_the_oldest_sqlite_limit_on_bound_values(sqlite_url: str) -> None:
