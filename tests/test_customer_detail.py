@@ -73,3 +73,35 @@ def test_unknown_customer_gives_empty_tables_with_columns(filled):
     assert customer_features(filled, "nobody", "2026-01", "2026-02").empty
     assert "cost_share" in customer_models(filled, "nobody", "2026-01", "2026-02").columns
     assert customer_largest_days(filled, "nobody", "2026-01", "2026-02").empty
+
+
+def test_a_range_longer_than_the_seek_limit_gives_the_same_answer(filled):
+    """Ranges over 900 days are read as one time range instead of a seek per day: same rows."""
+    short = customer_largest_days(filled, "acme", "2025-12", "2026-02", limit=10)
+    long = customer_largest_days(filled, "acme", "2024-01", "2026-12", limit=10)  # 1,096 days
+    assert list(zip(long["day"], long["cost_pico"])) == list(zip(short["day"], short["cost_pico"]))
+    assert len(long) == 4
+    features = customer_features(filled, "acme", "1940-01", "2026-12")  # 1,044 months
+    assert features.set_index("feature")["requests"].to_dict() == {"chat": 1 + 3 + 4 + 6, "search": 2}
+
+
+def test_one_customer_is_read_by_primary_key_seeks(sqlite_url):
+    """The rollups are keyed (time, customer, ...): a one-customer question names its months and
+    days, so SQLite seeks the primary key per (month or day, customer) instead of scanning every
+    customer's rows of the range (SQLite only: PostgreSQL plans from table statistics)."""
+    from walleta.store import open_store
+
+    from sqlalchemy import event
+
+    store = open_store(sqlite_url)
+    record_events(store, EVENTS, load_catalog(), source="test")
+    statements: list[str] = []
+    store.engine.pool.dispose()  # the next connection traces the SQL it runs
+    event.listen(store.engine, "connect", lambda dbapi, _record: dbapi.set_trace_callback(statements.append))
+    customer_features(store, "acme", "2026-01", "2026-02")
+    customer_largest_days(store, "acme", "2026-01", "2026-02")
+    reads = [s for s in statements if "FROM rollup_customer" in s]
+    assert len(reads) == 2, statements
+    for sql in reads:  # traced with the values in place
+        details = " ".join(store.query("EXPLAIN QUERY PLAN " + sql)["detail"])
+        assert "USING PRIMARY KEY" in details and "customer_id=?" in details, details

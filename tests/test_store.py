@@ -448,7 +448,7 @@ def test_schema_2_database_upgrades_to_text_identifiers(db_url: str) -> None:
             engine.dispose()
     store = open_store(db_url)
     try:
-        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "4"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "5"
         if store.dialect == "postgresql":  # SQLite does not enforce VARCHAR lengths: nothing to alter
             types = {(t, c["name"]): c["type"] for t in {t for t, _ in V3_TEXT_COLUMNS}
                      for c in inspect(store.engine).get_columns(t)}
@@ -653,12 +653,68 @@ def test_schema_3_database_upgrades_to_the_event_time_index(db_url: str) -> None
         engine.dispose()
     store = open_store(db_url)
     try:
-        assert store.get_meta("schema_version") == "4"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
         names = {ix["name"] for ix in inspect(store.engine).get_indexes("usage_events")}
         assert "ix_usage_events_ts" in names and "ix_usage_events_customer_ts" not in names
         frame = pd.DataFrame({"ts_us": [1_767_225_600_000_000], "customer_id": ["acme"], "model": ["gpt-4o"],
                               "input_tokens": [5]})
         assert record_events(store, frame, load_catalog(), source="file").inserted == 1
+    finally:
+        store.close()
+
+
+# Version 4's rollups: the same columns, keyed by customer/dimension first, plus a time index.
+_V4_ROLLUP_KEYS = {
+    "rollup_customer_month_model": ("customer_id", "month", "model"),
+    "rollup_customer_month_feature": ("customer_id", "month", "feature"),
+    "rollup_customer_day": ("customer_id", "day"),
+    "rollup_feature_model_day": ("feature", "model", "day"),
+    "rollup_project_model_day": ("project_id", "model", "day", "service_tier", "batch"),
+    "rollup_customer_month": ("customer_id", "month"),
+}
+
+
+def _downgrade_rollups_to_schema_4(store: Store) -> None:
+    """Rebuild every rollup (rows kept) in version 4's layout and mark the database version 4."""
+    with store.transaction() as cur:
+        for name, keys in _V4_ROLLUP_KEYS.items():
+            time_key = "day" if "day" in keys else "month"
+            columns = [f"{k} {'INTEGER' if k == 'batch' else 'TEXT'} NOT NULL" for k in keys]
+            columns += [f"{m} BIGINT DEFAULT 0 NOT NULL" for m in ROLLUP_MEASURES]
+            rowid = " WITHOUT ROWID" if store.dialect == "sqlite" else ""
+            cur.execute(f"ALTER TABLE {name} RENAME TO old_{name}")
+            cur.execute(f"CREATE TABLE {name} ({', '.join(columns)}, PRIMARY KEY ({', '.join(keys)})){rowid}")
+            cur.execute(f"INSERT INTO {name} SELECT {', '.join((*keys, *ROLLUP_MEASURES))} FROM old_{name}")
+            cur.execute(f"DROP TABLE old_{name}")
+            cur.execute(f"CREATE INDEX ix_{name}_{time_key} ON {name} ({time_key})")
+        cur.execute(store.sql("UPDATE walleta_meta SET value = ? WHERE key = ?"), ["4", "schema_version"])
+
+
+def test_schema_4_rollups_are_rebuilt_time_first(db_url: str) -> None:
+    """Schema 5 keys every rollup by its time column first: a version-4 database (customer-first
+    keys, separate time indexes, rows in them) upgrades with every rollup row kept, the new keys,
+    no old index, and rollups that stay exact on later writes."""
+    store = open_store(db_url)
+    store.write_events(make_events(400, seed=1))
+    before = {name: rollup(store, name) for name in ROLLUPS}
+    _downgrade_rollups_to_schema_4(store)
+    inspector = inspect(store.engine)
+    assert inspector.get_pk_constraint("rollup_customer_day")["constrained_columns"] == ["customer_id", "day"]
+    store.close()
+
+    store = open_store(db_url)
+    try:
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "5"
+        inspector = inspect(store.engine)
+        for name, keys in ROLLUPS.items():
+            assert keys[0] in ("day", "month"), name
+            assert inspector.get_pk_constraint(name)["constrained_columns"] == list(keys), name
+            assert not inspector.get_indexes(name), (name, inspector.get_indexes(name))
+            assert rollup(store, name) == before[name], name
+        if store.dialect == "postgresql":  # the constraint is named as on a new database
+            assert inspector.get_pk_constraint("rollup_customer_day")["name"] == "rollup_customer_day_pkey"
+        store.write_events(make_events(300, seed=2))
+        assert_rollups_match_events(store)
     finally:
         store.close()
 

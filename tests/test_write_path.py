@@ -12,7 +12,8 @@ from sqlalchemy import inspect
 
 from walleta.catalog import load_catalog
 from walleta.events import prepare_events
-from walleta.schema import EVENT_COLUMNS, ROLLUP_MEASURES, ROLLUP_TIME_INDEXES, ROLLUPS, SCHEMA_VERSION
+from walleta.migrations import V2_TIME_INDEXES
+from walleta.schema import EVENT_COLUMNS, ROLLUP_MEASURES, ROLLUPS, SCHEMA_VERSION
 from walleta.store import Store, open_store
 
 BASE_US = 1_767_225_600_000_000  # 2026-01-01
@@ -107,7 +108,7 @@ def test_schema_1_database_is_upgraded(db_url: str) -> None:
     store.write_events(prepare_events(_frame(60, customers=5), load_catalog(), source="test"))
     with store.transaction() as cur:
         cur.execute("DROP TABLE rollup_customer_month")
-        for index, _ in ROLLUP_TIME_INDEXES.values():
+        for index, _ in V2_TIME_INDEXES.values():
             cur.execute(f"DROP INDEX IF EXISTS {index}")
         cur.execute(store.sql("UPDATE walleta_meta SET value = ? WHERE key = ?"), ["1", "schema_version"])
     store.close()
@@ -115,8 +116,9 @@ def test_schema_1_database_is_upgraded(db_url: str) -> None:
     assert upgraded.get_meta("schema_version") == str(SCHEMA_VERSION)
     _recount_matches(upgraded)
     inspector = inspect(upgraded.engine)
-    for name, (index, _) in ROLLUP_TIME_INDEXES.items():
-        assert index in {i["name"] for i in inspector.get_indexes(name)}, index
+    for name, keys in ROLLUPS.items():  # schema 5: time first, no separate time index
+        assert inspector.get_pk_constraint(name)["constrained_columns"] == list(keys), name
+        assert not inspector.get_indexes(name), name
 
 
 @pytest.mark.parametrize("size", [1, 5])

@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 # Bump when the schema changes; add the upgrade step to `walleta.migrations.MIGRATIONS`.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 UNATTRIBUTED = "(unattributed)"
 NO_FEATURE = "(none)"
@@ -239,13 +239,17 @@ ROLLUP_MEASURES: tuple[str, ...] = (
     "unpriced_tokens",
 )
 
-# name -> key columns. Cardinality stays near (dimension x time bucket), not event count.
+# name -> key columns, in primary-key order. Cardinality stays near (dimension x time bucket),
+# not event count. Schema 5: every key starts with its time column, so a period's rows are one
+# contiguous range of the table (every page reads a period), and new usage, which is recent,
+# lands at the end of the tree. A question about one customer names its months or days
+# (`month IN (...) AND customer_id = ?`): one primary-key seek per month or day.
 ROLLUPS: dict[str, tuple[str, ...]] = {
-    "rollup_customer_month_model": ("customer_id", "month", "model"),
-    "rollup_customer_month_feature": ("customer_id", "month", "feature"),
-    "rollup_customer_day": ("customer_id", "day"),
-    "rollup_feature_model_day": ("feature", "model", "day"),
-    "rollup_project_model_day": ("project_id", "model", "day", "service_tier", "batch"),
+    "rollup_customer_month_model": ("month", "customer_id", "model"),
+    "rollup_customer_month_feature": ("month", "customer_id", "feature"),
+    "rollup_customer_day": ("day", "customer_id"),
+    "rollup_feature_model_day": ("day", "feature", "model"),
+    "rollup_project_model_day": ("day", "project_id", "model", "service_tier", "batch"),
 }
 
 
@@ -260,7 +264,7 @@ def _build_rollup(name: str, keys: tuple[str, ...]) -> Table:
         Column(m, BigInteger, nullable=False, server_default="0") for m in ROLLUP_MEASURES
     ]
     # SQLite: WITHOUT ROWID stores rows in primary-key order (one B-tree instead of table + key
-    # index), so an upsert touches one tree and a per-customer scan reads consecutive pages.
+    # index), so an upsert touches one tree and a period's rows are consecutive pages.
     return Table(name, metadata, *key_columns, *measure_columns, sqlite_with_rowid=False)
 
 
@@ -400,24 +404,10 @@ BUCKET_COLUMNS: tuple[str, ...] = tuple(
 # Issue 6: analytics at scale.
 # - `rollup_customer_month`: one row per customer and month (the margins, cohorts and
 #   concentration views read ~1 row per customer-month instead of one per model or feature).
-# - An index on the time key of every rollup whose primary key starts with another column, so a
-#   period query (one month, one quarter) reads that period's rows instead of the whole table.
-#   Only new rollup rows add index entries (updates do not move them), so writes barely slow.
+# - Schema 2-4 indexed the time key of every rollup led by another column; schema 5 leads every
+#   rollup's primary key with its time column instead (see ROLLUPS), so there is no such index.
 # ---------------------------------------------------------------------------------------------
 
-ROLLUPS["rollup_customer_month"] = ("customer_id", "month")
+ROLLUPS["rollup_customer_month"] = ("month", "customer_id")
 _ROLLUP_TABLES["rollup_customer_month"] = _build_rollup("rollup_customer_month", ROLLUPS["rollup_customer_month"])
 
-
-def _time_key(keys: tuple[str, ...]) -> str:
-    return "day" if "day" in keys else "month"
-
-
-# rollup name -> (index name, time column) for every rollup not led by its time column.
-ROLLUP_TIME_INDEXES: dict[str, tuple[str, str]] = {
-    name: (f"ix_{name}_{_time_key(keys)}", _time_key(keys))
-    for name, keys in ROLLUPS.items()
-    if keys[0] != _time_key(keys)
-}
-for _name, (_index, _column) in ROLLUP_TIME_INDEXES.items():
-    Index(_index, _ROLLUP_TABLES[_name].c[_column])
