@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 import httpx2
 
 from . import context
-from .context import HEADER_FIELDS, Attribution, _CURRENT, decode_header_value
+from .context import HEADER_FIELDS, Attribution, _get_frame, decode_header_value
 
 if TYPE_CHECKING:  # pragma: no cover
     from .limits import LimitTracker
@@ -436,7 +436,7 @@ class TeeTransport(_TeeBase, httpx2.BaseTransport):
             kind = _learn_kind(path)
         if not kind:
             return self.inner.handle_request(request)
-        attribution = _CURRENT.get()
+        attribution = _get_frame()[0]  # context.current() inlined: (attribution, parent, owner)
         injected = False
         stream = request.stream
         if (
@@ -495,7 +495,7 @@ class AsyncTeeTransport(_TeeBase, httpx2.AsyncBaseTransport):
             kind = _learn_kind(path)
         if not kind:
             return await self.inner.handle_async_request(request)
-        attribution = _CURRENT.get()
+        attribution = _get_frame()[0]  # context.current() inlined: (attribution, parent, owner)
         injected = False
         stream = request.stream
         if (
