@@ -218,3 +218,14 @@ def test_block_exited_in_another_context_raises_nothing() -> None:
     assert current() == Attribution("elsewhere", "", "")
     block.__exit__(None, None, None)
     assert current() == EMPTY
+
+
+def test_instances_built_per_call_are_reused_only_for_the_same_text() -> None:
+    assert walleta.attribute(customer="acme", feature="f") is walleta.attribute(customer="acme", feature="f")
+    assert walleta.attribute(customer="acme") is not walleta.attribute(customer="acme", user="acme")
+    with walleta.attribute(customer=True) as yes, walleta.attribute(customer=1) as one, walleta.attribute(customer=1.0) as real:
+        assert (yes.customer, one.customer, real.customer) == ("True", "1", "1.0")
+    with walleta.attribute(customer=["unhashable"], feature="f") as value:  # any value: converted with str()
+        assert value == Attribution("['unhashable']", "f", "")
+    assert repr(walleta.attribute("acme", user="u1")) == "attribute(customer='acme', user='u1')"
+    assert current() == EMPTY

@@ -93,6 +93,10 @@ def _unwind(owner: "attribute", frame: Frame | None) -> None:
         frame = frame[1]
 
 
+_MAX_INSTANCES = 1024
+_INSTANCES: dict[tuple[object, object, object], "attribute"] = {}  # (customer, feature, user) as passed -> instance
+
+
 class attribute:  # noqa: N801 - used like a function: `with walleta.attribute(...)`
     """Context manager (sync or async `with`) that sets the customer/feature/user of calls made inside it.
 
@@ -101,21 +105,36 @@ class attribute:  # noqa: N801 - used like a function: `with walleta.attribute(.
     str()). One instance may be shared (e.g. a module-level constant) and entered from any
     number of threads and asyncio tasks at once, and nested in itself.
 
-    The block is on the path of every call it wraps, so it is kept to two short Python frames
-    (`__enter__`, `__exit__`) plus `__init__` when built per call: the fields are converted
-    once, and the attribution for a block opened at the top level is built once per instance.
+    The block is on the path of every call it wraps, so it is kept to three short Python frames
+    (`__new__`, `__enter__`, `__exit__`): instances are cached by their fields (safe, as they
+    can be shared), so `walleta.attribute(customer="acme")` built for each call is a dict
+    lookup after the first, and the attribution of a block opened at the top level (the common
+    case) is built once per instance.
     """
 
     __slots__ = ("_fields", "_value")
+    _fields: tuple[str | None, str | None, str | None]
+    _value: Attribution
 
-    def __init__(self, customer: str | None = None, feature: str | None = None, *, user: str | None = None) -> None:
+    def __new__(cls, customer: str | None = None, feature: str | None = None, *, user: str | None = None) -> "attribute":
+        key = (customer, feature, user)
+        try:
+            return _INSTANCES[key]
+        except (KeyError, TypeError):  # not built yet; or an unhashable field value
+            pass
+        self = object.__new__(cls)
         self._fields = fields = (
             None if customer is None else str(customer),
             None if feature is None else str(feature),
             None if user is None else str(user),
         )
-        # the attribution when nothing encloses the block (the common case)
+        # the attribution when nothing encloses the block
         self._value = _new_attribution(Attribution, (fields[0] or "", fields[1] or "", fields[2] or ""))
+        # Only text keys are kept (True == 1 as a key, but their str() differ); the cache is
+        # bounded (an app naming thousands of end users pays the build for the others).
+        if cls is attribute and len(_INSTANCES) < _MAX_INSTANCES and all(v is None or v.__class__ is str for v in key):
+            _INSTANCES[key] = self
+        return self
 
     def __enter__(self) -> Attribution:
         frame = _get_frame()
