@@ -229,3 +229,17 @@ def test_instances_built_per_call_are_reused_only_for_the_same_text() -> None:
         assert value == Attribution("['unhashable']", "f", "")
     assert repr(walleta.attribute("acme", user="u1")) == "attribute(customer='acme', user='u1')"
     assert current() == EMPTY
+
+
+def test_inner_block_value_follows_its_enclosing_block() -> None:
+    inner = walleta.attribute(feature="x")
+    for outer in ("a", "b", "a", "b"):  # the enclosing attribution changes between entries
+        with walleta.attribute(customer=outer):
+            for _ in range(2):
+                with inner:
+                    assert current() == Attribution(outer, "x", "")
+    with walleta.attribute(customer="a", user="u"), inner:
+        assert current() == Attribution("a", "x", "u")
+    with inner:
+        assert current() == Attribution("", "x", "")
+    assert current() == EMPTY

@@ -108,13 +108,15 @@ class attribute:  # noqa: N801 - used like a function: `with walleta.attribute(.
     The block is on the path of every call it wraps, so it is kept to three short Python frames
     (`__new__`, `__enter__`, `__exit__`): instances are cached by their fields (safe, as they
     can be shared), so `walleta.attribute(customer="acme")` built for each call is a dict
-    lookup after the first, and the attribution of a block opened at the top level (the common
-    case) is built once per instance.
+    lookup after the first; the attribution of a block opened at the top level is built once per
+    instance, and that of a block inside another is reused while the enclosing one is the same
+    (e.g. per-call blocks inside a request's block).
     """
 
-    __slots__ = ("_fields", "_value")
+    __slots__ = ("_fields", "_value", "_last")
     _fields: tuple[str | None, str | None, str | None]
     _value: Attribution
+    _last: tuple[Attribution, Attribution]
 
     def __new__(cls, customer: str | None = None, feature: str | None = None, *, user: str | None = None) -> "attribute":
         key = (customer, feature, user)
@@ -130,6 +132,7 @@ class attribute:  # noqa: N801 - used like a function: `with walleta.attribute(.
         )
         # the attribution when nothing encloses the block
         self._value = _new_attribution(Attribution, (fields[0] or "", fields[1] or "", fields[2] or ""))
+        self._last = (EMPTY, self._value)
         # Only text keys are kept (True == 1 as a key, but their str() differ); the cache is
         # bounded (an app naming thousands of end users pays the build for the others).
         if cls is attribute and len(_INSTANCES) < _MAX_INSTANCES and all(v is None or v.__class__ is str for v in key):
@@ -138,20 +141,27 @@ class attribute:  # noqa: N801 - used like a function: `with walleta.attribute(.
 
     def __enter__(self) -> Attribution:
         frame = _get_frame()
-        if frame is _ROOT:
+        parent = frame[0]
+        if parent is EMPTY:  # nothing set around this block
             value = self._value
         else:
-            parent = frame[0]
-            customer, feature, user = self._fields
-            value = _new_attribution(
-                Attribution,
-                (
-                    parent[0] if customer is None else customer,
-                    parent[1] if feature is None else feature,
-                    parent[2] if user is None else user,
-                ),
-            )
+            last = self._last  # (parent, value) of the last enclosed entry: the same in a request
+            value = last[1] if last[0] is parent else self._merge(parent)
         _set_frame((value, frame, self))
+        return value
+
+    def _merge(self, parent: Attribution) -> Attribution:
+        """This block's fields over `parent`'s (remembered for the next entry under `parent`)."""
+        customer, feature, user = self._fields
+        value = _new_attribution(
+            Attribution,
+            (
+                parent[0] if customer is None else customer,
+                parent[1] if feature is None else feature,
+                parent[2] if user is None else user,
+            ),
+        )
+        self._last = (parent, value)  # one store of an immutable pair: safe between threads
         return value
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
