@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 import httpx2
 
 from . import context
-from .context import HEADER_FIELDS, Attribution, _CURRENT, decode_header_value
+from .context import HEADER_FIELDS, Attribution, _get_frame, decode_header_value
 
 if TYPE_CHECKING:  # pragma: no cover
     from .limits import LimitTracker
@@ -226,6 +226,16 @@ def strip_usage_events(buffer: bytes) -> tuple[bytes, bytes]:
     return b"".join(kept), buffer[cut:]
 
 
+def strip_next(pending: bytes, chunk: bytes) -> tuple[bytes, bytes]:
+    """`strip_usage_events(pending + chunk)`, with a fast path for the usual chunk of a stream:
+    whole events only (it ends with a blank line), no usage object, nothing pending. Then no
+    event is dropped and the only change is removing `"usage":null` (bench phase S: ~10x
+    cheaper per chunk). The bytes yielded over a whole stream are the same either way."""
+    if not pending and chunk[-2:] == b"\n\n" and b'"usage":{' not in chunk:
+        return chunk.replace(b',"usage":null', b""), b""
+    return strip_usage_events(pending + chunk)
+
+
 class _TeeStream(httpx2.SyncByteStream):
     """Yields the inner stream's chunks to the caller, keeping a reference to each."""
 
@@ -247,7 +257,7 @@ class _TeeStream(httpx2.SyncByteStream):
         pending = b""
         for chunk in self._inner:
             keep(chunk)
-            out, pending = strip_usage_events(pending + chunk)
+            out, pending = strip_next(pending, chunk)
             if out:
                 yield out
         if pending:
@@ -295,7 +305,7 @@ class _AsyncTeeStream(httpx2.AsyncByteStream):
         pending = b""
         async for chunk in self._inner:
             keep(chunk)
-            out, pending = strip_usage_events(pending + chunk)
+            out, pending = strip_next(pending, chunk)
             if out:
                 yield out
         if pending:
@@ -436,7 +446,7 @@ class TeeTransport(_TeeBase, httpx2.BaseTransport):
             kind = _learn_kind(path)
         if not kind:
             return self.inner.handle_request(request)
-        attribution = _CURRENT.get()
+        attribution = _get_frame()[0]  # context.current() inlined: (attribution, parent, owner)
         injected = False
         stream = request.stream
         if (
@@ -495,7 +505,7 @@ class AsyncTeeTransport(_TeeBase, httpx2.AsyncBaseTransport):
             kind = _learn_kind(path)
         if not kind:
             return await self.inner.handle_async_request(request)
-        attribution = _CURRENT.get()
+        attribution = _get_frame()[0]  # context.current() inlined: (attribution, parent, owner)
         injected = False
         stream = request.stream
         if (
