@@ -2,7 +2,8 @@
 
 Small read-only queries over the customer rollups, for the Customers page's drill-down. The
 rollups are keyed by time first, so each query names the months or days it wants: one
-primary-key seek per (month or day, customer) instead of a scan of every customer's rows. Money stays in integer pico-dollars; shares are exact Decimal fractions.
+primary-key seek per (month or day, customer) instead of a scan of every customer's rows.
+Money stays in integer pico-dollars; shares are exact Decimal fractions.
 """
 
 from __future__ import annotations

@@ -27,6 +27,14 @@ def steps_after(version: int) -> list[Step]:
 # -- version 2 (issue 6): the customer x month rollup and the rollup time indexes ----------------
 
 
+# Frozen here: the rollup measure columns from version 2 to version 5 (unchanged in between).
+ROLLUP_MEASURES_V2_V5: tuple[str, ...] = (
+    "events", "requests", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
+    "reasoning_tokens", "input_audio_tokens", "output_audio_tokens", "input_image_tokens", "output_image_tokens",
+    "images", "characters", "tool_calls", "errors", "cost_pico", "provider_cost_pico", "unpriced_events",
+    "unpriced_requests", "unpriced_tokens",
+)
+
 # rollup -> (index, time column) as version 2 created them (schema 5 drops them again).
 V2_TIME_INDEXES: dict[str, tuple[str, str]] = {
     "rollup_customer_month_model": ("ix_rollup_customer_month_model_month", "month"),
@@ -43,8 +51,8 @@ def _v2_customer_month_rollup(cur: Any, dialect: str) -> None:
     by `create_all`) from `rollup_customer_month_model`, which holds the same sums per model."""
     for name, (index, column) in V2_TIME_INDEXES.items():
         cur.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {name} ({column})")
-    measures = ", ".join(V5_MEASURES)
-    sums = ", ".join(f"CAST(SUM({m}) AS BIGINT)" for m in V5_MEASURES)
+    measures = ", ".join(ROLLUP_MEASURES_V2_V5)
+    sums = ", ".join(f"CAST(SUM({m}) AS BIGINT)" for m in ROLLUP_MEASURES_V2_V5)
     cur.execute("DELETE FROM rollup_customer_month")
     cur.execute(
         f"INSERT INTO rollup_customer_month (customer_id, month, {measures}) "
@@ -113,7 +121,7 @@ MIGRATIONS[4] = _v4_event_time_index
 
 # -- version 5: every rollup keyed by time first --------------------------------------------------
 
-# Frozen here: the rollups and their columns as version 5 defines them (primary key in order).
+# Frozen here: the rollups' primary keys as version 5 defines them, in order.
 V5_KEYS: dict[str, tuple[str, ...]] = {
     "rollup_customer_month_model": ("month", "customer_id", "model"),
     "rollup_customer_month_feature": ("month", "customer_id", "feature"),
@@ -122,17 +130,11 @@ V5_KEYS: dict[str, tuple[str, ...]] = {
     "rollup_project_model_day": ("day", "project_id", "model", "service_tier", "batch"),
     "rollup_customer_month": ("month", "customer_id"),
 }
-V5_MEASURES: tuple[str, ...] = (
-    "events", "requests", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
-    "reasoning_tokens", "input_audio_tokens", "output_audio_tokens", "input_image_tokens", "output_image_tokens",
-    "images", "characters", "tool_calls", "errors", "cost_pico", "provider_cost_pico", "unpriced_events",
-    "unpriced_requests", "unpriced_tokens",
-)
 
 
 def _v5_rollup_ddl(table: str, keys: tuple[str, ...], dialect: str) -> str:
     columns = [f"{k} {'INTEGER' if k == 'batch' else 'TEXT'} NOT NULL" for k in keys]
-    columns += [f"{m} BIGINT DEFAULT '0' NOT NULL" for m in V5_MEASURES]
+    columns += [f"{m} BIGINT DEFAULT '0' NOT NULL" for m in ROLLUP_MEASURES_V2_V5]
     suffix = " WITHOUT ROWID" if dialect == "sqlite" else ""
     return f"CREATE TABLE {table} ({', '.join(columns)}, PRIMARY KEY ({', '.join(keys)})){suffix}"
 
@@ -146,7 +148,7 @@ def _v5_rollups_time_first(cur: Any, dialect: str) -> None:
         cur.execute(f"DROP INDEX IF EXISTS {V2_TIME_INDEXES[name][0]}")
         staged = f"{name}_v5"
         cur.execute(_v5_rollup_ddl(staged, keys, dialect))
-        columns = ", ".join((*keys, *V5_MEASURES))
+        columns = ", ".join((*keys, *ROLLUP_MEASURES_V2_V5))
         cur.execute(f"INSERT INTO {staged} ({columns}) SELECT {columns} FROM {name} ORDER BY {', '.join(keys)}")
         cur.execute(f"DROP TABLE {name}")
         cur.execute(f"ALTER TABLE {staged} RENAME TO {name}")
