@@ -301,6 +301,23 @@ def report(title: str, measured: Timings, gc_counter: GcCounter | None = None) -
     return out
 
 
+def print_targets(name: str, phase: dict[str, tuple[float, float, float]], orm_p50: float, orm_label: str, extra: str = "") -> None:
+    """The issue-3 target lines of one framing (`phase` as returned by `report`): p50, paired
+    p50, p99, the ratio of the per-call ORM commit's p50 overhead (`orm_p50`) to the tracked
+    one, and caller-thread CPU p50 / p99."""
+    p50, p99, paired = phase["tracked"]
+    print(f"{name} tracked p50 overhead {p50:.1f} us (target <= 20): {'OK' if p50 <= 20 else 'MISSED'}; "
+          f"A/A noise floor {phase['aa'][0]:+.1f} us")
+    print(f"{name} tracked paired p50 overhead {paired:.1f} us (median of per-round differences; A/A {phase['aa'][2]:+.1f} us); "
+          f"CPU {phase['tracked_cpu'][2]:.1f} us (A/A {phase['aa_cpu'][2]:+.1f} us){extra}")
+    print(f"{name} tracked p99 overhead {p99:.1f} us (target <= 200): {'OK' if p99 <= 200 else 'MISSED'}")
+    ratio = orm_p50 / p50 if p50 > 0 else float("inf")
+    print(f"{orm_label}: {ratio:.1f}x (target >= 20x): {'OK' if ratio >= 20 else 'MISSED'}")
+    c50, c99, _ = phase["tracked_cpu"]
+    print(f"{name} tracked caller-thread CPU overhead p50 / p99: {c50:.1f} / {c99:.1f} us (targets 20 / 200): "
+          f"{'OK' if c50 <= 20 and c99 <= 200 else 'MISSED'}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=20_000, help="calls per client (default 20,000)")
@@ -452,37 +469,18 @@ def main() -> int:
     streamed2 = report(f"S2. the same, the caller asking for usage itself (stream_options.include_usage): the tee alone "
                        f"({stream_calls:,} calls; {seconds_s2:.1f} s)", phase_s2, gc_s2)
     b = report(f"B. recorder writing concurrently (500 events / 200 ms; {seconds_b:.1f} s; CPU-bound loop shares the GIL)", phase_b, gc_b)
-    o50, o99, _ = a["tracked"]
-    ratio = a["orm"][0] / o50 if o50 > 0 else float("inf")
     expected = calls + 100
     expected_a2, expected_s = calls_a2 + 20 * CALLS_PER_REQUEST, stream_calls + 20 * CALLS_PER_REQUEST
     print(f"stored events: deferred {stored['deferred']:,} of {expected:,}, live {stored['live']:,} of {expected:,}, "
           f"request-scoped {stored['scoped']:,} of {expected_a2:,}, streamed {stored['stream']:,} and {stored['usage']:,} of {expected_s:,} "
           f"(S and S2 as customer / events / with reported usage: {stream_rows})")
     print("targets, framing 1 - per-call block (A: `with walleta.attribute(...)` around every call, its cold cost in each call):")
-    print(f"A tracked p50 overhead {o50:.1f} us (target <= 20): {'OK' if o50 <= 20 else 'MISSED'}; "
-          f"A/A noise floor {a['aa'][0]:+.1f} us")
-    print(f"A tracked paired p50 overhead {a['tracked'][2]:.1f} us (median of per-round differences; A/A {a['aa'][2]:+.1f} us); "
-          f"CPU {a['tracked_cpu'][2]:.1f} us (A/A {a['aa_cpu'][2]:+.1f} us)")
-    print(f"A tracked p99 overhead {o99:.1f} us (target <= 200): {'OK' if o99 <= 200 else 'MISSED'}")
-    print(f"per-call ORM commit overhead / tracked overhead (p50): {ratio:.1f}x (target >= 20x): {'OK' if ratio >= 20 else 'MISSED'}")
-    c50, c99, _ = a["tracked_cpu"]
-    print(f"A tracked caller-thread CPU overhead p50 / p99: {c50:.1f} / {c99:.1f} us (targets 20 / 200): "
-          f"{'OK' if c50 <= 20 and c99 <= 200 else 'MISSED'}")
+    print_targets("A", a, a["orm"][0], "per-call ORM commit overhead / tracked overhead (p50)")
     print(f"targets, framing 2 - request-scoped attribution (A2: one block per request of {CALLS_PER_REQUEST} calls, "
           "built and entered with the first call, left after the last):")
-    r50, r99, r_paired = a2["tracked"]
-    ratio_a2 = a["orm"][0] / r50 if r50 > 0 else float("inf")
     mean_a2 = trimmed_paired_mean(phase_a2[0]["tracked"], phase_a2[0]["untracked"])
-    print(f"A2 tracked p50 overhead {r50:.1f} us (target <= 20): {'OK' if r50 <= 20 else 'MISSED'}; A/A noise floor {a2['aa'][0]:+.1f} us")
-    print(f"A2 tracked paired p50 overhead {r_paired:.1f} us (A/A {a2['aa'][2]:+.1f} us); CPU {a2['tracked_cpu'][2]:.1f} us "
-          f"(A/A {a2['aa_cpu'][2]:+.1f} us); mean overhead per call, block included (paired, 2% trimmed) {mean_a2:.1f} us")
-    print(f"A2 tracked p99 overhead {r99:.1f} us (target <= 200): {'OK' if r99 <= 200 else 'MISSED'}")
-    print(f"A2 per-call ORM commit overhead (A) / request-scoped tracked overhead (p50): {ratio_a2:.1f}x (target >= 20x): "
-          f"{'OK' if ratio_a2 >= 20 else 'MISSED'}")
-    r_c50, r_c99, _ = a2["tracked_cpu"]
-    print(f"A2 tracked caller-thread CPU overhead p50 / p99: {r_c50:.1f} / {r_c99:.1f} us (targets 20 / 200): "
-          f"{'OK' if r_c50 <= 20 and r_c99 <= 200 else 'MISSED'}")
+    print_targets("A2", a2, a["orm"][0], "A2 per-call ORM commit overhead (A) / request-scoped tracked overhead (p50)",
+                  f"; mean overhead per call, block included (paired, 2% trimmed) {mean_a2:.1f} us")
     s50, s99, s_paired = streamed_report["tracked"]
     print(f"S streamed chat tracked p50 / p99 overhead {s50:.1f} / {s99:.1f} us (paired p50 {s_paired:.1f} us, A/A {streamed_report['aa'][2]:+.1f}; "
           f"CPU paired p50 {streamed_report['tracked_cpu'][2]:.1f} us); untracked streamed call p50 "
