@@ -186,6 +186,7 @@ def billed_costs(store: Any, catalog: Any) -> int:
 
 def build(path: Path, total: int, chunk: int) -> dict[str, float]:
     """Generate `total` events into a new SQLite file through prepare_events + write_events."""
+    from walleta import revenue_rollup
     from walleta.catalog import load_catalog
     from walleta.events import prepare_events
     from walleta.store import open_store
@@ -211,7 +212,9 @@ def build(path: Path, total: int, chunk: int) -> dict[str, float]:
     started = time.perf_counter()
     customers, revenue = customers_and_revenue(np.random.default_rng(7))
     store.upsert("customers", customers, ["customer_id"])
-    store.upsert("revenue_entries", revenue, ["uid"])
+    with store.transaction() as cur:  # as every revenue import does: the revenue rollup is rebuilt with the entries
+        store.upsert("revenue_entries", revenue, ["uid"], cur=cur)
+        revenue_rollup.ensure_fresh(cur, store.dialect)
     bills = billed_costs(store, catalog)
     side_s = time.perf_counter() - started
     store.close()

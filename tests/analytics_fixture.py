@@ -32,6 +32,7 @@ import pandas as pd
 from walleta.catalog import Catalog, load_catalog
 from walleta.events import prepare_events
 from walleta.fx import FxTable
+from walleta.revenue_rollup import ensure_fresh
 from walleta.store import Store
 
 USD = 10**12
@@ -120,8 +121,10 @@ def events_frame() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def build_fixture(store: Store, catalog: Catalog) -> None:
-    """Write usage, customers, revenue and billed costs of the fixture into `store`."""
+def build_fixture(store: Store, catalog: Catalog, *, revenue_rollup: bool = True) -> None:
+    """Write usage, customers, revenue and billed costs of the fixture into `store`. With
+    `revenue_rollup=False` the revenue rollup is left stale (the raw upsert marks it so), and
+    the analytics read the revenue entries themselves."""
     store.write_events(prepare_events(events_frame(), catalog, source="test"))
     store.upsert(
         "customers",
@@ -135,6 +138,9 @@ def build_fixture(store: Store, catalog: Catalog) -> None:
           "document_id": "", "description": "", "source": "test"} for u, c, a, b, m, cur, k in REVENUE],
         ["uid"],
     )
+    if revenue_rollup:
+        with store.transaction() as cur:
+            ensure_fresh(cur, store.dialect)
     store.upsert(
         "billed_costs",
         [{"uid": f"cost:{d}:{p}::{i}", "day": d, "project_id": p, "api_key_id": "", "line_item": i.replace(" (eur)", ""),

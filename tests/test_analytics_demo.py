@@ -27,6 +27,7 @@ from walleta.schema import UNATTRIBUTED
 from walleta.store import Store, open_store
 
 from .pgserver import PgServer
+from .revenue_checks import assert_revenue_rollup_current
 
 OCT = Period.month("2026-10")
 Q3 = Period.quarter("2026-Q3")
@@ -89,6 +90,7 @@ def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         url = server.create_database()
     store = open_store(url)
     build_demo(store)
+    assert_revenue_rollup_current(store)  # the pages below read revenue from the rollup
     yield Demo(store)
     store.close()
 

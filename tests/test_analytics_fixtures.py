@@ -23,6 +23,7 @@ from walleta.errors import InputError
 from walleta.events import prepare_events
 from walleta.fx import FxTable
 from walleta.revenue import monthly_revenue
+from walleta.revenue_rollup import is_fresh
 from walleta.store import Store, open_store
 
 from .analytics_fixture import FX, USD, build_fixture, fixture_catalog
@@ -33,10 +34,12 @@ FEB = Period.month("2026-02")
 M = 10**9  # one thousandth of a dollar, in pico
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "sqlite-from-entries"])
 def book(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, object]]:
+    """The fixture book; revenue read from the revenue rollup, or (sqlite-from-entries) with the
+    rollup stale, so every revenue view is derived from the entries themselves."""
     folder = tmp_path_factory.mktemp("book")
-    if request.param == "sqlite":
+    if request.param.startswith("sqlite"):
         url = f"sqlite:///{folder / 'book.db'}"
     else:
         server: PgServer | None = request.getfixturevalue("pg_server")
@@ -45,7 +48,8 @@ def book(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         url = server.create_database()
     store = open_store(url)
     catalog = fixture_catalog(folder / "catalog")
-    build_fixture(store, catalog)
+    build_fixture(store, catalog, revenue_rollup=request.param != "sqlite-from-entries")
+    assert is_fresh(store) is (request.param != "sqlite-from-entries")
     yield store, catalog
     store.close()
 

@@ -26,6 +26,7 @@ from walleta.analytics.sources import read
 from walleta.analytics.tier_history import revenue_and_paying_by_month, tier_history
 from walleta.catalog import Catalog
 from walleta.events import prepare_events
+from walleta.revenue_rollup import ensure_fresh, is_fresh
 from walleta.store import Store
 
 from .analytics_fixture import FX, USD, build_fixture, fixture_catalog
@@ -71,19 +72,31 @@ def _usage(store: Store, catalog: Catalog, rows: list[tuple[str, str, int]]) -> 
     store.write_events(prepare_events(frame, catalog, source="test"))
 
 
-def _revenue(store: Store, rows: list[tuple[str, str, str, int]]) -> None:
-    """USD subscription (or refund, when negative) entries (customer, start, end, amount_minor)."""
-    store.upsert(
-        "revenue_entries",
-        [{"uid": f"perf_{i}", "customer_id": c, "period_start": a, "period_end": b, "amount_minor": m, "currency": "USD",
-          "kind": "refund" if m < 0 else "subscription", "document_id": "", "description": "", "source": "test"}
-         for i, (c, a, b, m) in enumerate(rows)],
-        ["uid"],
-    )
+def _revenue(store: Store, rows: list[tuple[str, str, str, int]], source: str) -> None:
+    """USD subscription (or refund, when negative) entries (customer, start, end, amount_minor);
+    `source` "rollup" brings the revenue rollup up to date, "entries" leaves it stale."""
+    with store.transaction() as cur:
+        store.upsert(
+            "revenue_entries",
+            [{"uid": f"perf_{i}", "customer_id": c, "period_start": a, "period_end": b, "amount_minor": m, "currency": "USD",
+              "kind": "refund" if m < 0 else "subscription", "document_id": "", "description": "", "source": "test"}
+             for i, (c, a, b, m) in enumerate(rows)],
+            ["uid"],
+            cur=cur,
+        )
+        if source == "rollup":
+            ensure_fresh(cur, store.dialect)
+    assert is_fresh(store) is (source == "rollup")
+
+
+@pytest.fixture(params=["rollup", "entries"])
+def revenue_source(request: pytest.FixtureRequest) -> str:
+    """Where the analytics read revenue: the revenue rollup, or the entries (rollup stale)."""
+    return str(request.param)
 
 
 @pytest.fixture
-def big_book(store: Store, tmp_path: Path) -> Store:
+def big_book(store: Store, tmp_path: Path, revenue_source: str) -> Store:
     """big: $10^13 revenue and $1 cost in January and February (healthy, beyond int64);
     gap: $10 revenue and $1 cost in December and February, nothing in January;
     refund: January $10 and no usage (no_usage); February $10 refunded and $1 cost (free)."""
@@ -93,7 +106,7 @@ def big_book(store: Store, tmp_path: Path) -> Store:
     _revenue(store, [("big", "2026-01-01", "2026-01-31", BIG), ("big", "2026-02-01", "2026-02-28", BIG),
                      ("gap", "2025-12-01", "2025-12-31", 1000), ("gap", "2026-02-01", "2026-02-28", 1000),
                      ("refund", "2026-01-01", "2026-01-31", 1000), ("refund", "2026-02-01", "2026-02-28", 1000),
-                     ("refund", "2026-02-01", "2026-02-28", -1000)])
+                     ("refund", "2026-02-01", "2026-02-28", -1000)], revenue_source)
     return store
 
 
@@ -131,10 +144,10 @@ def test_revenue_and_paying_by_month_beyond_int64(big_book: Store) -> None:
     assert frame["paying_customers"].tolist() == [1, 2, 2]  # refund's February nets to 0: present, not paying
 
 
-def test_month_totals_beyond_int64_from_int64_customer_months(store: Store) -> None:
+def test_month_totals_beyond_int64_from_int64_customer_months(store: Store, revenue_source: str) -> None:
     # 240 customers with $40,000 in January: each customer-month fits int64, the month total does not
     _revenue(store, [(f"bulk{i:03d}", "2026-01-01", "2026-01-31", 4_000_000) for i in range(240)]
-             + [("bulk000", "2026-02-01", "2026-02-28", 4_000_000), ("bulk000", "2026-02-01", "2026-02-28", -1_000_000)])
+             + [("bulk000", "2026-02-01", "2026-02-28", 4_000_000), ("bulk000", "2026-02-01", "2026-02-28", -1_000_000)], revenue_source)
     frame = revenue_and_paying_by_month(store, FX, "2026-01", "2026-02")
     assert frame["revenue_pico"].tolist() == [240 * 40_000 * USD, 30_000 * USD] and frame["revenue_pico"].tolist()[0] > 2**63
     assert frame["paying_customers"].tolist() == [240, 1]

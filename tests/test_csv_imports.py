@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.databases import snapshot
+from tests.revenue_checks import assert_revenue_rollup_current
 from walleta.catalog import load_catalog
 from walleta.errors import InputError
 from walleta.sources.csv_import import detect_kind, import_csv
@@ -169,6 +170,7 @@ def test_every_class_of_bad_revenue_row_is_reported(db: Store, tmp_path: Path) -
     assert found == EXPECTED_REVENUE_ERRORS
     for error in report.errors:
         assert f"revenue.csv row {error.row}, column {error.column}: " in error.message()
+    assert_revenue_rollup_current(db)  # the good rows are in the revenue rollup too
     entries = db.query("SELECT uid, amount_minor, currency, kind, period_end FROM revenue_entries")
     assert sorted(entries.to_dict("records"), key=lambda r: r["uid"]) == [
         {"uid": "csv:in_11:subscription", "amount_minor": 1000, "currency": "JPY", "kind": "subscription", "period_end": "2025-10-31"},

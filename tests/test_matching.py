@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from tests.revenue_checks import assert_revenue_rollup_current, rollup_rows
 from walleta.catalog import load_catalog
 from walleta.events import record_events
 from walleta.matching import (
@@ -158,6 +159,8 @@ def test_confirm_and_unmatched_lists(store):
     assert by_id(matches)["cus_U"] == ("umbrella", "fuzzy", "proposed")
     assert confirm_matches(store, matches) == 1
     assert unmatched_revenue(store)["customer_id"].tolist() == ["cus_U"]
+    assert_revenue_rollup_current(store)  # re-pointed revenue is the matched customer's in the rollup too
+    assert ("2026-10", "globex", "USD") in rollup_rows(store)
     assert sorted(unmatched_usage(store)["customer_id"]) == ["hooli", "umbrella"]
     usage = unmatched_usage(store).set_index("customer_id")
     assert usage.loc["hooli", "cost_pico"] == 400_000_000_000  # 1M input tokens x $0.40/M

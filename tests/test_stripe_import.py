@@ -18,6 +18,7 @@ import stripe
 
 from tests.fakes.stripe_data import invoice, line, load_account, ts
 from tests.fakes.stripe_server import FakeStripe
+from tests.revenue_checks import assert_revenue_rollup_current
 from walleta.fx import FxTable
 from walleta.matching import map_customer, unmatched_revenue
 from walleta.revenue import monthly_fees, monthly_revenue, mrr, revenue_usd
@@ -196,6 +197,7 @@ def test_incremental_import_adds_only_what_is_new(store, fake):
     assert revenue["acme"]["2026-11"] == 9900  # no coupon amount on this line
     assert revenue["initech"] == {**INITECH, "2026-11": 13636}
     assert len(store.query("SELECT uid FROM revenue_entries")) == len(before) + 2
+    assert_revenue_rollup_current(store)
     assert json.loads(store.last_cursor("stripe"))["invoices"] == []
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 
 from .catalog import Catalog, load_catalog
 from .events import record_events
+from . import revenue_rollup
 from .store import Store
 
 __all__ = ["build_demo", "DemoSummary", "DEMO_START", "DEMO_END", "PLANS", "FEATURES"]
@@ -303,7 +304,9 @@ def build_demo(store: Store, catalog: Catalog | None = None, *, seed: int = 7) -
         for row in customers.itertuples()
     ]
     store.upsert("customer_mappings", mappings, ["source", "key"])
-    store.upsert("revenue_entries", revenue.to_dict("records"), ["uid"])
+    with store.transaction() as cur:
+        store.upsert("revenue_entries", revenue.to_dict("records"), ["uid"], cur=cur)
+        revenue_rollup.ensure_fresh(cur, store.dialect)
     billed = demo_billed_costs(store, catalog, seed=seed)
     store.upsert("billed_costs", billed.to_dict("records"), ["uid"])
     store.finish_import(import_id, status="ok", rows_read=len(events), rows_imported=result.inserted)

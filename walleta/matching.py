@@ -34,6 +34,7 @@ from typing import Any
 import pandas as pd
 
 from .schema import UNATTRIBUTED
+from . import revenue_rollup
 from .store import Store
 
 __all__ = [
@@ -305,6 +306,7 @@ def remap_revenue(store: Store, *, cur: Any = None) -> int:
             changes.append((target, entry_id))
     if changes:
         cur.executemany(store.sql("UPDATE revenue_entries SET customer_id = ? WHERE id = ?"), changes)
+        revenue_rollup.ensure_fresh(cur, store.dialect)
     return len(changes)
 
 

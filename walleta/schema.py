@@ -38,6 +38,7 @@ __all__ = [
     "Meta",
     "metadata",
     "rollup_table",
+    "REVENUE_ROLLUP",
     "StripeCustomer",
     "StripeSubscriptionItem",
     "MeterPush",
@@ -411,3 +412,16 @@ BUCKET_COLUMNS: tuple[str, ...] = tuple(
 ROLLUPS["rollup_customer_month"] = ("month", "customer_id")
 _ROLLUP_TABLES["rollup_customer_month"] = _build_rollup("rollup_customer_month", ROLLUPS["rollup_customer_month"])
 
+
+# - `rollup_revenue_month`: recognised revenue per month, customer and currency (minor units),
+#   derived from `revenue_entries` by the recognition rule; see `walleta.revenue_rollup` for how
+#   it is kept fresh. Not an event rollup: not in ROLLUPS, never rebuilt from usage.
+REVENUE_ROLLUP = Table(
+    "rollup_revenue_month",
+    metadata,
+    Column("month", Text, primary_key=True, nullable=False),
+    Column("customer_id", Text, primary_key=True, nullable=False),
+    Column("currency", Text, primary_key=True, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)

@@ -30,7 +30,7 @@ from sqlalchemy import BigInteger, Integer, create_engine, event, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-from . import migrations
+from . import migrations, revenue_rollup
 from .config import resolve_database_url
 from .errors import ConfigError, SchemaError, StorageError
 from .schema import (
@@ -179,7 +179,8 @@ class Store:
         return self.engine.url.render_as_string(hide_password=True)
 
     def init_schema(self) -> None:
-        """Create missing tables and upgrade an older schema; refuse a newer one."""
+        """Create missing tables and upgrade an older schema; refuse a newer one. Installs the
+        revenue rollup's triggers and rebuilds it when it is not fresh (`walleta.revenue_rollup`)."""
         existing = set(inspect(self.engine).get_table_names())
         if "walleta_meta" in existing:
             version = int(self.scalar("SELECT value FROM walleta_meta WHERE key = ?", ["schema_version"]) or 0)
@@ -194,6 +195,8 @@ class Store:
             for step in migrations.steps_after(version):
                 step(cur, self.dialect)
             self._set_meta(cur, "schema_version", str(SCHEMA_VERSION))
+            revenue_rollup.install_triggers(cur, self.dialect)
+            revenue_rollup.ensure_fresh(cur, self.dialect)  # new, upgraded, or written by older code
 
     def close(self) -> None:
         """Release every pooled connection."""

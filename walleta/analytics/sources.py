@@ -2,10 +2,10 @@
 
 - `revenue_by_customer_month`: recognised revenue per customer, month and currency, with its USD
   value. The recognition rule is `walleta.revenue.monthly_revenue` (spread over the service
-  period by days, kinds that are not revenue left out). Entries whose service period lies in one
-  month need no spreading (the rule gives them to that month whole), so they are summed in SQL;
-  only multi-month entries (annual plans) go through `monthly_revenue` row by row. Which kinds
-  count as revenue is asked of `monthly_revenue` itself, so its rule stays the only one.
+  period by days, kinds that are not revenue left out). While the revenue rollup
+  (`walleta.revenue_rollup`) is fresh, this is one key range of it; while it is stale, entries
+  whose service period lies in one month are summed in SQL (the rule gives them to that month
+  whole) and only multi-month entries (annual plans) go through `monthly_revenue` row by row.
 - USD conversion is per (customer, month, currency) with the explicit FX table; a currency
   without a rate is never summed in: its amount is reported as unconverted.
 - `customer_attributes`: name, plan and signup date from the customers table.
@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -24,6 +23,7 @@ import pandas as pd
 from ..fx import FxTable
 from ..money import PICO_PER_USD, minor_to_major, minor_unit_exponent
 from ..revenue import monthly_revenue
+from ..revenue_rollup import MULTI_MONTH, MULTI_MONTH_RANGE, SINGLE_MONTH, counted_kinds, is_fresh
 from ..schema import TOKEN_COLUMNS, UNATTRIBUTED
 from ..store import Store
 from .period import month_end
@@ -71,16 +71,11 @@ UNKNOWN = "(unknown)"
 NO_PLAN = "(no plan)"
 
 _END = "CASE WHEN period_end IS NULL OR period_end = '' OR period_end < period_start THEN period_start ELSE period_end END"
-_SINGLE_MONTH_RULE = f"SUBSTR(period_start, 1, 7) = SUBSTR({_END}, 1, 7)"  # the definition
-# The same tests without the CASE (one scan of the entries is ~30% cheaper). An entry spans
-# several months exactly when its end is set, after its start and in another month (an end that
-# is NULL, empty or before the start means the start, i.e. one month). For those entries the
-# effective end is period_end itself, which is what `_MULTI_MONTH_RANGE` compares.
-_MULTI_MONTH = "COALESCE(period_end, '') > period_start AND SUBSTR(period_end, 1, 7) <> SUBSTR(period_start, 1, 7)"
-_SINGLE_MONTH = f"NOT ({_MULTI_MONTH})"
-_MULTI_MONTH_RANGE = f"period_start <= ? AND {_MULTI_MONTH} AND period_end >= ?"  # params: last day, first day
-# In WHERE clauses the cheap period_start range comes first: SQLite evaluates the terms in order,
-# so the string work of _SINGLE_MONTH is done only for entries in range (2-3x faster per query).
+# Which entries span several months, in SQL (see `walleta.revenue_rollup`). In WHERE clauses the
+# cheap period_start range comes first: SQLite evaluates the terms in order, so the string work
+# is done only for entries in range (2-3x faster per query).
+_SINGLE_MONTH_RULE = f"SUBSTR(period_start, 1, 7) = SUBSTR({_END}, 1, 7)"  # the definition; the tests below are equal to it
+_MULTI_MONTH, _SINGLE_MONTH, _MULTI_MONTH_RANGE = MULTI_MONTH, SINGLE_MONTH, MULTI_MONTH_RANGE
 REVENUE_COLUMNS = ["customer_id", "month", "currency", "amount_minor", "revenue_pico"]
 
 
@@ -90,30 +85,7 @@ def _bounds(first_month: str | None, last_month: str | None) -> tuple[str, str, 
     return lo, hi, f"{lo}-01", month_end(hi).isoformat() if last_month else "9999-12-31"
 
 
-@lru_cache(maxsize=64)
-def _counted_kinds(kinds: tuple[str, ...]) -> tuple[frozenset[str], bool]:
-    """Ask `monthly_revenue` which kinds it counts, with a one-unit, one-day probe per kind.
-
-    Returns (kinds counted, identity) where identity is False if the rule changed the amount of
-    a single-month entry (then the fast path is not equivalent and is not used)."""
-    if not kinds:
-        return frozenset(), True
-    probe = pd.DataFrame(
-        {
-            "customer_id": [f"probe{i}" for i in range(len(kinds))],
-            "period_start": "2000-01-15",
-            "period_end": "2000-01-15",
-            "amount_minor": 1,
-            "currency": "USD",
-            "kind": list(kinds),
-        }
-    )
-    result = monthly_revenue(probe)
-    counted = frozenset(result["kind"]) if not result.empty else frozenset()
-    identity = result.empty or (
-        set(result["month"]) == {"2000-01"} and all(int(a) == 1 for a in result["amount_minor"]) and len(result) == len(counted)
-    )
-    return counted, identity
+_counted_kinds = counted_kinds
 
 
 def _all_entries(store: Store, lo_day: str, hi_day: str) -> pd.DataFrame:
@@ -128,9 +100,17 @@ _GROUP_SQL = {"customer_id": "customer_id", "month": "SUBSTR(period_start, 1, 7)
 
 
 def _revenue_rows(store: Store, first_month: str | None, last_month: str | None, by: Sequence[str]) -> pd.DataFrame:
-    """Recognised revenue in minor units per (*by, currency), by ⊆ (customer_id, month)."""
+    """Recognised revenue in minor units per (*by, currency), by ⊆ (customer_id, month); from
+    the revenue rollup when it is fresh (unsorted), else from the entries (sorted)."""
     lo, hi, lo_day, hi_day = _bounds(first_month, last_month)
     by = list(by)
+    if is_fresh(store):
+        keys = "".join(f"{k}, " for k in by)
+        return read(store,
+            f"SELECT {keys}currency, CAST(SUM(amount_minor) AS BIGINT) AS amount_minor FROM rollup_revenue_month "
+            f"WHERE month >= ? AND month <= ? GROUP BY {keys}currency",
+            [lo, hi],
+        )
     select = "".join(f"{_GROUP_SQL[k]} AS {k}, " for k in by)
     group = "".join(f"{_GROUP_SQL[k]}, " for k in by)
     single = read(store, 
@@ -177,6 +157,7 @@ def revenue_by_customer_month(
     frame = _revenue_rows(store, first_month, last_month, ["customer_id", "month"])
     if frame.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in REVENUE_COLUMNS})
+    frame = frame.sort_values(["customer_id", "month", "currency"], ignore_index=True)
     frame["revenue_pico"] = to_usd_pico(frame["amount_minor"], frame["currency"], fx)
     return frame
 

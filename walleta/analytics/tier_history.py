@@ -14,14 +14,13 @@ How: two plain scans, no GROUP BY in the database. SQLite sorts a GROUP BY or wi
 order and grouping them with numpy takes a fraction of that, on PostgreSQL too.
 1. `rollup_customer_month` up to the last month: customer, month, cost and a usage flag
    (no requests / all unpriced / priced), one row per customer-month (its primary key).
-2. Single-month revenue entries of the counted kinds (the recognition rule gives them to their
-   month whole), converted row by row as amount x (whole pico-dollars per minor unit), an exact
-   integer product; multi-month entries (annual plans) are spread by the recognition rule in
-   Python and added as rows.
+2. Recognised revenue per (customer, month, currency): one range of the revenue rollup
+   (`walleta.revenue_rollup`; derived from the entries while the rollup is stale), converted
+   row by row as amount x (whole pico-dollars per minor unit), an exact integer product. A
+   customer-month is unconverted when a currency without a rate has a non-zero amount.
 Rows are keyed by (customer code, month index) and summed per key exactly (int64 when no sum can
 overflow, else Python ints). When a rate is not a whole number of pico-dollars per minor unit,
-or the rule changes single-month entries, `tier_history` returns None and the caller falls back
-to the row-by-row path.
+`tier_history` returns None and the caller falls back to the row-by-row path.
 """
 
 from __future__ import annotations
@@ -30,42 +29,17 @@ import numpy as np
 import pandas as pd
 
 from ..fx import FxTable
-from ..revenue import monthly_revenue
+from ..revenue_rollup import RollupFacts, facts
 from ..schema import UNATTRIBUTED
 from ..store import Store
-from .period import month_end, month_range
-from .sources import read, _MULTI_MONTH_RANGE, _SINGLE_MONTH, _counted_kinds, group_sum, integral_factor, to_usd_pico
+from .period import month_range
+from .sources import _revenue_rows as sources_revenue_rows
+from .sources import integral_factor, read
 
 __all__ = ["tier_history", "since_and_change", "revenue_and_paying_by_month", "HISTORY_TIERS"]
 
-HISTORY_TIERS = ("healthy", "moderate", "at_risk", "losing", "free", "no_usage", "unpriced", "unconverted", "unattributed")
+HISTORY_TIERS = ("healthy", "moderate", "at_risk", "losing", "free", "no_usage", "unpriced", "unconverted", "unattributed", "inactive")
 _SAFE = 2**62
-
-
-def _lit(text: str) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
-
-
-class _Conversion:
-    """What the fast paths need to recognise and convert single-month entries row by row: the
-    counted kinds and the whole pico-dollars per minor unit of each convertible currency."""
-
-    def __init__(self, currencies: set[str], kinds: frozenset[str], factors: dict[str, int]) -> None:
-        self.currencies, self.kinds, self.factors = currencies, kinds, factors
-
-
-def _conversion(store: Store, fx: FxTable | None) -> _Conversion | None:
-    """The counted kinds and whole-pico factors, or None when the fast paths do not apply (the
-    rule changes single-month entries, or some rate is not a whole number of pico-dollars)."""
-    facts = read(store, "SELECT DISTINCT kind, UPPER(currency) AS currency FROM revenue_entries")
-    counted, identity = _counted_kinds(tuple(sorted(set(facts["kind"])))) if not facts.empty else (frozenset(), True)
-    if not identity:
-        return None
-    currencies = set(facts["currency"]) if not facts.empty else set()
-    factors = {c: integral_factor(fx, c) for c in currencies}
-    if any(f is None and fx is not None and fx.has(c) for c, f in factors.items()):
-        return None
-    return _Conversion(currencies, counted, {c: f for c, f in factors.items() if f is not None})
 
 
 def _exact(values: list[int] | np.ndarray) -> np.ndarray:
@@ -83,83 +57,48 @@ def _exact(values: list[int] | np.ndarray) -> np.ndarray:
     return np.array([int(v) for v in array.tolist()], dtype=object)
 
 
-def _revenue_rows(store: Store, fx: FxTable | None, conversion: _Conversion, first_month: str, last_month: str) -> pd.DataFrame:
-    """Recognised revenue rows of the counted kinds for months [first, last]: columns
-    customer_id, month, revenue (USD pico-dollars, 0 when unconverted), unconverted (0/1).
-    Single-month entries one row each (unconverted = the currency has no rate); spread
-    multi-month entries one row per (customer, month) (unconverted = a non-zero amount without
-    a rate). Not summed: several rows can share a (customer, month)."""
-    last_day = month_end(last_month).isoformat()
-    columns = ["customer_id", "month", "revenue", "unconverted"]
-    if conversion.kinds:
-        kinds = ", ".join(_lit(k) for k in sorted(conversion.kinds))
-        single = read(store,
-            "SELECT customer_id, SUBSTR(period_start, 1, 7) AS month, UPPER(currency) AS currency, amount_minor FROM revenue_entries "
-            f"WHERE period_start >= ? AND period_start <= ? AND kind IN ({kinds}) AND {_SINGLE_MONTH}",
-            [f"{first_month}-01", last_day],
-        )
-    else:
-        single = pd.DataFrame(columns=["customer_id", "month", "currency", "amount_minor"])
-    parts = []
-    if not single.empty:
-        codes = single["currency"].to_numpy(dtype=object)
-        factor = np.zeros(len(single), dtype=np.int64)
-        unconverted = np.ones(len(single), dtype=np.int64)
-        for code, value in conversion.factors.items():
-            rows = codes == code
-            factor[rows] = value
-            unconverted[rows] = 0
-        amounts = _exact(single["amount_minor"].to_numpy())
-        largest = max(abs(int(amounts.max())), abs(int(amounts.min()))) * max(conversion.factors.values(), default=0)
-        if amounts.dtype == object or largest >= _SAFE:
-            revenue = _exact([int(a) * int(f) for a, f in zip(amounts.tolist(), factor.tolist())])
-        else:
-            revenue = amounts * factor
-        parts.append(pd.DataFrame({"customer_id": single["customer_id"].to_numpy(dtype=object),
-                                   "month": single["month"].to_numpy(dtype=object), "revenue": revenue, "unconverted": unconverted}))
-    spread = _spread_rows(store, fx, first_month, last_day, last_month)
-    if not spread.empty:
-        parts.append(spread)
-    if not parts:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    if len(parts) == 1:
-        return parts[0][columns]
-    revenue = _exact(np.concatenate([p["revenue"].to_numpy() for p in parts]))
-    return pd.DataFrame({
-        "customer_id": np.concatenate([p["customer_id"].to_numpy(dtype=object) for p in parts]),
-        "month": np.concatenate([p["month"].to_numpy(dtype=object) for p in parts]),
-        "revenue": revenue,
-        "unconverted": np.concatenate([p["unconverted"].to_numpy(dtype=np.int64) for p in parts]),
-    })
+def _converted(rows: pd.DataFrame, factors: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(amounts, USD pico-dollars, has a rate) per row of `rows` (columns currency, amount_minor):
+    amount x whole pico-dollars per minor unit, an exact integer product (0 without a rate)."""
+    codes = rows["currency"].to_numpy(dtype=object)
+    factor = np.zeros(len(rows), dtype=np.int64)
+    has_rate = np.zeros(len(rows), dtype=bool)
+    for code, value in factors.items():
+        chosen = codes == code
+        factor[chosen] = value
+        has_rate |= chosen
+    amounts = _exact(rows["amount_minor"].to_numpy())
+    largest = max(abs(int(amounts.max())), abs(int(amounts.min()))) * max(factors.values(), default=0) if len(amounts) else 0
+    if amounts.dtype == object or largest >= _SAFE:
+        return amounts, _exact([int(a) * int(f) for a, f in zip(amounts.tolist(), factor.tolist())]), has_rate
+    return amounts, amounts * factor, has_rate
 
 
-def _spread_rows(store: Store, fx: FxTable | None, first_month: str, last_day: str, last_month: str) -> pd.DataFrame:
-    """Multi-month entries spread by the recognition rule, summed per (customer_id, month):
-    columns customer_id, month, revenue (converted currencies only), unconverted (0/1)."""
-    multi = read(store,
-        "SELECT customer_id, period_start, period_end, amount_minor, currency, kind FROM revenue_entries "
-        f"WHERE {_MULTI_MONTH_RANGE}",
-        [last_day, f"{first_month}-01"],
+def _amounts(store: Store, first_month: str, last_month: str, fresh: bool) -> pd.DataFrame:
+    """Recognised revenue per (customer, month, currency) for months [first, last] in minor
+    units (columns customer_id, month, currency, amount_minor): the revenue rollup's rows when it
+    is fresh, else the same sums derived from the entries."""
+    if not fresh:
+        return sources_revenue_rows(store, first_month, last_month, ["customer_id", "month"])
+    return read(store,
+        "SELECT customer_id, month, currency, amount_minor FROM rollup_revenue_month WHERE month >= ? AND month <= ?",
+        [first_month, last_month],
     )
-    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in ("customer_id", "month", "revenue", "unconverted")})
-    if multi.empty:
-        return empty
-    spread = monthly_revenue(multi)
-    spread = spread[(spread["month"] >= first_month) & (spread["month"] <= last_month)]
-    if spread.empty:
-        return empty
-    spread = spread.groupby(["customer_id", "month", "currency"], as_index=False)["amount_minor"].sum()
-    spread["pico"] = to_usd_pico(spread["amount_minor"], spread["currency"], fx)
-    missing = spread["pico"].isna().to_numpy()
-    spread["converted"] = spread["pico"].where(~missing, 0)
-    spread["unconverted"] = (missing & (spread["amount_minor"].to_numpy() != 0)).astype(np.int64)
-    sums = group_sum(spread, ["customer_id", "month"], ["converted", "unconverted"])
-    return pd.DataFrame({
-        "customer_id": sums["customer_id"].to_numpy(dtype=object),
-        "month": sums["month"].to_numpy(dtype=object),
-        "revenue": _exact([int(v) for v in sums["converted"].tolist()]),
-        "unconverted": (sums["unconverted"].to_numpy(dtype=np.int64) > 0).astype(np.int64),
-    })
+
+
+def _to_usd(rows: pd.DataFrame, fx: FxTable | None) -> pd.DataFrame | None:
+    """`_amounts` rows converted: columns customer_id, month, revenue (USD pico-dollars, 0
+    without a rate) and unconverted (1 when the amount is not zero and has no rate); None when
+    some rate is not a whole number of pico-dollars per minor unit (then the fast paths do not
+    apply)."""
+    if rows.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in ("customer_id", "month", "revenue", "unconverted")})
+    factors = {str(c): integral_factor(fx, str(c)) for c in pd.unique(rows["currency"].to_numpy(dtype=object))}
+    if any(f is None and fx is not None and fx.has(c) for c, f in factors.items()):
+        return None
+    amounts, revenue, has_rate = _converted(rows, {c: f for c, f in factors.items() if f is not None})
+    return pd.DataFrame({"customer_id": rows["customer_id"].to_numpy(dtype=object), "month": rows["month"].to_numpy(dtype=object),
+                         "revenue": revenue, "unconverted": (~has_rate & (amounts != 0)).astype(np.int64)})
 
 
 def _month_index(months: list[str], values: np.ndarray) -> np.ndarray:
@@ -197,10 +136,14 @@ def revenue_and_paying_by_month(store: Store, fx: FxTable | None, first_month: s
     entries are absent), from the revenue rows summed per (customer, month). None when the fast
     path does not apply or some currency has no whole-pico rate (nothing is unconverted here):
     then use `revenue_totals` and `revenue_by_customer_month`."""
-    conversion = _conversion(store, fx)
-    if conversion is None or any(integral_factor(fx, c) is None for c in conversion.currencies):
+    known = facts(store)
+    if known is not None:
+        return _rollup_revenue_and_paying(store, fx, first_month, last_month, known)
+    amounts = _amounts(store, first_month, last_month, fresh=False)
+    if any(integral_factor(fx, str(c)) is None for c in set(amounts["currency"])):
         return None
-    rows = _revenue_rows(store, fx, conversion, first_month, last_month)
+    rows = _to_usd(amounts, fx)
+    assert rows is not None  # every currency has a whole-pico rate
     columns = {"month": pd.Series(dtype=object), "revenue_pico": pd.Series(dtype=object), "paying_customers": pd.Series(dtype=np.int64)}
     if rows.empty:
         return pd.DataFrame(columns)
@@ -219,6 +162,79 @@ def revenue_and_paying_by_month(store: Store, fx: FxTable | None, first_month: s
         "revenue_pico": pd.Series([int(v) for v in totals], dtype=object),
         "paying_customers": pd.Series(paying.astype(np.int64), dtype=np.int64),
     })
+
+
+def _rollup_revenue_and_paying(store: Store, fx: FxTable | None, first_month: str, last_month: str,
+                               known: RollupFacts) -> pd.DataFrame | None:
+    """`revenue_and_paying_by_month` from the revenue rollup, summed in SQL: per month and
+    currency the amount and the customers with a positive amount (one scan in key order when no
+    customer-month has two currencies; else grouped per currency, and the customer-months in
+    several currencies are read row by row and counted after conversion). None when some
+    currency has no whole-pico rate (or a zero one)."""
+    factors = {code: integral_factor(fx, code) for code in known.currencies}
+    if any(not f for f in factors.values()):
+        return None
+    totals = _month_currency_totals(store, first_month, last_month, known)
+    columns = {"month": pd.Series(dtype=object), "revenue_pico": pd.Series(dtype=object), "paying_customers": pd.Series(dtype=np.int64)}
+    if totals.empty:
+        return pd.DataFrame(columns)
+    revenue: dict[str, int] = {}
+    paying: dict[str, int] = {}
+    for month, code, amount, positive in zip(totals["month"], totals["currency"], totals["amount_minor"], totals["positive"]):
+        revenue[month] = revenue.get(month, 0) + int(amount) * int(factors[code])  # type: ignore[arg-type]
+        paying[month] = paying.get(month, 0) + int(positive)
+    if known.mixed_currency_months:
+        _recount_mixed(store, first_month, last_month, factors, paying)  # type: ignore[arg-type]
+    months = sorted(revenue)
+    return pd.DataFrame({
+        "month": pd.Series(months, dtype=object),
+        "revenue_pico": pd.Series([revenue[m] for m in months], dtype=object),
+        "paying_customers": pd.Series([paying[m] for m in months], dtype=np.int64),
+    })
+
+
+def _month_currency_totals(store: Store, first_month: str, last_month: str, known: RollupFacts) -> pd.DataFrame:
+    """Rows (month, currency, amount_minor, positive) from the revenue rollup: the amount and
+    the number of rows with a positive amount per month and currency present in the months."""
+    if known.mixed_currency_months or len(known.currencies) > 8:
+        return read(store,
+            "SELECT month, currency, CAST(SUM(amount_minor) AS BIGINT) AS amount_minor, "
+            "SUM(CASE WHEN amount_minor > 0 THEN 1 ELSE 0 END) AS positive, COUNT(*) AS n FROM rollup_revenue_month "
+            "WHERE month >= ? AND month <= ? GROUP BY month, currency",
+            [first_month, last_month],
+        )
+    # One pass in key order (GROUP BY month needs no sort), one column pair per currency.
+    sums = ", ".join(
+        f"CAST(SUM(CASE WHEN currency = ? THEN amount_minor ELSE 0 END) AS BIGINT) AS a{i}, "
+        f"SUM(CASE WHEN currency = ? AND amount_minor > 0 THEN 1 ELSE 0 END) AS p{i}, SUM(CASE WHEN currency = ? THEN 1 ELSE 0 END) AS n{i}"
+        for i in range(len(known.currencies))
+    )
+    params = [code for code in known.currencies for _ in range(3)]
+    wide = read(store, f"SELECT month, {sums} FROM rollup_revenue_month WHERE month >= ? AND month <= ? GROUP BY month",
+                [*params, first_month, last_month])
+    rows = [
+        (month, code, int(wide[f"a{i}"].iloc[r]), int(wide[f"p{i}"].iloc[r]), int(wide[f"n{i}"].iloc[r]))
+        for r, month in enumerate(wide["month"].tolist()) for i, code in enumerate(known.currencies)
+        if int(wide[f"n{i}"].iloc[r])
+    ]
+    return pd.DataFrame(rows, columns=["month", "currency", "amount_minor", "positive", "n"])
+
+
+def _recount_mixed(store: Store, first_month: str, last_month: str, factors: dict[str, int], paying: dict[str, int]) -> None:
+    """Count customer-months with revenue in several currencies once, after conversion: their
+    rows were counted per currency in `paying`."""
+    mixed = read(store,
+        "SELECT r.month, r.customer_id, r.currency, r.amount_minor FROM rollup_revenue_month r JOIN ("
+        "SELECT month, customer_id FROM rollup_revenue_month WHERE month >= ? AND month <= ? "
+        "GROUP BY month, customer_id HAVING COUNT(*) > 1) m ON m.month = r.month AND m.customer_id = r.customer_id",
+        [first_month, last_month],
+    )
+    per_customer: dict[tuple[str, str], int] = {}
+    for month, customer, code, amount in zip(mixed["month"], mixed["customer_id"], mixed["currency"], mixed["amount_minor"]):
+        paying[month] -= int(amount) > 0
+        per_customer[(month, customer)] = per_customer.get((month, customer), 0) + int(amount) * factors[code]
+    for (month, _), value in per_customer.items():
+        paying[month] += value > 0
 
 
 def _tier_codes(revenue: np.ndarray, cost: np.ndarray, used: np.ndarray, unconverted: np.ndarray, thresholds: object) -> np.ndarray:
@@ -249,12 +265,14 @@ _TIER_NAMES = ("inactive", "no_usage", "unconverted", "free", "unpriced", "losin
 def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: object) -> tuple[pd.DataFrame, list[str]] | None:
     """One row per customer with history up to `last_month` (see the module docstring), and the
     list of months the indexes refer to; None when the fast path does not apply."""
-    conversion = _conversion(store, fx)
-    if conversion is None:
-        return None
     first_usage = store.scalar("SELECT MIN(month) FROM rollup_customer_month")
-    first_entry = store.scalar("SELECT MIN(period_start) FROM revenue_entries")
-    starts = [m for m in (first_usage, str(first_entry)[:7] if first_entry else None) if m]
+    known = facts(store)
+    if known is not None:
+        first_entry = known.first_entry_month
+    else:
+        first_start = store.scalar("SELECT MIN(period_start) FROM revenue_entries")
+        first_entry = str(first_start)[:7] if first_start else None
+    starts = [m for m in (first_usage, first_entry) if m]
     if not starts or min(starts) > last_month:
         return pd.DataFrame(columns=["customer_id"]), []
     months = month_range(min(starts), last_month)
@@ -265,7 +283,9 @@ def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: 
         "FROM rollup_customer_month WHERE SUBSTR(month, 1, 7) <= ?",
         [last_month],
     )
-    revenue = _revenue_rows(store, fx, conversion, months[0], last_month)
+    revenue = _to_usd(_amounts(store, months[0], last_month, known is not None), fx)
+    if revenue is None:
+        return None
     n_usage, size = len(usage), len(months)
     customers = np.concatenate([usage["customer_id"].to_numpy(dtype=object), revenue["customer_id"].to_numpy(dtype=object)])
     if not len(customers):
@@ -363,7 +383,9 @@ def since_and_change(frame: pd.DataFrame, history: pd.DataFrame, months: list[st
         no_history = np.isnan(first)
         bound = np.fmax(np.fmax(first - 1, miss), gap)
         bound = np.fmax(bound, np.where(last_idx < last, last, np.nan))
-        start = np.where(tiers == "inactive", np.where(no_history, 0, last_idx + 1), bound + 1)
+        # Inactive: months without rows are inactive too, so the run starts after the last month
+        # whose tier was not inactive (a month whose entries net to zero is inactive, not activity).
+        start = np.where(tiers == "inactive", np.where(np.isnan(miss), 0, miss + 1), bound + 1)
         valid = (start <= last) & ((tiers == "inactive") | ~no_history)
         since = [months[int(s)] if ok else None for s, ok in zip(start.tolist(), valid.tolist())]
     out = frame.copy()

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..money import major_to_minor
+from .. import revenue_rollup
 from ..store import Store
 from .csv_reader import ColumnMapping, ColumnSpec, CsvTable, Validator, match_header
 from .report import ImportReport, ProgressCallback, begin_run, end_run, upsert_changed
@@ -277,6 +278,7 @@ def import_revenue(store: Store, table: CsvTable, mapping: ColumnMapping, report
         for entry in entries:
             entry["import_id"] = import_id
         inserted, updated, same = upsert_changed(store, cur, "revenue_entries", entries)
+        revenue_rollup.ensure_fresh(cur, store.dialect)
         report.imported, report.updated = inserted, updated
         report.skipped += same + table.blank_rows
         report.import_id = end_run(store, cur, import_id, report, source="csv", content_hash=content_hash, changed=bool(inserted or updated))

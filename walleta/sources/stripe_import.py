@@ -55,6 +55,7 @@ from ..errors import ConfigError, SourceError, protect_logger, redact
 from ..matching import MAPPING_SOURCE, METADATA_KEY, mapping_rows, match_customers, remap_revenue
 from ..revenue import CREDIT_PURCHASE_KIND, FEE_KIND, NON_REVENUE_KINDS, allocate, plan_names, round_half_even
 from ..schema import UNATTRIBUTED
+from .. import revenue_rollup
 from ..store import Store
 
 __all__ = [
@@ -736,6 +737,7 @@ def _write(store: Store, plan: dict[str, Any], summary: StripeImportSummary, imp
         summary.entries_removed = _delete_documents(store, cur, sorted(plan["documents"]))
         store.upsert("revenue_entries", deduped, ["uid"], cur=cur)
         remap_revenue(store, cur=cur)
+        revenue_rollup.ensure_fresh(cur, store.dialect)
         _update_plans(store, cur, items)
         store.finish_import(import_id, status="ok", rows_read=len(plan["rows"]), rows_imported=len(deduped),
                             cursor=summary.cursor, cur=cur)
