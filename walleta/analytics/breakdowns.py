@@ -35,7 +35,9 @@ from ..errors import InputError
 from ..fx import FxTable
 from ..schema import TOKEN_COLUMNS
 from ..store import Store
+from .columns import INT, TEXT, scan
 from .display import div_round, pct
+from .feature_allocation import allocate_by_basis
 from .margins import period_margins
 from .period import Period
 from .sources import read, group_sum, revenue_totals, usage_sql
@@ -131,8 +133,9 @@ def _with_unit_columns(frame: pd.DataFrame) -> pd.DataFrame:
 def _allocate(store: Store, period: Period, fx: FxTable | None, allocation: Allocation, features: list[str]) -> tuple[dict[str, int], int]:
     """Allocated revenue per feature (plus NO_USAGE_ROW), and the period's total revenue."""
     revenue = revenue_totals(store, fx, period.first_month, period.last_month)
-    revenue = revenue[revenue["revenue_pico"].map(lambda v: int(v) != 0)] if not revenue.empty else revenue
-    total = sum(int(v) for v in revenue["revenue_pico"]) if not revenue.empty else 0
+    ids = revenue["customer_id"].tolist() if not revenue.empty else []
+    amounts = [int(v) for v in revenue["revenue_pico"].tolist()] if not revenue.empty else []
+    total = sum(amounts)
     result: dict[str, int] = {}
     if allocation.rule == "weights":
         scale = _common_scale(allocation.weights.values())
@@ -142,31 +145,12 @@ def _allocate(store: Store, period: Period, fx: FxTable | None, allocation: Allo
             result.update(zip(names, parts))
         return result, total
     basis_column = "cost_pico" if allocation.rule == "cost_share" else "requests"
-    basis = read(store, 
-        f"SELECT customer_id, feature, CAST(SUM({basis_column}) AS BIGINT) AS basis FROM rollup_customer_month_feature "
-        "WHERE month >= ? AND month <= ? GROUP BY customer_id, feature",
-        [period.first_month, period.last_month],
-    )
-    basis = basis[basis["basis"] > 0]
-    merged = basis.merge(revenue[["customer_id", "revenue_pico"]], on="customer_id", how="inner")
-    if not merged.empty:
-        customer_basis = merged.groupby("customer_id")["basis"].transform("sum").to_numpy().astype(object)
-        rev = merged["revenue_pico"].to_numpy(dtype=object)
-        own = merged["basis"].to_numpy().astype(object)
-        sign = np.where(rev < 0, -1, 1).astype(object)
-        floor = sign * ((sign * rev * own) // customer_basis)
-        merged = merged.assign(part=floor)
-        sums = group_sum(merged, ["customer_id"], ["part"])
-        remainder = dict(zip(sums["customer_id"].tolist(), (int(v) for v in sums["part"].tolist())))
-        largest = merged.sort_values(["customer_id", "basis", "feature"], ascending=[True, False, True]).drop_duplicates("customer_id")
-        revenue_of = dict(zip(revenue["customer_id"].tolist(), (int(v) for v in revenue["revenue_pico"].tolist())))
-        fixes = {idx: revenue_of[c] - remainder[c] for idx, c in zip(largest.index.tolist(), largest["customer_id"].tolist())}
-        parts = [int(p) + fixes.get(i, 0) for i, p in zip(merged.index.tolist(), merged["part"].tolist())]
-        merged = merged.assign(part=pd.Series(parts, index=merged.index, dtype=object))
-        per_feature = group_sum(merged, ["feature"], ["part"])
-        result.update(zip(per_feature["feature"], (int(v) for v in per_feature["part"])))
-    unallocated = revenue[~revenue["customer_id"].isin(set(merged["customer_id"]))] if not revenue.empty else revenue
-    left = sum(int(v) for v in unallocated["revenue_pico"]) if not unallocated.empty else 0
+    rows = scan(store, [("customer_id", "customer_id", TEXT), ("feature", "feature", TEXT), ("basis", basis_column, INT)],
+                "FROM rollup_customer_month_feature WHERE month >= ? AND month <= ?", [period.first_month, period.last_month])
+    # one month of the rollup has one row per (customer, feature): its primary key
+    allocated, left = allocate_by_basis(rows["customer_id"], rows["feature"], rows["basis"], ids, amounts,
+                                        unique_pairs=period.first_month == period.last_month)
+    result.update(allocated)
     if left:
         result[NO_USAGE_ROW] = left
     return result, total

@@ -1,0 +1,98 @@
+"""Read a few columns of many rows as numpy arrays, fast (issue 6, Features page speed).
+
+`sources.read` builds one Python tuple per row (the DBAPI's fetchall), which costs about a
+microsecond per value: ~180 ms for the ~100k (customer, feature) rows of one month at 10M events.
+On SQLite, `scan` instead asks for ONE row: each column concatenated with `group_concat` in a
+single aggregate query (SQLite feeds every row to all the aggregates in turn, so the i-th item of
+each column comes from the same row), then splits the strings and parses integers with Python's
+own `int` (exact). About 4x cheaper per row.
+
+Safety: integers are parsed exactly or the call falls back; text is split on U+001F (unit
+separator) and the number of parts must equal COUNT(*) for every column, so a value containing
+the separator (or anything else unexpected: a non-integer in an integer column, a string too big
+for SQLite) sends the call to the plain row-by-row read, which returns the same arrays. PostgreSQL
+always uses the row-by-row read. NULL reads as 0 (integers) or '' (text).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import StorageError
+from ..store import Store
+
+__all__ = ["scan", "INT", "TEXT"]
+
+INT, TEXT = "int", "text"
+_TEXT_SEP = "\x1f"
+
+
+def scan(store: Store, columns: Sequence[tuple[str, str, str]], source: str, params: Sequence[object] = ()) -> dict[str, np.ndarray]:
+    """Rows of `SELECT <expressions> <source>` as one array per column, all in the same row order.
+
+    `columns`: (name, SQL expression, INT or TEXT). `source`: 'FROM ... WHERE ...' (no GROUP BY or
+    ORDER BY; the row order is the database's scan order). INT columns come back as int64 arrays
+    (object arrays of Python ints if a value does not fit int64), TEXT columns as object arrays of
+    str."""
+    if store.dialect == "sqlite":
+        try:
+            fast = _scan_concatenated(store, columns, source, params)
+        except (StorageError, ValueError, OverflowError):
+            fast = None
+        if fast is not None:
+            return fast
+    return _scan_rows(store, columns, source, params)
+
+
+def _scan_concatenated(store: Store, columns: Sequence[tuple[str, str, str]], source: str,
+                       params: Sequence[object]) -> dict[str, np.ndarray] | None:
+    """The one-row read (SQLite); None when a value contains the separator (counts differ).
+    Raises ValueError / OverflowError when an integer column holds something else."""
+    parts = []
+    for _, expression, kind in columns:
+        if kind == INT:
+            parts.append(f"group_concat(COALESCE({expression}, 0), ',')")
+        else:
+            parts.append(f"group_concat(COALESCE({expression}, ''), char(31))")
+    _, rows = store.fetch(f"SELECT COUNT(*), {', '.join(parts)} {source}", params)
+    count, texts = int(rows[0][0]), rows[0][1:]
+    out: dict[str, np.ndarray] = {}
+    for (name, _, kind), text in zip(columns, texts):
+        if count == 0:
+            out[name] = np.zeros(0, dtype=np.int64) if kind == INT else np.zeros(0, dtype=object)
+            continue
+        pieces = str(text).split("," if kind == INT else _TEXT_SEP)
+        if len(pieces) != count:
+            return None
+        out[name] = np.array(pieces, dtype=np.int64) if kind == INT else np.array(pieces, dtype=object)
+    return out
+
+
+def _scan_rows(store: Store, columns: Sequence[tuple[str, str, str]], source: str, params: Sequence[object]) -> dict[str, np.ndarray]:
+    """The row-by-row read (any database), same result as `_scan_concatenated`."""
+    _, rows = store.fetch(f"SELECT {', '.join(e for _, e, _ in columns)} {source}", params)
+    out: dict[str, np.ndarray] = {}
+    for position, (name, _, kind) in enumerate(columns):
+        if kind == INT:
+            values = [_whole(row[position]) for row in rows]
+            try:
+                out[name] = np.array(values, dtype=np.int64)
+            except OverflowError:
+                out[name] = np.array(values, dtype=object) if values else np.zeros(0, dtype=np.int64)
+        else:
+            out[name] = np.array(["" if row[position] is None else str(row[position]) for row in rows], dtype=object)
+    return out
+
+
+def _whole(value: object) -> int:
+    """An integer column's value as a Python int (NULL -> 0); anything not whole raises ValueError."""
+    if value is None:
+        return 0
+    if type(value) is int:
+        return value
+    whole = int(value)  # type: ignore[call-overload]
+    if whole != value:
+        raise ValueError(f"not an integer: {value!r}")
+    return whole
