@@ -38,8 +38,8 @@ from ..store import Store
 from .columns import INT, TEXT, scan
 from .display import div_round, pct
 from .feature_allocation import allocate_by_basis
-from .margins import period_margins
 from .period import Period
+from .plan_totals import plan_totals
 from .sources import read, group_sum, revenue_totals, usage_sql
 
 __all__ = [
@@ -242,19 +242,9 @@ def plan_breakdown(store: Store, period: Period, fx: FxTable | None) -> pd.DataF
     Columns: PLAN_COLUMNS. `customers` counts customers with revenue or usage; `paying` those with
     revenue > 0; `losing` those in the losing tier. The plan is the customers table's current
     plan ('(unknown)' for usage without a customer record). Sorted by revenue, highest first."""
-    margins = period_margins(store, period, fx)
-    if margins.empty:
+    sums = plan_totals(store, period, fx)
+    if sums.empty:
         return pd.DataFrame(columns=PLAN_COLUMNS)
-    margins = margins.assign(
-        paying=(margins["revenue_pico"].map(int) > 0).astype(np.int64),
-        losing=(margins["tier"] == "losing").astype(np.int64),
-        one=1,
-    )
-    margins.loc[margins["tier"] == "unattributed", "plan"] = "(unattributed)"
-    sums = group_sum(margins, ["plan"], ["one", "paying", "losing", "revenue_pico", "ai_cost_pico", "requests", "unpriced_requests"])
-    sums = sums.rename(columns={"one": "customers", "paying": "paying_customers", "losing": "losing_customers"})
-    unconverted = margins[margins["unconverted_revenue"] != ""].groupby("plan")["unconverted_revenue"].agg("; ".join)
-    sums["unconverted_revenue"] = [unconverted.get(plan, "") for plan in sums["plan"]]
     revenue = [int(v) for v in sums["revenue_pico"]]
     cost = [int(v) for v in sums["ai_cost_pico"]]
     sums["revenue_pico"] = pd.Series(revenue, index=sums.index, dtype=object)

@@ -27,6 +27,7 @@ __all__ = ["scan", "INT", "TEXT"]
 
 INT, TEXT = "int", "text"
 _TEXT_SEP = "\x1f"
+_INT64_MAX = np.iinfo(np.int64).max
 
 
 def scan(store: Store, columns: Sequence[tuple[str, str, str]], source: str, params: Sequence[object] = ()) -> dict[str, np.ndarray]:
@@ -55,7 +56,7 @@ def _scan_concatenated(store: Store, columns: Sequence[tuple[str, str, str]], so
         if kind == INT:
             parts.append(f"group_concat(COALESCE({expression}, 0), ',')")
         else:
-            parts.append(f"group_concat(COALESCE({expression}, ''), char(31))")
+            parts.append(f"group_concat(COALESCE({expression}, ''), '{_TEXT_SEP}')")  # a literal: char(31) is a call per row
     _, rows = store.fetch(f"SELECT COUNT(*), {', '.join(parts)} {source}", params)
     count, texts = int(rows[0][0]), rows[0][1:]
     out: dict[str, np.ndarray] = {}
@@ -63,11 +64,29 @@ def _scan_concatenated(store: Store, columns: Sequence[tuple[str, str, str]], so
         if count == 0:
             out[name] = np.zeros(0, dtype=np.int64) if kind == INT else np.zeros(0, dtype=object)
             continue
-        pieces = str(text).split("," if kind == INT else _TEXT_SEP)
-        if len(pieces) != count:
-            return None
-        out[name] = np.array(pieces, dtype=np.int64) if kind == INT else np.array(pieces, dtype=object)
+        if kind == TEXT:
+            pieces = str(text).split(_TEXT_SEP)
+            if len(pieces) != count:
+                return None
+        out[name] = _parse_ints(str(text), count) if kind == INT else np.array(pieces, dtype=object)
     return out
+
+
+def _parse_ints(text: str, count: int) -> np.ndarray:
+    """`count` comma-separated integers as int64, exactly (ValueError / OverflowError otherwise).
+
+    `np.fromstring` is ~6x faster than `int()` per item but stops quietly at the first item that
+    is not an integer and saturates beyond int64, so it is used only for text made of digits and
+    commas alone that yields `count` values below the int64 maximum; anything else (negative
+    values included) is parsed item by item with `int`."""
+    if "-" not in text and not text.encode("ascii", "replace").translate(None, b"0123456789,"):
+        values = np.fromstring(text, sep=",", dtype=np.int64)
+        if len(values) == count and (not count or values.max() < _INT64_MAX):
+            return values
+    values = np.array(text.split(","), dtype=np.int64)
+    if len(values) != count:
+        raise ValueError("integer column: item count differs from the row count")
+    return values
 
 
 def _scan_rows(store: Store, columns: Sequence[tuple[str, str, str]], source: str, params: Sequence[object]) -> dict[str, np.ndarray]:

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["allocate_by_basis"]
+__all__ = ["allocate_by_basis", "exact_sums"]
 
 _SAFE = 2**62
 
@@ -87,7 +87,7 @@ def _exact(values: np.ndarray) -> np.ndarray:
     return np.array(ints, dtype=object)
 
 
-def _sum_at(index: np.ndarray, size: int, values: np.ndarray) -> np.ndarray:
+def exact_sums(index: np.ndarray, size: int, values: np.ndarray) -> np.ndarray:
     """Exact sums of `values` into `size` slots: int64 when no slot can reach 2^62 (largest value
     times most rows in a slot), else Python ints."""
     out = np.zeros(size, dtype=object)
@@ -105,13 +105,13 @@ def _sum_pairs(customer: np.ndarray, feature: np.ndarray, n_features: int, basis
     pairs, inverse = np.unique(key, return_inverse=True)
     if len(pairs) == len(key):
         return customer, feature, basis
-    summed = _exact(_sum_at(inverse.ravel(), len(pairs), basis))
+    summed = _exact(exact_sums(inverse.ravel(), len(pairs), basis))
     return pairs // max(n_features, 1), pairs % max(n_features, 1), summed
 
 
 def _parts(slot: np.ndarray, basis: np.ndarray, rev: list[int]) -> np.ndarray:
     """sign(R) * (|R| * b // B) per row (R, B: the row's customer revenue and total basis)."""
-    total = _sum_at(slot, len(rev), basis)
+    total = exact_sums(slot, len(rev), basis)
     revenue = _exact(np.array(rev, dtype=object))
     if basis.dtype == np.int64 and total.dtype == np.int64 and revenue.dtype == np.int64:
         largest_r = max(abs(int(revenue.max())), abs(int(revenue.min())))

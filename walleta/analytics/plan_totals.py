@@ -1,0 +1,113 @@
+"""Per-plan sums for `breakdowns.plan_breakdown`, without the per-customer margin frame (issue 6).
+
+`plan_breakdown` used to sum `margins.period_margins`, which builds a full per-customer frame
+(twelve usage measures, names, signup dates, pandas merges) only to count and add it up per plan.
+This reads just what the plan view needs, per customer: AI cost, requests and unpriced requests
+(`rollup_customer_month`, summed in numpy, exactly), revenue (`revenue_totals`) and the plan
+(`customers`); classifies each customer with the same tier rule (`margins._tiers`, default
+thresholds) and sums per plan. Same customers as `period_margins`: everyone with a usage row or a
+revenue row in the period's whole months, the unattributed pseudo-customer under
+`(unattributed)`; plan `(unknown)` without a customer record, `(no plan)` when it is empty.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..fx import FxTable
+from ..schema import UNATTRIBUTED
+from ..store import Store
+from .columns import INT, TEXT, scan
+from .feature_allocation import exact_sums
+from .margins import HealthThresholds, _tiers
+from .period import Period
+from .sources import NO_PLAN, UNKNOWN, revenue_totals
+
+__all__ = ["plan_totals", "PLAN_SUM_COLUMNS"]
+
+PLAN_SUM_COLUMNS = ["plan", "customers", "paying_customers", "losing_customers", "revenue_pico", "ai_cost_pico", "requests",
+                    "unpriced_requests", "unconverted_revenue"]
+_USAGE = ("cost_pico", "requests", "unpriced_requests")
+
+
+def plan_totals(store: Store, period: Period, fx: FxTable | None) -> pd.DataFrame:
+    """One row per plan, sorted by plan: PLAN_SUM_COLUMNS. Counts and requests as int64 (object
+    if beyond), revenue and AI cost as Python ints, unconverted_revenue the customers' unconverted
+    amounts joined with '; ' in customer-id order ('' when none). Empty when the period has
+    neither usage nor revenue."""
+    period = period.whole_months()
+    usage_ids, usage = _usage(store, period)
+    revenue = revenue_totals(store, fx, period.first_month, period.last_month)
+    revenue_ids = revenue["customer_id"].tolist() if not revenue.empty else []
+    ids = sorted(set(usage_ids.tolist()) | set(revenue_ids))
+    if not ids:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in PLAN_SUM_COLUMNS})
+    index = pd.Index(np.array(ids, dtype=object), dtype=object)
+    at_usage, at_revenue = index.get_indexer(usage_ids), index.get_indexer(np.array(revenue_ids, dtype=object))
+    n = len(ids)
+    measures = {}
+    for name in _USAGE:
+        values = usage[name]
+        column = np.zeros(n, dtype=values.dtype)
+        column[at_usage] = values
+        measures[name] = column
+    money = np.zeros(n, dtype=object)
+    money[at_revenue] = [int(v) for v in revenue["revenue_pico"].tolist()] if revenue_ids else []
+    unconverted = np.full(n, "", dtype=object)
+    if revenue_ids:
+        unconverted[at_revenue] = revenue["unconverted_revenue"].to_numpy(dtype=object)
+    tiers = _tiers(money, measures["cost_pico"].astype(object), measures["requests"], measures["unpriced_requests"], HealthThresholds(),
+                   np.asarray(unconverted != "", dtype=bool))
+    plans = _plans(store, index)
+    unattributed = index.to_numpy(dtype=object) == UNATTRIBUTED
+    plans[unattributed] = "(unattributed)"
+    losing = np.asarray(tiers == "losing", dtype=bool) & ~unattributed
+    paying = np.asarray(money > 0, dtype=bool)
+    return _per_plan(plans, money, measures, paying, losing, unconverted)
+
+
+def _usage(store: Store, period: Period) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Customer ids (unique) and their usage measures summed over the period's months."""
+    rows = scan(store, [("customer_id", "customer_id", TEXT), *[(m, m, INT) for m in _USAGE]],
+                "FROM rollup_customer_month WHERE month >= ? AND month <= ?", [period.first_month, period.last_month])
+    ids = rows["customer_id"]
+    if period.first_month == period.last_month:  # one month: one row per customer (primary key)
+        return ids, {m: rows[m] for m in _USAGE}
+    code, names = pd.factorize(ids)
+    return np.asarray(names, dtype=object), {m: exact_sums(code, len(names), rows[m]) for m in _USAGE}
+
+
+def _plans(store: Store, index: pd.Index) -> np.ndarray:
+    """The customers table's plan for each id in `index` ((unknown) without a record, (no plan)
+    when empty or NULL)."""
+    rows = scan(store, [("customer_id", "customer_id", TEXT), ("plan", "plan", TEXT)], "FROM customers")
+    plans = np.full(len(index), UNKNOWN, dtype=object)
+    at = index.get_indexer(rows["customer_id"])
+    found = at >= 0
+    known = rows["plan"][found]
+    known[known == ""] = NO_PLAN
+    plans[at[found]] = known
+    return plans
+
+
+def _per_plan(plans: np.ndarray, money: np.ndarray, measures: dict[str, np.ndarray], paying: np.ndarray, losing: np.ndarray,
+              unconverted: np.ndarray) -> pd.DataFrame:
+    """Sum the per-customer arrays per plan (sorted by plan)."""
+    names = sorted(set(plans.tolist()))
+    code = pd.Index(np.array(names, dtype=object), dtype=object).get_indexer(plans)
+    k = len(names)
+    texts: dict[int, list[str]] = {}
+    for c, text in zip(code[unconverted != ""].tolist(), unconverted[unconverted != ""].tolist()):
+        texts.setdefault(c, []).append(text)
+    return pd.DataFrame({
+        "plan": pd.Series(np.array(names, dtype=object), dtype=object),
+        "customers": np.bincount(code, minlength=k).astype(np.int64),
+        "paying_customers": np.bincount(code[paying], minlength=k).astype(np.int64),
+        "losing_customers": np.bincount(code[losing], minlength=k).astype(np.int64),
+        "revenue_pico": pd.Series([int(v) for v in exact_sums(code, k, money)], dtype=object),
+        "ai_cost_pico": pd.Series([int(v) for v in exact_sums(code, k, measures["cost_pico"])], dtype=object),
+        "requests": exact_sums(code, k, measures["requests"]),
+        "unpriced_requests": exact_sums(code, k, measures["unpriced_requests"]),
+        "unconverted_revenue": ["; ".join(texts.get(i, [])) for i in range(k)],
+    })
