@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["allocate_by_basis", "exact_sums"]
+__all__ = ["allocate_by_basis", "exact_sums", "positions"]
 
 _SAFE = 2**62
 
@@ -45,34 +45,58 @@ def allocate_by_basis(
     `revenue_customers` / `revenue`: each customer's revenue (ids unique; customers with 0 are
     left out). Output: {feature: Python int} in feature-name order, for every feature with a
     positive basis at a customer with revenue; and the sum of the other customers' revenue."""
-    rev_all = [int(v) for v in revenue]
-    ids = [c for c, v in zip(revenue_customers, rev_all) if v != 0]
-    rev = [v for v in rev_all if v != 0]
+    rev = [int(v) for v in revenue]
+    ids = [c for c, v in zip(revenue_customers, rev) if v != 0]
+    rev = [v for v in rev if v != 0]
     if not ids:
         return {}, 0
-    customer_code, customer_names = pd.factorize(np.asarray(customers, dtype=object))
+    customer_code, customer_names = _codes(np.asarray(customers, dtype=object))
     feature_code, feature_names = pd.factorize(np.asarray(features, dtype=object))
     basis = _exact(np.asarray(basis))
     if not unique_pairs and len(basis):
         customer_code, feature_code, basis = _sum_pairs(customer_code, feature_code, len(feature_names), basis)
-    slot_of_customer = pd.Index(np.array(ids, dtype=object), dtype=object).get_indexer(np.asarray(customer_names, dtype=object))
-    slot = slot_of_customer[customer_code] if len(customer_code) else np.zeros(0, dtype=np.int64)
+    slot = positions(ids, customer_names)[customer_code]
     keep = (slot >= 0) & np.asarray(basis > 0, dtype=bool)
     slot, feature_code, basis = slot[keep], feature_code[keep], basis[keep]
-    size = len(rev)
-    has_rows = np.bincount(slot, minlength=size) > 0
+    has_rows = np.bincount(slot, minlength=len(rev)) > 0
     left = sum(v for v, used in zip(rev, has_rows.tolist()) if not used)
     if not len(slot):
         return {}, left
-    parts = _parts(slot, basis, rev)
-    rank = _name_rank(feature_names)[feature_code]
-    parts = _with_remainders(slot, basis, rank, parts, rev)
-    wide = sum(abs(v) for v in rev) >= _SAFE
-    totals = np.zeros(len(feature_names), dtype=object if wide or parts.dtype == object else np.int64)
+    revenue_of = _exact(np.array(rev, dtype=object))
+    parts = _parts(slot, basis, revenue_of)
+    parts = _with_remainders(slot, basis, _name_rank(feature_names)[feature_code], parts, revenue_of)
+    wide = parts.dtype == object or sum(map(abs, rev)) >= _SAFE  # |parts| of a customer sum to |R|
+    totals = np.zeros(len(feature_names), dtype=object if wide else np.int64)
     np.add.at(totals, feature_code, parts)
     used = np.bincount(feature_code, minlength=len(feature_names)) > 0
     order = sorted((str(feature_names[i]), i) for i in range(len(feature_names)) if used[i])
     return {name: int(totals[i]) for name, i in order}, left
+
+
+def positions(keys: Sequence[object], targets: np.ndarray | Sequence[object]) -> np.ndarray:
+    """Each target's position in `keys` (unique), -1 when absent. A dict lookup: about twice as
+    fast as `pd.Index.get_indexer` on text, which also converts object targets to Arrow strings."""
+    where = dict(zip(keys, range(len(keys))))
+    found = where.get
+    targets = targets.tolist() if isinstance(targets, np.ndarray) else targets
+    return np.array([found(t, -1) for t in targets], dtype=np.int64) if len(targets) else np.zeros(0, dtype=np.int64)
+
+
+def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes and the distinct values (like `pd.factorize`). Rows read in key order come
+    grouped by customer, so runs of equal values are numbered directly (3x cheaper); when a value
+    appears in two separate runs the rows were not grouped and `pd.factorize` is used."""
+    if len(values) < 2:
+        codes, names = pd.factorize(values)
+        return codes, np.asarray(names, dtype=object)
+    change = np.empty(len(values), dtype=bool)
+    change[0] = True
+    change[1:] = values[1:] != values[:-1]
+    heads = values[change]
+    if pd.Index(heads, dtype=object).is_unique:
+        return np.cumsum(change) - 1, heads
+    codes, names = pd.factorize(values)
+    return codes, np.asarray(names, dtype=object)
 
 
 def _exact(values: np.ndarray) -> np.ndarray:
@@ -82,9 +106,9 @@ def _exact(values: np.ndarray) -> np.ndarray:
         if not len(values) or max(abs(int(values.max())), abs(int(values.min()))) < _SAFE:
             return values
     ints = [int(v) for v in values.tolist()]
-    if all(-_SAFE < v < _SAFE for v in ints):
+    if ints and -_SAFE < min(ints) and max(ints) < _SAFE:
         return np.array(ints, dtype=np.int64)
-    return np.array(ints, dtype=object)
+    return np.array(ints, dtype=object) if ints else np.zeros(0, dtype=np.int64)
 
 
 def exact_sums(index: np.ndarray, size: int, values: np.ndarray) -> np.ndarray:
@@ -109,18 +133,17 @@ def _sum_pairs(customer: np.ndarray, feature: np.ndarray, n_features: int, basis
     return pairs // max(n_features, 1), pairs % max(n_features, 1), summed
 
 
-def _parts(slot: np.ndarray, basis: np.ndarray, rev: list[int]) -> np.ndarray:
-    """sign(R) * (|R| * b // B) per row (R, B: the row's customer revenue and total basis)."""
-    total = exact_sums(slot, len(rev), basis)
-    revenue = _exact(np.array(rev, dtype=object))
+def _parts(slot: np.ndarray, basis: np.ndarray, revenue: np.ndarray) -> np.ndarray:
+    """sign(R) * (|R| * b // B) per row (R, B: the row's customer revenue and total basis), int64
+    on the checked fast path (module docstring), else Python ints."""
+    total = exact_sums(slot, len(revenue), basis)
     if basis.dtype == np.int64 and total.dtype == np.int64 and revenue.dtype == np.int64:
         largest_r = max(abs(int(revenue.max())), abs(int(revenue.min())))
         if ((largest_r >> 50) + 3) * int(total.max()) < _SAFE:
             r = revenue[slot]
             r_abs, big_b = np.abs(r), total[slot]
             estimate = np.floor(r_abs.astype(np.float64) * basis.astype(np.float64) / big_b.astype(np.float64)).astype(np.int64)
-            with np.errstate(over="ignore"):
-                remainder = r_abs * basis - estimate * big_b  # exact: |true value| < 2^62, int64 wraps mod 2^64
+            remainder = r_abs * basis - estimate * big_b  # exact: |true value| < 2^62, and int64 arrays wrap mod 2^64
             quotient = estimate + remainder // big_b
             return np.where(r < 0, -quotient, quotient)
     r = revenue.astype(object)[slot]
@@ -136,11 +159,12 @@ def _name_rank(names: np.ndarray) -> np.ndarray:
     return rank
 
 
-def _with_remainders(slot: np.ndarray, basis: np.ndarray, rank: np.ndarray, parts: np.ndarray, rev: list[int]) -> np.ndarray:
+def _with_remainders(slot: np.ndarray, basis: np.ndarray, rank: np.ndarray, parts: np.ndarray, revenue: np.ndarray) -> np.ndarray:
     """Add each customer's remainder R - sum(parts) to its row with the largest basis (ties: the
-    first feature name). int64 `parts` come from `_parts`' fast path, so every |R| < 2^62 and
-    a customer's parts (all of R's sign, summing to at most |R|) add up in int64."""
-    size = len(rev)
+    first feature name, i.e. the lowest `rank`). int64 `parts` come from `_parts`' fast path, so
+    every |R| < 2^62 and a customer's parts (all of R's sign, summing to at most |R|) add up in
+    int64."""
+    size = len(revenue)
     largest = np.full(size, -1, dtype=np.int64 if basis.dtype == np.int64 else object)
     np.maximum.at(largest, slot, basis)
     candidate = np.asarray(basis == largest[slot], dtype=bool)
@@ -150,7 +174,7 @@ def _with_remainders(slot: np.ndarray, basis: np.ndarray, rank: np.ndarray, part
     fast = parts.dtype == np.int64
     per_customer = np.zeros(size, dtype=np.int64 if fast else object)
     np.add.at(per_customer, slot, parts)
-    fix = (np.array(rev, dtype=np.int64) if fast else np.array(rev, dtype=object)) - per_customer
+    fix = (revenue if fast else revenue.astype(object)) - per_customer
     parts = parts.copy()
     parts[chosen] += fix[slot[chosen]]
     return parts

@@ -19,7 +19,7 @@ from ..fx import FxTable
 from ..schema import UNATTRIBUTED
 from ..store import Store
 from .columns import INT, TEXT, scan
-from .feature_allocation import exact_sums
+from .feature_allocation import exact_sums, positions
 from .margins import HealthThresholds, _tiers
 from .period import Period
 from .sources import NO_PLAN, UNKNOWN, revenue_totals
@@ -43,8 +43,7 @@ def plan_totals(store: Store, period: Period, fx: FxTable | None) -> pd.DataFram
     ids = sorted(set(usage_ids.tolist()) | set(revenue_ids))
     if not ids:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in PLAN_SUM_COLUMNS})
-    index = pd.Index(np.array(ids, dtype=object), dtype=object)
-    at_usage, at_revenue = index.get_indexer(usage_ids), index.get_indexer(np.array(revenue_ids, dtype=object))
+    at_usage, at_revenue = positions(ids, usage_ids), positions(ids, revenue_ids)
     n = len(ids)
     measures = {}
     for name in _USAGE:
@@ -56,11 +55,11 @@ def plan_totals(store: Store, period: Period, fx: FxTable | None) -> pd.DataFram
     money[at_revenue] = [int(v) for v in revenue["revenue_pico"].tolist()] if revenue_ids else []
     unconverted = np.full(n, "", dtype=object)
     if revenue_ids:
-        unconverted[at_revenue] = revenue["unconverted_revenue"].to_numpy(dtype=object)
+        unconverted[at_revenue] = revenue["unconverted_revenue"].tolist()
     tiers = _tiers(money, measures["cost_pico"].astype(object), measures["requests"], measures["unpriced_requests"], HealthThresholds(),
                    np.asarray(unconverted != "", dtype=bool))
-    plans = _plans(store, index)
-    unattributed = index.to_numpy(dtype=object) == UNATTRIBUTED
+    plans = _plans(store, ids)
+    unattributed = np.array([c == UNATTRIBUTED for c in ids], dtype=bool)
     plans[unattributed] = "(unattributed)"
     losing = np.asarray(tiers == "losing", dtype=bool) & ~unattributed
     paying = np.asarray(money > 0, dtype=bool)
@@ -78,12 +77,12 @@ def _usage(store: Store, period: Period) -> tuple[np.ndarray, dict[str, np.ndarr
     return np.asarray(names, dtype=object), {m: exact_sums(code, len(names), rows[m]) for m in _USAGE}
 
 
-def _plans(store: Store, index: pd.Index) -> np.ndarray:
-    """The customers table's plan for each id in `index` ((unknown) without a record, (no plan)
-    when empty or NULL)."""
+def _plans(store: Store, ids: list[str]) -> np.ndarray:
+    """The customers table's plan for each of `ids` ((unknown) without a record, (no plan) when
+    empty or NULL)."""
     rows = scan(store, [("customer_id", "customer_id", TEXT), ("plan", "plan", TEXT)], "FROM customers")
-    plans = np.full(len(index), UNKNOWN, dtype=object)
-    at = index.get_indexer(rows["customer_id"])
+    plans = np.full(len(ids), UNKNOWN, dtype=object)
+    at = positions(ids, rows["customer_id"])
     found = at >= 0
     known = rows["plan"][found]
     known[known == ""] = NO_PLAN
@@ -95,7 +94,7 @@ def _per_plan(plans: np.ndarray, money: np.ndarray, measures: dict[str, np.ndarr
               unconverted: np.ndarray) -> pd.DataFrame:
     """Sum the per-customer arrays per plan (sorted by plan)."""
     names = sorted(set(plans.tolist()))
-    code = pd.Index(np.array(names, dtype=object), dtype=object).get_indexer(plans)
+    code = positions(names, plans)
     k = len(names)
     texts: dict[int, list[str]] = {}
     for c, text in zip(code[unconverted != ""].tolist(), unconverted[unconverted != ""].tolist()):
