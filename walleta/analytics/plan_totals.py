@@ -31,18 +31,18 @@ PLAN_SUM_COLUMNS = ["plan", "customers", "paying_customers", "losing_customers",
 _USAGE = ("cost_pico", "requests", "unpriced_requests")
 
 
-def plan_totals(store: Store, period: Period, fx: FxTable | None) -> pd.DataFrame:
-    """One row per plan, sorted by plan: PLAN_SUM_COLUMNS. Counts and requests as int64 (object
-    if beyond), revenue and AI cost as Python ints, unconverted_revenue the customers' unconverted
-    amounts joined with '; ' in customer-id order ('' when none). Empty when the period has
-    neither usage nor revenue."""
+def plan_totals(store: Store, period: Period, fx: FxTable | None) -> dict[str, list | np.ndarray]:
+    """Per-plan columns, one value per plan in plan order: PLAN_SUM_COLUMNS. Counts and requests
+    as int64 arrays (object if beyond), plan names, revenue and AI cost (Python ints) and
+    unconverted_revenue (the customers' unconverted amounts joined with '; ' in customer-id order,
+    '' when none) as lists. No plans when the period has neither usage nor revenue."""
     period = period.whole_months()
     usage_ids, usage = _usage(store, period)
     revenue = revenue_totals(store, fx, period.first_month, period.last_month)
     revenue_ids = revenue["customer_id"].tolist() if not revenue.empty else []
     ids = sorted(set(usage_ids.tolist()) | set(revenue_ids))
     if not ids:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in PLAN_SUM_COLUMNS})
+        return {c: [] for c in PLAN_SUM_COLUMNS}
     at_usage, at_revenue = positions(ids, usage_ids), positions(ids, revenue_ids)
     n = len(ids)
     measures = {}
@@ -91,7 +91,7 @@ def _plans(store: Store, ids: list[str]) -> np.ndarray:
 
 
 def _per_plan(plans: np.ndarray, money: np.ndarray, measures: dict[str, np.ndarray], paying: np.ndarray, losing: np.ndarray,
-              unconverted: np.ndarray) -> pd.DataFrame:
+              unconverted: np.ndarray) -> dict[str, list | np.ndarray]:
     """Sum the per-customer arrays per plan (sorted by plan)."""
     names = sorted(set(plans.tolist()))
     code = positions(names, plans)
@@ -99,14 +99,14 @@ def _per_plan(plans: np.ndarray, money: np.ndarray, measures: dict[str, np.ndarr
     texts: dict[int, list[str]] = {}
     for c, text in zip(code[unconverted != ""].tolist(), unconverted[unconverted != ""].tolist()):
         texts.setdefault(c, []).append(text)
-    return pd.DataFrame({
-        "plan": pd.Series(np.array(names, dtype=object), dtype=object),
+    return {
+        "plan": names,
         "customers": np.bincount(code, minlength=k).astype(np.int64),
         "paying_customers": np.bincount(code[paying], minlength=k).astype(np.int64),
         "losing_customers": np.bincount(code[losing], minlength=k).astype(np.int64),
-        "revenue_pico": pd.Series([int(v) for v in exact_sums(code, k, money)], dtype=object),
-        "ai_cost_pico": pd.Series([int(v) for v in exact_sums(code, k, measures["cost_pico"])], dtype=object),
+        "revenue_pico": [int(v) for v in exact_sums(code, k, money)],
+        "ai_cost_pico": [int(v) for v in exact_sums(code, k, measures["cost_pico"])],
         "requests": exact_sums(code, k, measures["requests"]),
         "unpriced_requests": exact_sums(code, k, measures["unpriced_requests"]),
         "unconverted_revenue": ["; ".join(texts.get(i, [])) for i in range(k)],
-    })
+    }
