@@ -40,10 +40,14 @@ def plan_totals(store: Store, period: Period, fx: FxTable | None) -> dict[str, l
     usage_ids, usage = _usage(store, period)
     revenue = revenue_totals(store, fx, period.first_month, period.last_month)
     revenue_ids = revenue["customer_id"].tolist() if not revenue.empty else []
-    ids = sorted(set(usage_ids.tolist()) | set(revenue_ids))
+    ids = usage_ids.tolist()
+    at_revenue = positions(ids, revenue_ids)
+    new = at_revenue < 0  # revenue without usage: appended
+    at_revenue[new] = np.arange(len(ids), len(ids) + int(new.sum()), dtype=np.int64)
+    ids += [c for c, absent in zip(revenue_ids, new.tolist()) if absent]
     if not ids:
         return {c: [] for c in PLAN_SUM_COLUMNS}
-    at_usage, at_revenue = positions(ids, usage_ids), positions(ids, revenue_ids)
+    at_usage = np.arange(len(usage_ids), dtype=np.int64)
     n = len(ids)
     measures = {}
     for name in _USAGE:
@@ -63,7 +67,7 @@ def plan_totals(store: Store, period: Period, fx: FxTable | None) -> dict[str, l
     plans[unattributed] = "(unattributed)"
     losing = np.asarray(tiers == "losing", dtype=bool) & ~unattributed
     paying = np.asarray(money > 0, dtype=bool)
-    return _per_plan(plans, money, measures, paying, losing, unconverted)
+    return _per_plan(plans, money, measures, paying, losing, unconverted, ids)
 
 
 def _usage(store: Store, period: Period) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -91,14 +95,17 @@ def _plans(store: Store, ids: list[str]) -> np.ndarray:
 
 
 def _per_plan(plans: np.ndarray, money: np.ndarray, measures: dict[str, np.ndarray], paying: np.ndarray, losing: np.ndarray,
-              unconverted: np.ndarray) -> dict[str, list | np.ndarray]:
-    """Sum the per-customer arrays per plan (sorted by plan)."""
-    names = sorted(set(plans.tolist()))
-    code = positions(names, plans)
+              unconverted: np.ndarray, ids: list[str]) -> dict[str, list | np.ndarray]:
+    """Sum the per-customer arrays per plan (sorted by plan); unconverted texts joined in
+    customer-id order."""
+    first_code, seen = pd.factorize(plans)
+    names = sorted(str(p) for p in seen)
+    code = positions(names, list(seen))[first_code]
     k = len(names)
     texts: dict[int, list[str]] = {}
-    for c, text in zip(code[unconverted != ""].tolist(), unconverted[unconverted != ""].tolist()):
-        texts.setdefault(c, []).append(text)
+    listed = np.flatnonzero(np.asarray(unconverted != "", dtype=bool)).tolist()
+    for i in sorted(listed, key=lambda i: ids[i]):
+        texts.setdefault(int(code[i]), []).append(unconverted[i])
     return {
         "plan": names,
         "customers": np.bincount(code, minlength=k).astype(np.int64),
