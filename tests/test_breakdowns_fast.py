@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
@@ -175,6 +176,26 @@ def test_scan_falls_back_on_separators_nulls_and_negatives(store: Store) -> None
         assert _scan_concatenated(store, columns, "FROM customers", []) is None  # the separator: counts differ
         rest = _scan_concatenated(store, columns[1:], "FROM customers WHERE customer_id <> ?", ["a"])
         assert rest is not None and sorted(rest["plan"].tolist()) == ["", "Team"] and sorted(rest["seats"].tolist()) == [-5, 0]
+
+
+def test_scan_falls_back_when_the_text_is_over_sqlites_length_limit(sqlite_url: str) -> None:
+    from walleta.store import open_store
+
+    store = open_store(sqlite_url)
+    try:
+        _customers(store, [(f"customer_{i:04d}", "Pro", i) for i in range(300)])
+        expected = _scan_rows(store, SCAN, "FROM customers", [])
+        raw = store.engine.raw_connection()  # the pooled connection the next reads reuse
+        try:
+            raw.driver_connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1000)
+        finally:
+            raw.close()
+        with pytest.raises(sqlite3.DataError):
+            _scan_concatenated(store, SCAN, "FROM customers", [])
+        got = scan(store, SCAN, "FROM customers")
+        assert all(got[k].tolist() == expected[k].tolist() for k in expected) and len(got["seats"]) == 300
+    finally:
+        store.close()
 
 
 # -- feature and plan breakdowns on a random book ------------------------------------------------

@@ -9,18 +9,18 @@ own `int` (exact). About 4x cheaper per row.
 
 Safety: integers are parsed exactly or the call falls back; text is split on U+001F (unit
 separator) and the number of parts must equal COUNT(*) for every column, so a value containing
-the separator (or anything else unexpected: a non-integer in an integer column, a string too big
-for SQLite) sends the call to the plain row-by-row read, which returns the same arrays. PostgreSQL
+the separator (or anything else unexpected: a non-integer in an integer column, text over SQLite's
+length limit, 1 GB by default) sends the call to the plain row-by-row read, which returns the same arrays. PostgreSQL
 always uses the row-by-row read. NULL reads as 0 (integers) or '' (text).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Sequence
 
 import numpy as np
 
-from ..errors import StorageError
 from ..store import Store
 
 __all__ = ["scan", "INT", "TEXT"]
@@ -40,7 +40,7 @@ def scan(store: Store, columns: Sequence[tuple[str, str, str]], source: str, par
     if store.dialect == "sqlite":
         try:
             fast = _scan_concatenated(store, columns, source, params)
-        except (StorageError, ValueError, OverflowError):
+        except (sqlite3.DataError, ValueError, OverflowError):  # DataError: the text is over SQLite's length limit
             fast = None
         if fast is not None:
             return fast
