@@ -35,10 +35,12 @@ from ..errors import InputError
 from ..fx import FxTable
 from ..schema import TOKEN_COLUMNS
 from ..store import Store
+from .columns import INT, TEXT, scan
 from .display import div_round, pct
-from .margins import period_margins
+from .feature_allocation import allocate_by_basis
 from .period import Period
-from .sources import read, group_sum, revenue_totals, usage_sql
+from .plan_totals import plan_totals
+from .sources import read, revenue_totals, usage_sql
 
 __all__ = [
     "Allocation",
@@ -116,23 +118,53 @@ def _feature_usage(store: Store, period: Period) -> pd.DataFrame:
     )
 
 
-def _with_unit_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """cost share, cost per (priced) request; cost as Python ints."""
-    costs = [int(v) for v in frame["cost_pico"]]
+def _usage_columns(key: str, names: list[str], measures: dict[str, np.ndarray], label: str) -> tuple[dict[str, object], list[int]]:
+    """The columns the feature and model views share, one value per name (unsorted): key, period,
+    ai_cost_pico (Python ints), cost_share_pct, requests, cost_per_request_pico (cost / priced
+    requests), total_tokens, the token columns and the unpriced counts; and the costs. Columns are
+    built as lists and arrays and made into one DataFrame at the end (`_frame`): assigning them
+    one by one to a DataFrame costs more than computing them."""
+    costs = [int(v) for v in measures["cost_pico"].tolist()]
     total = sum(costs)
-    frame["ai_cost_pico"] = pd.Series(costs, index=frame.index, dtype=object)
-    frame["cost_share_pct"] = [pct(c, total) for c in costs]
-    priced = (frame["requests"] - frame["unpriced_requests"]).astype(np.int64)
-    frame["cost_per_request_pico"] = pd.Series([div_round(c, int(r)) for c, r in zip(costs, priced)], index=frame.index, dtype=object)
-    frame["total_tokens"] = frame["input_tokens"] + frame["output_tokens"]
-    return frame.drop(columns=["cost_pico"])
+    priced = (measures["requests"] - measures["unpriced_requests"]).astype(np.int64)
+    columns: dict[str, object] = {
+        key: names,
+        "period": [label] * len(names),
+        "ai_cost_pico": costs,
+        "cost_share_pct": [pct(c, total) for c in costs],
+        "requests": measures["requests"],
+        "cost_per_request_pico": [div_round(c, r) for c, r in zip(costs, priced.tolist())],
+        "total_tokens": measures["input_tokens"] + measures["output_tokens"],
+    }
+    columns.update({m: measures[m] for m in (*TOKEN_COLUMNS, "unpriced_requests", "unpriced_tokens")})
+    return columns, costs
+
+
+_OBJECT_COLUMNS = frozenset({"feature", "model", "plan", "ai_cost_pico", "cost_per_request_pico", "allocated_revenue_pico", "revenue_pico",
+                             "margin_pico"})
+
+
+def _frame(columns: dict[str, object], order: list[int], names: list[str]) -> pd.DataFrame:
+    """Rows `order` of `columns` as a DataFrame with the columns `names`: keys and money as object
+    columns of Python ints / str, counts as int64 arrays, text as pandas strings, the rest inferred
+    (what the per-column assignments of the views used to produce)."""
+    data: dict[str, object] = {}
+    for name in names:
+        values = columns[name]
+        if isinstance(values, np.ndarray):
+            data[name] = values[np.array(order, dtype=np.int64)] if len(order) else values[:0]
+        else:
+            picked = [values[i] for i in order]  # type: ignore[index]
+            data[name] = pd.Series(picked, dtype=object) if name in _OBJECT_COLUMNS else picked
+    return pd.DataFrame(data)
 
 
 def _allocate(store: Store, period: Period, fx: FxTable | None, allocation: Allocation, features: list[str]) -> tuple[dict[str, int], int]:
     """Allocated revenue per feature (plus NO_USAGE_ROW), and the period's total revenue."""
     revenue = revenue_totals(store, fx, period.first_month, period.last_month)
-    revenue = revenue[revenue["revenue_pico"].map(lambda v: int(v) != 0)] if not revenue.empty else revenue
-    total = sum(int(v) for v in revenue["revenue_pico"]) if not revenue.empty else 0
+    ids = revenue["customer_id"].tolist() if not revenue.empty else []
+    amounts = [int(v) for v in revenue["revenue_pico"].tolist()] if not revenue.empty else []
+    total = sum(amounts)
     result: dict[str, int] = {}
     if allocation.rule == "weights":
         scale = _common_scale(allocation.weights.values())
@@ -142,31 +174,12 @@ def _allocate(store: Store, period: Period, fx: FxTable | None, allocation: Allo
             result.update(zip(names, parts))
         return result, total
     basis_column = "cost_pico" if allocation.rule == "cost_share" else "requests"
-    basis = read(store, 
-        f"SELECT customer_id, feature, CAST(SUM({basis_column}) AS BIGINT) AS basis FROM rollup_customer_month_feature "
-        "WHERE month >= ? AND month <= ? GROUP BY customer_id, feature",
-        [period.first_month, period.last_month],
-    )
-    basis = basis[basis["basis"] > 0]
-    merged = basis.merge(revenue[["customer_id", "revenue_pico"]], on="customer_id", how="inner")
-    if not merged.empty:
-        customer_basis = merged.groupby("customer_id")["basis"].transform("sum").to_numpy().astype(object)
-        rev = merged["revenue_pico"].to_numpy(dtype=object)
-        own = merged["basis"].to_numpy().astype(object)
-        sign = np.where(rev < 0, -1, 1).astype(object)
-        floor = sign * ((sign * rev * own) // customer_basis)
-        merged = merged.assign(part=floor)
-        sums = group_sum(merged, ["customer_id"], ["part"])
-        remainder = dict(zip(sums["customer_id"].tolist(), (int(v) for v in sums["part"].tolist())))
-        largest = merged.sort_values(["customer_id", "basis", "feature"], ascending=[True, False, True]).drop_duplicates("customer_id")
-        revenue_of = dict(zip(revenue["customer_id"].tolist(), (int(v) for v in revenue["revenue_pico"].tolist())))
-        fixes = {idx: revenue_of[c] - remainder[c] for idx, c in zip(largest.index.tolist(), largest["customer_id"].tolist())}
-        parts = [int(p) + fixes.get(i, 0) for i, p in zip(merged.index.tolist(), merged["part"].tolist())]
-        merged = merged.assign(part=pd.Series(parts, index=merged.index, dtype=object))
-        per_feature = group_sum(merged, ["feature"], ["part"])
-        result.update(zip(per_feature["feature"], (int(v) for v in per_feature["part"])))
-    unallocated = revenue[~revenue["customer_id"].isin(set(merged["customer_id"]))] if not revenue.empty else revenue
-    left = sum(int(v) for v in unallocated["revenue_pico"]) if not unallocated.empty else 0
+    rows = scan(store, [("customer_id", "customer_id", TEXT), ("feature", "feature", TEXT), ("basis", basis_column, INT)],
+                "FROM rollup_customer_month_feature WHERE month >= ? AND month <= ?", [period.first_month, period.last_month])
+    # one month of the rollup has one row per (customer, feature): its primary key
+    allocated, left = allocate_by_basis(rows["customer_id"], rows["feature"], rows["basis"], ids, amounts,
+                                        unique_pairs=period.first_month == period.last_month)
+    result.update(allocated)
     if left:
         result[NO_USAGE_ROW] = left
     return result, total
@@ -197,25 +210,24 @@ def feature_breakdown(
     allocation = allocation or Allocation()
     period = period.whole_months()
     usage = _feature_usage(store, period)
-    allocated, _ = _allocate(store, period, fx, allocation, usage["feature"].tolist())
-    extra = [f for f in allocated if f not in set(usage["feature"])]
-    if extra:
-        filler = pd.DataFrame({"feature": extra, **{m: 0 for m in _MEASURES}})
-        usage = pd.concat([usage, filler], ignore_index=True) if not usage.empty else filler
-    if usage.empty:
+    names = usage["feature"].tolist()
+    allocated, _ = _allocate(store, period, fx, allocation, names)
+    known = set(names)
+    names += [f for f in allocated if f not in known]
+    if not names:
         return pd.DataFrame(columns=FEATURE_COLUMNS)
-    for m in _MEASURES:
-        usage[m] = usage[m].fillna(0).astype(np.int64) if m != "cost_pico" else usage[m].fillna(0)
-    usage = _with_unit_columns(usage)
-    usage["period"] = period.label()
-    usage["allocated_revenue_pico"] = pd.Series([allocated.get(f, 0) for f in usage["feature"]], index=usage.index, dtype=object)
-    usage["margin_pico"] = usage["allocated_revenue_pico"] - usage["ai_cost_pico"]
-    usage["margin_pct"] = [pct(m, r) if r > 0 else None for m, r in zip(usage["margin_pico"], usage["allocated_revenue_pico"])]
-    usage["allocation_rule"] = allocation.describe()
-    usage["_last"] = usage["feature"] == NO_USAGE_ROW
-    usage["_cost"] = [int(v) for v in usage["ai_cost_pico"]]
-    usage = usage.sort_values(["_last", "_cost", "feature"], ascending=[True, False, True])
-    return usage[FEATURE_COLUMNS].reset_index(drop=True)
+    extra = len(names) - len(usage)
+    measures = {m: np.array([0 if v is None else int(v) for v in usage[m].tolist()] + [0] * extra, dtype=np.int64 if m != "cost_pico" else object)
+                for m in _MEASURES}
+    columns, costs = _usage_columns("feature", names, measures, period.label())
+    shares = [allocated.get(f, 0) for f in names]
+    margins = [r - c for r, c in zip(shares, costs)]
+    columns["allocated_revenue_pico"] = shares
+    columns["margin_pico"] = margins
+    columns["margin_pct"] = [pct(m, r) if r > 0 else None for m, r in zip(margins, shares)]
+    columns["allocation_rule"] = [allocation.describe()] * len(names)
+    order = sorted(range(len(names)), key=lambda i: (names[i] == NO_USAGE_ROW, -costs[i], names[i]))
+    return _frame(columns, order, FEATURE_COLUMNS)
 
 
 MODEL_COLUMNS = [
@@ -235,14 +247,12 @@ def model_breakdown(store: Store, period: Period) -> pd.DataFrame:
     )
     if usage.empty:
         return pd.DataFrame(columns=MODEL_COLUMNS)
-    usage = _with_unit_columns(usage)
-    usage["period"] = period.label()
-    usage["price_status"] = np.select(
-        [usage["unpriced_requests"] == 0, usage["unpriced_requests"] >= usage["requests"]], ["priced", "unpriced"], "partly unpriced"
-    )
-    usage["_cost"] = [int(v) for v in usage["ai_cost_pico"]]
-    usage = usage.sort_values(["_cost", "model"], ascending=[False, True])
-    return usage[MODEL_COLUMNS].reset_index(drop=True)
+    names = usage["model"].tolist()
+    columns, costs = _usage_columns("model", names, {m: usage[m].to_numpy() for m in _MEASURES}, period.label())
+    columns["price_status"] = ["priced" if u == 0 else "unpriced" if u >= r else "partly unpriced"
+                               for u, r in zip(usage["unpriced_requests"].tolist(), usage["requests"].tolist())]
+    order = sorted(range(len(names)), key=lambda i: (-costs[i], names[i]))
+    return _frame(columns, order, MODEL_COLUMNS)
 
 
 PLAN_COLUMNS = [
@@ -258,27 +268,14 @@ def plan_breakdown(store: Store, period: Period, fx: FxTable | None) -> pd.DataF
     Columns: PLAN_COLUMNS. `customers` counts customers with revenue or usage; `paying` those with
     revenue > 0; `losing` those in the losing tier. The plan is the customers table's current
     plan ('(unknown)' for usage without a customer record). Sorted by revenue, highest first."""
-    margins = period_margins(store, period, fx)
-    if margins.empty:
+    columns = plan_totals(store, period, fx)
+    plans, revenue, cost = columns["plan"], columns["revenue_pico"], columns["ai_cost_pico"]
+    if not len(plans):
         return pd.DataFrame(columns=PLAN_COLUMNS)
-    margins = margins.assign(
-        paying=(margins["revenue_pico"].map(int) > 0).astype(np.int64),
-        losing=(margins["tier"] == "losing").astype(np.int64),
-        one=1,
-    )
-    margins.loc[margins["tier"] == "unattributed", "plan"] = "(unattributed)"
-    sums = group_sum(margins, ["plan"], ["one", "paying", "losing", "revenue_pico", "ai_cost_pico", "requests", "unpriced_requests"])
-    sums = sums.rename(columns={"one": "customers", "paying": "paying_customers", "losing": "losing_customers"})
-    unconverted = margins[margins["unconverted_revenue"] != ""].groupby("plan")["unconverted_revenue"].agg("; ".join)
-    sums["unconverted_revenue"] = [unconverted.get(plan, "") for plan in sums["plan"]]
-    revenue = [int(v) for v in sums["revenue_pico"]]
-    cost = [int(v) for v in sums["ai_cost_pico"]]
-    sums["revenue_pico"] = pd.Series(revenue, index=sums.index, dtype=object)
-    sums["ai_cost_pico"] = pd.Series(cost, index=sums.index, dtype=object)
-    sums["margin_pico"] = pd.Series([r - c for r, c in zip(revenue, cost)], index=sums.index, dtype=object)
-    sums["margin_pct"] = [pct(r - c, r) if r > 0 else None for r, c in zip(revenue, cost)]
-    sums["cost_pct_of_revenue"] = [pct(c, r) if r > 0 else None for r, c in zip(revenue, cost)]
-    sums["ai_cost_per_customer_pico"] = [div_round(c, int(n)) for c, n in zip(cost, sums["customers"])]
-    sums["period"] = period.whole_months().label()
-    sums["_revenue"] = revenue
-    return sums.sort_values(["_revenue", "plan"], ascending=[False, True])[PLAN_COLUMNS].reset_index(drop=True)
+    columns["period"] = [period.whole_months().label()] * len(plans)
+    columns["margin_pico"] = [r - c for r, c in zip(revenue, cost)]
+    columns["margin_pct"] = [pct(r - c, r) if r > 0 else None for r, c in zip(revenue, cost)]
+    columns["cost_pct_of_revenue"] = [pct(c, r) if r > 0 else None for r, c in zip(revenue, cost)]
+    columns["ai_cost_per_customer_pico"] = [div_round(c, int(n)) for c, n in zip(cost, columns["customers"])]
+    order = sorted(range(len(plans)), key=lambda i: (-revenue[i], plans[i]))  # type: ignore[index]
+    return _frame(columns, order, PLAN_COLUMNS)

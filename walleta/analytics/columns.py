@@ -1,0 +1,117 @@
+"""Read a few columns of many rows as numpy arrays, fast (issue 6, Features page speed).
+
+`sources.read` builds one Python tuple per row (the DBAPI's fetchall), which costs about a
+microsecond per value: ~180 ms for the ~100k (customer, feature) rows of one month at 10M events.
+On SQLite, `scan` instead asks for ONE row: each column concatenated with `group_concat` in a
+single aggregate query (SQLite feeds every row to all the aggregates in turn, so the i-th item of
+each column comes from the same row), then splits the text and parses the integers (exactly:
+`_parse_ints`). About 3x cheaper than the row read, SQL included.
+
+Safety: text is split on U+001F (unit separator) and the number of parts must equal COUNT(*), so
+a value containing the separator sends the call to the plain row-by-row read, which returns the
+same arrays; so does an integer column holding anything but integers, or text over SQLite's length
+limit (1 GB by default). PostgreSQL always uses the row-by-row read. NULL reads as 0 (integers)
+or '' (text).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Sequence
+
+import numpy as np
+
+from ..store import Store
+
+__all__ = ["scan", "INT", "TEXT"]
+
+INT, TEXT = "int", "text"
+_TEXT_SEP = "\x1f"
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def scan(store: Store, columns: Sequence[tuple[str, str, str]], source: str, params: Sequence[object] = ()) -> dict[str, np.ndarray]:
+    """Rows of `SELECT <expressions> <source>` as one array per column, all in the same row order.
+
+    `columns`: (name, SQL expression, INT or TEXT). `source`: 'FROM ... WHERE ...' (no GROUP BY or
+    ORDER BY; the row order is the database's scan order). INT columns come back as int64 arrays
+    (object arrays of Python ints if a value does not fit int64), TEXT columns as object arrays of
+    str."""
+    if store.dialect == "sqlite":
+        try:
+            fast = _scan_concatenated(store, columns, source, params)
+        except (sqlite3.DataError, ValueError, OverflowError):  # DataError: the text is over SQLite's length limit
+            fast = None
+        if fast is not None:
+            return fast
+    return _scan_rows(store, columns, source, params)
+
+
+def _scan_concatenated(store: Store, columns: Sequence[tuple[str, str, str]], source: str,
+                       params: Sequence[object]) -> dict[str, np.ndarray] | None:
+    """The one-row read (SQLite); None when a value contains the separator (counts differ).
+    Raises ValueError / OverflowError when an integer column holds something else."""
+    parts = []
+    for _, expression, kind in columns:
+        if kind == INT:
+            parts.append(f"group_concat(COALESCE({expression}, 0), ',')")
+        else:
+            parts.append(f"group_concat(COALESCE({expression}, ''), '{_TEXT_SEP}')")  # a literal: char(31) is a call per row
+    _, rows = store.fetch(f"SELECT COUNT(*), {', '.join(parts)} {source}", params)
+    count, texts = int(rows[0][0]), rows[0][1:]
+    out: dict[str, np.ndarray] = {}
+    for (name, _, kind), text in zip(columns, texts):
+        if count == 0:
+            out[name] = np.zeros(0, dtype=np.int64) if kind == INT else np.zeros(0, dtype=object)
+            continue
+        if kind == TEXT:
+            pieces = str(text).split(_TEXT_SEP)
+            if len(pieces) != count:
+                return None
+        out[name] = _parse_ints(str(text), count) if kind == INT else np.array(pieces, dtype=object)
+    return out
+
+
+def _parse_ints(text: str, count: int) -> np.ndarray:
+    """`count` comma-separated integers as int64, exactly (ValueError / OverflowError otherwise).
+
+    `np.fromstring` is ~6x faster than `int()` per item but stops quietly at the first item that
+    is not an integer and saturates beyond int64, so it is used only for text made of digits and
+    commas alone that yields `count` values below the int64 maximum; anything else (negative
+    values included) is parsed item by item with `int`."""
+    if "-" not in text and not text.encode("ascii", "replace").translate(None, b"0123456789,"):
+        values = np.fromstring(text, sep=",", dtype=np.int64)
+        if len(values) == count and (not count or values.max() < _INT64_MAX):
+            return values
+    values = np.array(text.split(","), dtype=np.int64)
+    if len(values) != count:
+        raise ValueError("integer column: item count differs from the row count")
+    return values
+
+
+def _scan_rows(store: Store, columns: Sequence[tuple[str, str, str]], source: str, params: Sequence[object]) -> dict[str, np.ndarray]:
+    """The row-by-row read (any database), same result as `_scan_concatenated`."""
+    _, rows = store.fetch(f"SELECT {', '.join(e for _, e, _ in columns)} {source}", params)
+    out: dict[str, np.ndarray] = {}
+    for position, (name, _, kind) in enumerate(columns):
+        if kind == INT:
+            values = [_whole(row[position]) for row in rows]
+            try:
+                out[name] = np.array(values, dtype=np.int64)
+            except OverflowError:
+                out[name] = np.array(values, dtype=object) if values else np.zeros(0, dtype=np.int64)
+        else:
+            out[name] = np.array(["" if row[position] is None else str(row[position]) for row in rows], dtype=object)
+    return out
+
+
+def _whole(value: object) -> int:
+    """An integer column's value as a Python int (NULL -> 0); anything not whole raises ValueError."""
+    if value is None:
+        return 0
+    if type(value) is int:
+        return value
+    whole = int(value)  # type: ignore[call-overload]
+    if whole != value:
+        raise ValueError(f"not an integer: {value!r}")
+    return whole
