@@ -20,10 +20,11 @@ import sqlite3
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
 from ..store import Store
 
-__all__ = ["scan", "INT", "TEXT"]
+__all__ = ["scan", "scan_frame", "INT", "TEXT"]
 
 INT, TEXT = "int", "text"
 _TEXT_SEP = "\x1f"
@@ -115,3 +116,12 @@ def _whole(value: object) -> int:
     if whole != value:
         raise ValueError(f"not an integer: {value!r}")
     return whole
+
+
+def scan_frame(store: Store, columns: Sequence[tuple[str, str, str]], source: str, params: Sequence[object] = ()) -> pd.DataFrame:
+    """`scan` as a DataFrame whose text columns stay plain object columns (pandas would turn an
+    object array of str into Arrow-backed strings, which makes every later per-row step slower;
+    see `sources.read`)."""
+    arrays = scan(store, columns, source, params)
+    return pd.DataFrame({name: pd.Series(values, dtype=object, copy=False) if values.dtype == object else values
+                         for name, values in arrays.items()}, copy=False)

@@ -26,6 +26,7 @@ from ..revenue import monthly_revenue
 from ..revenue_rollup import MULTI_MONTH, MULTI_MONTH_RANGE, SINGLE_MONTH, counted_kinds, is_fresh
 from ..schema import TOKEN_COLUMNS, UNATTRIBUTED
 from ..store import Store
+from .columns import INT, TEXT, scan_frame
 from .period import month_end
 
 __all__ = [
@@ -344,10 +345,10 @@ def usage_by_customer(
     include_unattributed: bool = True,
 ) -> pd.DataFrame:
     """Rollup sums per customer (and month) from `rollup_customer_month` for [first, last]."""
-    keys = "customer_id, month" if by_month else "customer_id"
+    keys = ["customer_id", "month"] if by_month else ["customer_id"]
     where = "" if include_unattributed else " AND customer_id <> ?"
     params: list[str] = [first_month, last_month] + ([] if include_unattributed else [UNATTRIBUTED])
-    return read(store, 
-        f"SELECT {keys}, {usage_sql(measures)} FROM rollup_customer_month WHERE month >= ? AND month <= ?{where} GROUP BY {keys}",
-        params,
-    )
+    grouped = (f"SELECT {', '.join(keys)}, {usage_sql(measures)} FROM rollup_customer_month "
+               f"WHERE month >= ? AND month <= ?{where} GROUP BY {', '.join(keys)}")
+    columns = [(k, k, TEXT) for k in keys] + [(m, m, INT) for m in measures]
+    return scan_frame(store, columns, f"FROM ({grouped}) AS usage_sums", params)

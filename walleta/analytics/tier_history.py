@@ -32,6 +32,7 @@ from ..fx import FxTable
 from ..revenue_rollup import RollupFacts, facts
 from ..schema import UNATTRIBUTED
 from ..store import Store
+from .columns import INT, TEXT, scan_frame
 from .period import month_range
 from .sources import _revenue_rows as sources_revenue_rows
 from .sources import integral_factor, read
@@ -80,10 +81,8 @@ def _amounts(store: Store, first_month: str, last_month: str, fresh: bool) -> pd
     is fresh, else the same sums derived from the entries."""
     if not fresh:
         return sources_revenue_rows(store, first_month, last_month, ["customer_id", "month"])
-    return read(store,
-        "SELECT customer_id, month, currency, amount_minor FROM rollup_revenue_month WHERE month >= ? AND month <= ?",
-        [first_month, last_month],
-    )
+    columns = [("customer_id", "customer_id", TEXT), ("month", "month", TEXT), ("currency", "currency", TEXT), ("amount_minor", "amount_minor", INT)]
+    return scan_frame(store, columns, "FROM rollup_revenue_month WHERE month >= ? AND month <= ?", [first_month, last_month])
 
 
 def _to_usd(rows: pd.DataFrame, fx: FxTable | None) -> pd.DataFrame | None:
@@ -276,13 +275,12 @@ def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: 
     if not starts or min(starts) > last_month:
         return pd.DataFrame(columns=["customer_id"]), []
     months = month_range(min(starts), last_month)
-    # SUBSTR keeps SQLite on the table itself (rows in key order) instead of the month index,
-    # which would cost one primary-key lookup per row.
-    usage = read(store,
-        "SELECT customer_id, month, cost_pico, CASE WHEN requests = 0 THEN 0 WHEN requests = unpriced_requests THEN 1 ELSE 2 END AS used "
-        "FROM rollup_customer_month WHERE SUBSTR(month, 1, 7) <= ?",
-        [last_month],
-    )
+    # One pass over the customer-month rollup (time-first key: the months up to the last are one
+    # range), read as one concatenated row per column on SQLite (`columns.scan`).
+    usage = scan_frame(store, [
+        ("customer_id", "customer_id", TEXT), ("month", "month", TEXT), ("cost_pico", "cost_pico", INT),
+        ("used", "CASE WHEN requests = 0 THEN 0 WHEN requests = unpriced_requests THEN 1 ELSE 2 END", INT),
+    ], "FROM rollup_customer_month WHERE month <= ?", [last_month])
     revenue = _to_usd(_amounts(store, months[0], last_month, known is not None), fx)
     if revenue is None:
         return None
