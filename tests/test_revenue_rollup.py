@@ -94,7 +94,7 @@ def test_any_write_to_the_entries_marks_the_rollup_stale(store: Store) -> None:
         assert is_fresh(store) and rollup_rows(store) == rule_rows(store), statement
 
 
-def test_opening_a_database_from_older_walleta_builds_therollup_rows(db_url: str) -> None:
+def test_opening_a_database_from_older_walleta_builds_the_rollup(db_url: str) -> None:
     store = open_store(db_url)
     store.upsert("revenue_entries", _entries(4), ["uid"])
     with store.transaction() as cur:  # as Walleta before the rollup left it: no triggers, no state
@@ -165,7 +165,17 @@ def test_every_revenue_view_is_the_same_from_the_rollup_as_from_the_entries(stor
         assert facts(store).mixed_currency_months  # type: ignore[union-attr]  # the books have customer-months in two currencies
 
 
-def test_facts_describe_therollup_rows(store: Store) -> None:
+def test_a_database_without_revenue_reads_an_empty_fresh_rollup(store: Store, tmp_path: Path) -> None:
+    _usage(store, tmp_path, 10)
+    known = facts(store)
+    assert known is not None and known.currencies == [] and known.rows == 0  # a new database starts fresh
+    paying = revenue_and_paying_by_month(store, FX, "2025-11", "2026-05")
+    assert paying is not None and paying.empty
+    summary = trends.monthly_summary(store, Period.months("2025-11", "2026-05"), FX)
+    assert len(summary) == 7 and all(v == 0 for v in summary["revenue_pico"]) and summary["requests"].sum() == 120
+
+
+def test_facts_describe_the_rollup(store: Store) -> None:
     entries = [e for e in _entries(8) if e["currency"].upper() == "USD"]
     store.upsert("revenue_entries", entries, ["uid"])
     assert facts(store) is None  # stale

@@ -195,6 +195,8 @@ def _rollup_revenue_and_paying(store: Store, fx: FxTable | None, first_month: st
 def _month_currency_totals(store: Store, first_month: str, last_month: str, known: RollupFacts) -> pd.DataFrame:
     """Rows (month, currency, amount_minor, positive) from the revenue rollup: the amount and
     the number of rows with a positive amount per month and currency present in the months."""
+    if not known.currencies:  # no revenue at all
+        return pd.DataFrame(columns=["month", "currency", "amount_minor", "positive", "n"])
     if known.mixed_currency_months or len(known.currencies) > 8:
         return read(store,
             "SELECT month, currency, CAST(SUM(amount_minor) AS BIGINT) AS amount_minor, "
