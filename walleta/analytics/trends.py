@@ -24,6 +24,7 @@ from ..schema import UNATTRIBUTED
 from ..store import Store
 from .display import pct
 from .period import Period
+from .customer_seeks import MAX_PARAMS, customer_day_rows, days_of, month_costs
 from .sources import read, NO_PLAN, UNKNOWN, group_sum, revenue_by_customer_month, revenue_totals, usage_sql
 from .tier_history import revenue_and_paying_by_month
 
@@ -61,53 +62,105 @@ def trend(store: Store, period: Period, *, grain: str = "day", by: str | None = 
     _check(grain, by)
     monthly = grain == "month" and period.is_whole_months and by in ("customer", "plan")
     if by in (None, "model", "feature"):
-        daily = _daily_from_feature_model(store, period, by)
+        rows = _daily_from_feature_model(store, period, by)
     elif monthly:  # whole months by customer or plan: the customer-month rollup (one row per customer-month)
         if by == "customer":
-            daily = _monthly_by_customer(store, period, top)
+            rows = _monthly_by_customer(store, period, top)
         else:
-            daily = _by_plan(store, "rollup_customer_month", "month", period.first_month, period.last_month)
+            rows = _by_plan(store, "rollup_customer_month", "month", period.first_month, period.last_month)
     elif by == "customer":
-        daily = _daily_by_customer(store, period, top)
+        rows = _daily_by_customer(store, period, top)
     else:
-        daily = _by_plan(store, "rollup_customer_day", "day", period.first_day, period.last_day)
-    keys = [by] if by else []
-    if daily.empty:
+        rows = _by_plan(store, "rollup_customer_day", "day", period.first_day, period.last_day)
+    return _assemble(rows, [by] if by else [], grain, monthly, period)
+
+
+_COLUMNS_AFTER_KEYS = ["days_in_bucket", "ai_cost_pico", "requests", "input_tokens", "cached_input_tokens", "output_tokens",
+                       "reasoning_tokens", "total_tokens", "unpriced_requests", "unpriced_tokens"]
+
+
+def _assemble(rows: list[tuple], keys: list[str], grain: str, monthly: bool, period: Period) -> pd.DataFrame:
+    """The trend frame from rows (day or month, *key values, *_TREND_MEASURES): rows summed per
+    (bucket, *keys) exactly (Python ints; None counts 0), sorted by bucket, cost (highest first)
+    and keys. Rows are few (buckets x series), so plain Python beats pandas' per-call overhead."""
+    if not rows:
         return pd.DataFrame(columns=["bucket", *keys, "days_in_bucket", "ai_cost_pico", "requests", "total_tokens"])
-    days = sorted(set(daily["day"]))
-    buckets = {d: d if monthly else bucket_of(d, grain) for d in days}
-    daily["bucket"] = daily["day"].map(buckets)
-    out = group_sum(daily, ["bucket", *keys], list(_TREND_MEASURES))
-    in_period = pd.Series([bucket_of(d.isoformat(), grain) for d in _days(period)]).value_counts()
-    out["days_in_bucket"] = out["bucket"].map(in_period).astype(np.int64)
-    out["ai_cost_pico"] = pd.Series([int(v) for v in out["cost_pico"]], index=out.index, dtype=object)
-    out["total_tokens"] = out["input_tokens"] + out["output_tokens"]
-    out["_cost"] = out["ai_cost_pico"].map(int)
-    out = out.sort_values(["bucket", "_cost", *keys], ascending=[True, False, *([True] * len(keys))])
-    columns = ["bucket", *keys, "days_in_bucket", "ai_cost_pico", "requests", "input_tokens", "cached_input_tokens",
-               "output_tokens", "reasoning_tokens", "total_tokens", "unpriced_requests", "unpriced_tokens"]
-    return out[columns].reset_index(drop=True)
+    width = len(keys)
+    buckets: dict[str, str] = {}
+    sums: dict[tuple, list[int]] = {}
+    for row in rows:
+        day = row[0]
+        bucket = buckets.get(day)
+        if bucket is None:
+            bucket = buckets[day] = day if monthly else bucket_of(day, grain)
+        key = (bucket, *row[1:1 + width])
+        values = [0 if v is None else int(v) for v in row[1 + width:]]
+        found = sums.get(key)
+        if found is None:
+            sums[key] = values
+        else:
+            for i, v in enumerate(values):
+                found[i] += v
+    cost_at = _TREND_MEASURES.index("cost_pico")
+    ordered = sorted(sums.items(), key=lambda kv: (kv[0][0], -kv[1][cost_at], *kv[0][1:]))
+    in_period: dict[str, int] = {}
+    for d in _days(period):
+        label = bucket_of(d.isoformat(), grain)
+        in_period[label] = in_period.get(label, 0) + 1
+    data: dict[str, object] = {"bucket": _text([k[0] for k, _ in ordered])}
+    for i, name in enumerate(keys):
+        data[name] = _text([k[1 + i] for k, _ in ordered])
+    data["days_in_bucket"] = np.array([in_period[k[0]] for k, _ in ordered], dtype=np.int64)
+    data["ai_cost_pico"] = pd.Series([v[cost_at] for _, v in ordered], dtype=object)
+    measures = {m: [v[i] for _, v in ordered] for i, m in enumerate(_TREND_MEASURES) if m != "cost_pico"}
+    measures["total_tokens"] = [a + b for a, b in zip(measures["input_tokens"], measures["output_tokens"])]
+    for name in _COLUMNS_AFTER_KEYS[2:]:
+        data[name] = _ints(measures[name])
+    return pd.DataFrame(data)
+
+
+def _text(values: list) -> pd.Series:
+    return pd.Series(np.array(values, dtype=object), dtype=object, copy=False)
+
+
+def _ints(values: list[int]) -> np.ndarray:
+    """int64 when every value fits, else Python ints (object)."""
+    try:
+        return np.array(values, dtype=np.int64)
+    except OverflowError:
+        return np.array(values, dtype=object)
 
 
 def _days(period: Period) -> list[date]:
     return [period.start + timedelta(days=i) for i in range(period.day_count)]
 
 
-def _daily_from_feature_model(store: Store, period: Period, by: str | None) -> pd.DataFrame:
+def _fetch(store: Store, statement: str, params: list) -> list[tuple]:
+    return store.fetch(statement, params)[1]
+
+
+def _daily_from_feature_model(store: Store, period: Period, by: str | None) -> list[tuple]:
+    """Rows (day, [by], *_TREND_MEASURES) from the feature x model day rollup."""
     keys = f"day, {by}" if by else "day"
-    return read(store, 
+    return _fetch(store,
         f"SELECT {keys}, {usage_sql(_TREND_MEASURES)} FROM rollup_feature_model_day WHERE day >= ? AND day <= ? GROUP BY {keys}",
         [period.first_day, period.last_day],
     )
 
 
 def top_customers(store: Store, period: Period, top: int) -> list[str]:
-    """The `top` customers by AI cost over the exact days of `period` (unattributed excluded)."""
+    """The `top` customers by AI cost over the exact days of `period` (unattributed excluded;
+    ties by customer id). Whole months read the customer-month rollup; other periods use exact
+    top-k by bounds (`_top_by_bounds`) when it applies."""
+    if not period.is_whole_months and int(top) > 0:
+        found = _top_by_bounds(store, period, int(top))
+        if found is not None:
+            return found
     if period.is_whole_months:
         source, column, lo, hi = "rollup_customer_month", "month", period.first_month, period.last_month
     else:
         source, column, lo, hi = "rollup_customer_day", "day", period.first_day, period.last_day
-    frame = read(store, 
+    frame = read(store,
         f"SELECT customer_id, CAST(SUM(cost_pico) AS BIGINT) AS cost FROM {source} WHERE {column} >= ? AND {column} <= ? "
         "AND customer_id <> ? GROUP BY customer_id ORDER BY cost DESC, customer_id LIMIT ?",
         [lo, hi, UNATTRIBUTED, int(top)],
@@ -115,24 +168,64 @@ def top_customers(store: Store, period: Period, top: int) -> list[str]:
     return frame["customer_id"].tolist()
 
 
-def _daily_by_customer(store: Store, period: Period, top: int | None) -> pd.DataFrame:
+_MAX_EXACT = 3000  # customers read exactly before giving up on bounds (then one grouped scan)
+
+
+def _top_by_bounds(store: Store, period: Period, top: int) -> list[str] | None:
+    """Exact top-k without sorting every customer-day of the period.
+
+    Each customer's cost in the months the period touches (`rollup_customer_month`, costs are
+    never negative) bounds its cost in the period from above. Customers are read exactly, by
+    day seeks, in decreasing order of that bound, until the k-th exact cost is above every bound
+    left (a bound equal to it could still tie and win on the id, so it is read too). Customers
+    without a day row in the period never appear (as in the grouped query). None when too many
+    customers would have to be read (e.g. most costs are 0), or the period has too many days."""
+    days = days_of(period.start, period.end)
+    if len(days) > MAX_PARAMS // 2:
+        return None
+    bounds = month_costs(store, period.first_month, period.last_month, UNATTRIBUTED)
+    order = sorted(bounds, key=lambda c: (-bounds[c], c))
+    exact: dict[str, int] = {}
+    done, step = 0, max(4 * top, 40)
+    while True:
+        batch = order[done:done + step]
+        done += len(batch)
+        for customer, cost in customer_day_rows(store, "customer_id, CAST(SUM(cost_pico) AS BIGINT)", batch, days, "GROUP BY customer_id"):
+            exact[customer] = 0 if cost is None else int(cost)
+        ranked = sorted(exact, key=lambda c: (-exact[c], c))[:top]
+        if done >= len(order) or (len(ranked) == top and exact[ranked[-1]] > bounds[order[done]]):
+            return ranked
+        if done >= _MAX_EXACT:
+            return None
+        step *= 2
+
+
+_CUSTOMER_DAY_SELECT = f"day, customer_id, {', '.join(_TREND_MEASURES)}"
+
+
+def _daily_by_customer(store: Store, period: Period, top: int | None) -> list[tuple]:
+    """Rows (day, customer, *_TREND_MEASURES): every customer, or the `top` ones and the rest
+    as '(other customers)' (total from the feature x model rollup minus theirs)."""
     if top is None:
-        return read(store, 
+        return _fetch(store,
             f"SELECT day, customer_id AS customer, {usage_sql(_TREND_MEASURES)} FROM rollup_customer_day "
             "WHERE day >= ? AND day <= ? GROUP BY day, customer_id",
             [period.first_day, period.last_day],
         )
     chosen = top_customers(store, period, top)
-    parts = []
-    if chosen:
+    days = days_of(period.start, period.end)
+    if chosen and len(days) <= MAX_PARAMS // 2:  # one seek per day and customer (the key is unique)
+        mine = customer_day_rows(store, _CUSTOMER_DAY_SELECT, chosen, days)
+    elif chosen:
         marks = ", ".join("?" for _ in chosen)
-        parts.append(read(store, 
+        mine = _fetch(store,
             f"SELECT day, customer_id AS customer, {usage_sql(_TREND_MEASURES)} FROM rollup_customer_day "
             f"WHERE customer_id IN ({marks}) AND day >= ? AND day <= ? GROUP BY day, customer_id",
             [*chosen, period.first_day, period.last_day],
-        ))
-    total = _daily_from_feature_model(store, period, None)
-    return _with_other(parts[0] if parts else pd.DataFrame(columns=["day", "customer", *_TREND_MEASURES]), total)
+        )
+    else:
+        mine = []
+    return _with_other(mine, _daily_from_feature_model(store, period, None))
 
 
 def _literal(text: str) -> str:
@@ -150,11 +243,11 @@ def plan_sql(usage_alias: str = "r", customers_alias: str = "c") -> str:
     )
 
 
-def _by_plan(store: Store, rollup: str, key: str, first: str, last: str) -> pd.DataFrame:
-    """Trend measures per `key` value (day or month, returned as `day`) and plan, from a customer
-    rollup joined to the customers' plans."""
+def _by_plan(store: Store, rollup: str, key: str, first: str, last: str) -> list[tuple]:
+    """Rows (day or month, plan, *_TREND_MEASURES) from a customer rollup joined to the
+    customers' plans."""
     sums = usage_sql(_TREND_MEASURES).replace("SUM(", "SUM(r.")
-    return read(
+    return _fetch(
         store,
         f"SELECT r.{key} AS day, {plan_sql()} AS plan, {sums} "
         f"FROM {rollup} r LEFT JOIN customers c ON c.customer_id = r.customer_id "
@@ -163,20 +256,20 @@ def _by_plan(store: Store, rollup: str, key: str, first: str, last: str) -> pd.D
     )
 
 
-def _monthly_by_customer(store: Store, period: Period, top: int | None) -> pd.DataFrame:
+def _monthly_by_customer(store: Store, period: Period, top: int | None) -> list[tuple]:
     lo, hi = period.first_month, period.last_month
     if top is None:
-        return read(store, 
+        return _fetch(store,
             f"SELECT month AS day, customer_id AS customer, {usage_sql(_TREND_MEASURES)} FROM rollup_customer_month "
             "WHERE month >= ? AND month <= ? GROUP BY month, customer_id",
             [lo, hi],
         )
     chosen = top_customers(store, period, top)
-    total = read(store, 
+    total = _fetch(store,
         f"SELECT month AS day, {usage_sql(_TREND_MEASURES)} FROM rollup_customer_month WHERE month >= ? AND month <= ? GROUP BY month",
         [lo, hi],
     )
-    mine = read(store, 
+    mine = _fetch(store,
         f"SELECT month AS day, customer_id AS customer, {usage_sql(_TREND_MEASURES)} FROM rollup_customer_month "
         f"WHERE customer_id IN ({', '.join('?' for _ in chosen) or 'NULL'}) AND month >= ? AND month <= ? GROUP BY month, customer_id",
         [*chosen, lo, hi],
@@ -184,16 +277,23 @@ def _monthly_by_customer(store: Store, period: Period, top: int | None) -> pd.Da
     return _with_other(mine, total)
 
 
-def _with_other(chosen: pd.DataFrame, total: pd.DataFrame) -> pd.DataFrame:
-    """The chosen customers' rows plus '(other customers)' = total - chosen, per bucket."""
-    if total.empty:
+def _with_other(chosen: list[tuple], total: list[tuple]) -> list[tuple]:
+    """The chosen customers' rows plus '(other customers)' = total - chosen per bucket (kept
+    when some measure is not 0)."""
+    if not total:
         return chosen
-    rest = total.set_index("day")
-    if not chosen.empty:
-        rest = rest - group_sum(chosen, ["day"], list(_TREND_MEASURES)).set_index("day").reindex(rest.index, fill_value=0)
-    rest = rest.reset_index().assign(customer=OTHER_CUSTOMERS)
-    rest = rest[(rest[list(_TREND_MEASURES)] != 0).any(axis=1)]
-    return pd.concat([chosen, rest], ignore_index=True)
+    theirs: dict[str, list[int]] = {}
+    for row in chosen:
+        found = theirs.setdefault(row[0], [0] * len(_TREND_MEASURES))
+        for i, v in enumerate(row[2:]):
+            found[i] += 0 if v is None else int(v)
+    out = list(chosen)
+    for row in total:
+        taken = theirs.get(row[0])
+        rest = [(0 if v is None else int(v)) - (taken[i] if taken else 0) for i, v in enumerate(row[1:])]
+        if any(rest):
+            out.append((row[0], OTHER_CUSTOMERS, *rest))
+    return out
 
 
 SUMMARY_COLUMNS = [
