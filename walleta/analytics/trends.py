@@ -23,7 +23,7 @@ from ..fx import FxTable
 from ..schema import UNATTRIBUTED
 from ..store import Store
 from .display import pct
-from .period import Period
+from .period import Period, month_range
 from .customer_seeks import MAX_PARAMS, customer_day_rows, days_of, month_costs
 from .sources import read, NO_PLAN, UNKNOWN, group_sum, revenue_by_customer_month, revenue_totals, usage_sql
 from .tier_history import revenue_and_paying_by_month
@@ -67,7 +67,7 @@ def trend(store: Store, period: Period, *, grain: str = "day", by: str | None = 
         if by == "customer":
             rows = _monthly_by_customer(store, period, top)
         else:
-            rows = _by_plan(store, "rollup_customer_month", "month", period.first_month, period.last_month)
+            rows = _monthly_by_plan(store, period.first_month, period.last_month)
     elif by == "customer":
         rows = _daily_by_customer(store, period, top)
     else:
@@ -254,6 +254,58 @@ def _by_plan(store: Store, rollup: str, key: str, first: str, last: str) -> list
         f"WHERE r.{key} >= ? AND r.{key} <= ? GROUP BY 1, 2",
         [first, last],
     )
+
+
+def _monthly_by_plan(store: Store, first: str, last: str) -> list[tuple]:
+    """Rows (month, plan, *_TREND_MEASURES) for months [first, last], equal to `_by_plan` on
+    the customer-month rollup without its sort of every customer-month.
+
+    One statement per plan value reads that plan's customers by primary-key seeks
+    (`month IN (...) AND customer_id IN (customers of the plan)`, grouped by month in key order);
+    one more reads the unattributed pseudo-customer. A COUNT per month over the range tells
+    whether some usage belongs to customers missing from the customers table; only then are
+    the totals of those months read, and '(unknown)' is the total minus everything else."""
+    months = month_range(first, last)
+    if len(months) > MAX_PARAMS // 2:
+        return _by_plan(store, "rollup_customer_month", "month", first, last)
+    counts = dict(_fetch(store, "SELECT month, COUNT(*) FROM rollup_customer_month WHERE month >= ? AND month <= ? GROUP BY month",
+                         [first, last]))
+    if not counts:
+        return []
+    marks = ", ".join("?" for _ in months)
+    measures = usage_sql(_TREND_MEASURES)
+    sums: dict[tuple[str, str], list[int]] = {}
+
+    def add(label: str, rows: list[tuple]) -> None:
+        for month, count, *values in rows:
+            found = sums.setdefault((month, label), [0] * (1 + len(values)))
+            for i, v in enumerate((count, *values)):
+                found[i] += 0 if v is None else int(v)
+
+    plans = [r[0] for r in _fetch(store, "SELECT DISTINCT COALESCE(plan, '') FROM customers WHERE customer_id <> ?", [UNATTRIBUTED])]
+    for plan in sorted(plans):
+        add(plan or NO_PLAN, _fetch(store,
+            f"SELECT month, COUNT(*), {measures} FROM rollup_customer_month WHERE month IN ({marks}) AND customer_id IN "
+            "(SELECT customer_id FROM customers WHERE COALESCE(plan, '') = ? AND customer_id <> ?) GROUP BY month",
+            [*months, plan, UNATTRIBUTED]))
+    add("(unattributed)", _fetch(store,
+        f"SELECT month, COUNT(*), {measures} FROM rollup_customer_month WHERE month IN ({marks}) AND customer_id = ? GROUP BY month",
+        [*months, UNATTRIBUTED]))
+    seen: dict[str, int] = {}
+    for (month, _), values in sums.items():
+        seen[month] = seen.get(month, 0) + values[0]
+    missing = sorted(m for m, n in counts.items() if n != seen.get(m, 0))
+    if missing:  # usage of customers that are not in the customers table
+        totals = _fetch(store,
+            f"SELECT month, COUNT(*), {measures} FROM rollup_customer_month WHERE month IN ({', '.join('?' for _ in missing)}) GROUP BY month",
+            missing)
+        for month, *values in totals:
+            rest = [0 if v is None else int(v) for v in values]
+            for (m, _), known in sums.items():
+                if m == month:
+                    rest = [a - b for a, b in zip(rest, known)]
+            sums[(month, UNKNOWN)] = [a + b for a, b in zip(rest, sums.get((month, UNKNOWN), [0] * len(rest)))]
+    return [(month, label, *values[1:]) for (month, label), values in sums.items() if values[0] > 0]
 
 
 def _monthly_by_customer(store: Store, period: Period, top: int | None) -> list[tuple]:
