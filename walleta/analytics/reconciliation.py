@@ -21,6 +21,7 @@ A row "matches" when |difference| <= max($0.01, 0.5% of billed).
 
 from __future__ import annotations
 
+import bisect
 import re
 from decimal import Decimal
 
@@ -281,6 +282,141 @@ def reconciliation_lines(store: Store, period: Period, catalog: Catalog | None =
 
 
 def _joined(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame:
+    fast = _joined_fast(store, period, catalog)
+    return fast if fast is not None else _joined_frames(store, period, catalog)
+
+
+_FAST_USAGE_SQL = (
+    "SELECT day, project_id, model, service_tier, batch, "
+    "CASE WHEN events > unpriced_events THEN 1 ELSE 0 END AS priced, CASE WHEN unpriced_events = 0 THEN 1 ELSE 0 END AS whole, "
+    "input_tokens - cached_input_tokens - cache_write_tokens - input_audio_tokens - input_image_tokens AS text_in, "
+    "cached_input_tokens, output_tokens - output_audio_tokens - output_image_tokens AS text_out, "
+    "input_tokens + output_tokens AS all_tokens, cost_pico, requests, unpriced_requests, unpriced_tokens "
+    "FROM rollup_project_model_day WHERE day >= ? AND day <= ?"
+)
+
+
+def _joined_fast(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame | None:
+    """`_joined_frames` computed row by row in plain Python (the same rules as
+    `line_item_costs`, `estimated_line_items` and `billed_line_items`; money as Python ints).
+    The usage rows are the project rollup's own rows (its key is the grouping key), read with
+    the token arithmetic done in SQL; rates are looked up once per (model, price epoch, tier,
+    batch) instead of once per day. None when either side is empty (the frame path handles
+    those shapes)."""
+    _, usage = store.fetch(_FAST_USAGE_SQL, [period.first_day, period.last_day])
+    _, bills = store.fetch(
+        "SELECT day, project_id, line_item, currency, CAST(SUM(amount_pico) AS BIGINT) AS billed_pico FROM billed_costs "
+        "WHERE day >= ? AND day <= ? GROUP BY day, project_id, line_item, currency",
+        [period.first_day, period.last_day],
+    )
+    if not usage or not bills:
+        return None
+    rates = _RateLookup(catalog)
+    resolved: dict[str, str] = {}
+    lines: dict[tuple[str, str, str, str], list[int]] = {}  # -> [estimated, tokens, requests, unpriced_requests, unpriced_tokens]
+    for (day, project, model, tier, batch, priced, whole, text_in, cached, text_out, all_tokens, cost,
+         requests, unpriced_requests, unpriced_tokens) in usage:
+        line_model = resolved.get(model)
+        if line_model is None:
+            line_model = resolved[model] = catalog.resolve(model) or str(model).lower()
+        project = project or NO_PROJECT
+        cost = 0 if cost is None else int(cost)
+        rate_in, rate_cached, rate_out = rates.get(line_model, day, tier, batch)
+        if whole and rate_in >= 0 and rate_cached >= 0 and rate_out >= 0:
+            amounts = (text_in * rate_in, cached * rate_cached, text_out * rate_out)
+            pieces = ((amounts[0], text_in), (amounts[1], cached), (amounts[2], text_out),
+                      (cost - amounts[0] - amounts[1] - amounts[2], 0))
+        else:
+            pieces = ((0, 0), (0, 0), (0, 0), (cost, all_tokens))
+        if priced:
+            for token_class, (amount, tokens) in zip(TOKEN_CLASSES, pieces):
+                if amount or tokens:
+                    found = lines.get((day, project, line_model, token_class))
+                    if found is None:
+                        lines[(day, project, line_model, token_class)] = [amount, tokens, 0, 0, 0]
+                    else:
+                        found[0] += amount
+                        found[1] += tokens
+        found = lines.get((day, project, line_model, "input"))
+        if found is None:
+            lines[(day, project, line_model, "input")] = [0, 0, requests, unpriced_requests, unpriced_tokens]
+        else:
+            found[2] += requests
+            found[3] += unpriced_requests
+            found[4] += unpriced_tokens
+    estimated = {k: v for k, v in lines.items() if v[0] or v[1] or v[3] > 0}
+    billed: dict[tuple[str, str, str, str], int] = {}
+    parsed: dict[str, tuple[str, str]] = {}
+    other_rows, other_currencies = 0, set()
+    for day, project, item, currency, amount in bills:
+        currency = "USD" if currency is None else str(currency).upper()
+        if currency != "USD":
+            other_rows += 1
+            other_currencies.add(currency)
+            continue
+        names = parsed.get(item)
+        if names is None:
+            names = parsed[item] = parse_line_item(item, catalog)
+        key = (day, project or NO_PROJECT, *names)
+        billed[key] = billed.get(key, 0) + (0 if amount is None else int(amount))
+    keys = sorted(estimated.keys() | billed.keys())
+    if not keys:
+        return None
+    zero = [0, 0, 0, 0, 0]
+    values = [estimated.get(k, zero) for k in keys]
+    frame = pd.DataFrame({
+        "day": _objects([k[0] for k in keys]),
+        "project_id": _objects([k[1] for k in keys]),
+        "line_model": _objects([k[2] for k in keys]),
+        "token_class": _objects([k[3] for k in keys]),
+        "estimated_pico": _objects([v[0] for v in values]),
+        "tokens": _objects([v[1] for v in values]),
+        "requests": np.array([v[2] for v in values], dtype=np.int64),
+        "unpriced_requests": np.array([v[3] for v in values], dtype=np.int64),
+        "unpriced_tokens": np.array([v[4] for v in values], dtype=np.int64),
+        "billed_pico": _objects([billed.get(k, 0) for k in keys]),
+    })
+    frame.attrs["other_currencies"] = (other_rows, sorted(other_currencies))
+    return frame
+
+
+def _objects(values: list) -> pd.Series:
+    return pd.Series(np.array(values, dtype=object), dtype=object, copy=False)
+
+
+class _RateLookup:
+    """(text input, cached input, text output) rates of a line model on a day for a tier and
+    batch flag, as `_rates_table` gives them (MISSING without a catalog model), looked up once
+    per price epoch: a run of days between two effective dates of the model's catalog rows
+    (the rule `costing.price_arrays` uses)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.dates: dict[str, list[str]] = {}
+        for row in catalog.rows:
+            self.dates.setdefault(row.model, []).append(row.effective_from)
+        for model, dates in self.dates.items():
+            self.dates[model] = sorted(set(dates))
+        self.known: dict[str, str | None] = {}
+        self.cache: dict[tuple, tuple[int, int, int]] = {}
+
+    def get(self, line_model: str, day: str, tier: str, batch: int) -> tuple[int, int, int]:
+        known = self.known.get(line_model, "")
+        if known == "":
+            known = self.known[line_model] = self.catalog.resolve(line_model)
+        if not known:
+            return MISSING, MISSING, MISSING
+        dates = self.dates.get(known, [])
+        epoch = bisect.bisect_right(dates, day) if len(dates) > 1 else 0
+        key = (known, epoch, tier, batch)
+        found = self.cache.get(key)
+        if found is None:
+            rates = rates_for(self.catalog, known, day, effective_tier(tier), bool(batch), False)
+            found = self.cache[key] = (rates.text_in, rates.text_cached, rates.text_out)
+        return found
+
+
+def _joined_frames(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame:
     estimated = estimated_line_items(store, period, catalog)
     billed, other = billed_line_items(store, period, catalog)
     keys = ["day", "project_id", "line_model", "token_class"]
