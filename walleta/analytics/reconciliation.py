@@ -304,24 +304,23 @@ def _joined_fast(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame
     batch) instead of once per day. None when either side is empty (the frame path handles
     those shapes)."""
     _, usage = store.fetch(_FAST_USAGE_SQL, [period.first_day, period.last_day])
-    _, bills = store.fetch(
-        "SELECT day, project_id, line_item, currency, CAST(SUM(amount_pico) AS BIGINT) AS billed_pico FROM billed_costs "
-        "WHERE day >= ? AND day <= ? GROUP BY day, project_id, line_item, currency",
-        [period.first_day, period.last_day],
-    )
+    # The bill's rows as stored (no GROUP BY: it would sort them; they are summed below).
+    _, bills = store.fetch("SELECT day, project_id, line_item, currency, amount_pico FROM billed_costs WHERE day >= ? AND day <= ?",
+                           [period.first_day, period.last_day])
     if not usage or not bills:
         return None
     rates = _RateLookup(catalog)
-    resolved: dict[str, str] = {}
+    cases: dict[tuple, tuple[str, int, int, int]] = {}  # (model, day, tier, batch) -> (line model, rates)
     lines: dict[tuple[str, str, str, str], list[int]] = {}  # -> [estimated, tokens, requests, unpriced_requests, unpriced_tokens]
     for (day, project, model, tier, batch, priced, whole, text_in, cached, text_out, all_tokens, cost,
          requests, unpriced_requests, unpriced_tokens) in usage:
-        line_model = resolved.get(model)
-        if line_model is None:
-            line_model = resolved[model] = catalog.resolve(model) or str(model).lower()
+        case = cases.get((model, day, tier, batch))
+        if case is None:
+            line_model = catalog.resolve(model) or str(model).lower()
+            case = cases[(model, day, tier, batch)] = (line_model, *rates.get(line_model, day, tier, batch))
+        line_model, rate_in, rate_cached, rate_out = case
         project = project or NO_PROJECT
         cost = 0 if cost is None else int(cost)
-        rate_in, rate_cached, rate_out = rates.get(line_model, day, tier, batch)
         if whole and rate_in >= 0 and rate_cached >= 0 and rate_out >= 0:
             amounts = (text_in * rate_in, cached * rate_cached, text_out * rate_out)
             pieces = ((amounts[0], text_in), (amounts[1], cached), (amounts[2], text_out),
@@ -347,11 +346,11 @@ def _joined_fast(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame
     estimated = {k: v for k, v in lines.items() if v[0] or v[1] or v[3] > 0}
     billed: dict[tuple[str, str, str, str], int] = {}
     parsed: dict[str, tuple[str, str]] = {}
-    other_rows, other_currencies = 0, set()
-    for day, project, item, currency, amount in bills:
-        currency = "USD" if currency is None else str(currency).upper()
+    other_groups, other_currencies = set(), set()  # the frame path counts (day, project, item, currency) groups
+    for day, project, item, raw_currency, amount in bills:
+        currency = "USD" if raw_currency is None else str(raw_currency).upper()
         if currency != "USD":
-            other_rows += 1
+            other_groups.add((day, project, item, raw_currency))
             other_currencies.add(currency)
             continue
         names = parsed.get(item)
@@ -376,7 +375,7 @@ def _joined_fast(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame
         "unpriced_tokens": np.array([v[4] for v in values], dtype=np.int64),
         "billed_pico": _objects([billed.get(k, 0) for k in keys]),
     })
-    frame.attrs["other_currencies"] = (other_rows, sorted(other_currencies))
+    frame.attrs["other_currencies"] = (len(other_groups), sorted(other_currencies))
     return frame
 
 
@@ -448,28 +447,57 @@ def reconcile(
     by = tuple(by)
     if not by or any(b not in _BY_CHOICES for b in by):
         raise InputError(f"reconcile by one or more of {', '.join(_BY_CHOICES)}")
-    frame = (_joined(store, period, catalog) if lines is None else lines).copy()
+    frame = _joined(store, period, catalog) if lines is None else lines
     keys = [b for b in _BY_CHOICES if b in by]
     if frame.empty:
         return pd.DataFrame(columns=[c for c in RECONCILE_COLUMNS if c not in _BY_CHOICES or c in keys])
-    frame["line_item"] = frame["line_model"] + ", " + frame["token_class"]
-    grouped = group_sum(frame, keys, ["estimated_pico", "billed_pico", "tokens", "unpriced_requests", "unpriced_tokens"])
-    estimated = [int(v) for v in grouped["estimated_pico"]]
-    billed = [int(v) for v in grouped["billed_pico"]]
+    key_values = [_line_items(frame) if k == "line_item" else frame[k].tolist() for k in keys]
+    measures = ["estimated_pico", "billed_pico", "tokens", "unpriced_requests", "unpriced_tokens"]
+    columns = [frame[m].tolist() for m in measures]
+    sums: dict[tuple, list[int]] = {}
+    for row in zip(*key_values, *columns):
+        key, values = row[:len(keys)], row[len(keys):]
+        found = sums.get(key)
+        if found is None:
+            sums[key] = [0 if v is None else int(v) for v in values]
+        else:
+            for i, v in enumerate(values):
+                found[i] += 0 if v is None else int(v)
+    ordered = sorted(sums.items(), key=lambda kv: kv[0])
+    grouped = pd.DataFrame({k: pd.Series(np.array([g[i] for g, _ in ordered], dtype=object), dtype=object) for i, k in enumerate(keys)})
+    estimated = [v[0] for _, v in ordered]
+    billed = [v[1] for _, v in ordered]
+    for i, name in ((2, "tokens"), (3, "unpriced_requests"), (4, "unpriced_tokens")):
+        grouped[name] = _summed_column([v[i] for _, v in ordered], columns[i])
     grouped["estimated_pico"] = pd.Series(estimated, index=grouped.index, dtype=object)
     grouped["billed_pico"] = pd.Series(billed, index=grouped.index, dtype=object)
     grouped["difference_pico"] = pd.Series([b - e for b, e in zip(billed, estimated)], index=grouped.index, dtype=object)
     grouped["difference_pct"] = [(_ZERO_PCT if b == e else pct(b - e, b)) if b else None for b, e in zip(billed, estimated)]
     unpriced = grouped["unpriced_requests"].tolist()
     grouped["status"] = [_status(e, b, u) for e, b, u in zip(estimated, billed, unpriced)]
-    key_rows = list(zip(*(grouped[k].astype(object).tolist() for k in keys)))
+    key_rows = [g for g, _ in ordered]
     grouped["explanation"] = [
         _MATCH_TEXT if s == "matches" else _explain(s, e, b, int(ur), int(ut), _what(row, keys))
         for s, e, b, ur, ut, row in zip(grouped["status"], estimated, billed, unpriced, grouped["unpriced_tokens"].tolist(), key_rows)
     ]
-    grouped["_gap"] = [abs(b - e) for b, e in zip(billed, estimated)]
-    grouped = grouped.sort_values(["_gap", *keys], ascending=[False, *([True] * len(keys))])
+    order = sorted(range(len(ordered)), key=lambda i: (-abs(billed[i] - estimated[i]), key_rows[i]))
+    grouped = grouped.take(order)
     return grouped[[c for c in RECONCILE_COLUMNS if c not in _BY_CHOICES or c in keys]].reset_index(drop=True)
+
+
+def _line_items(frame: pd.DataFrame) -> list[str]:
+    """'<line_model>, <token_class>' per row."""
+    return [f"{m}, {c}" for m, c in zip(frame["line_model"].tolist(), frame["token_class"].tolist())]
+
+
+def _summed_column(sums: list[int], inputs: list) -> np.ndarray:
+    """Group sums typed as `group_sum` types them: int64, unless an input value is beyond
+    int64 or a sum could pass 2^62 (then Python ints)."""
+    values = [0 if v is None else int(v) for v in inputs]
+    largest = max((abs(v) for v in values), default=0)
+    if largest >= 2**63 or largest * len(values) >= 2**62:
+        return np.array(sums, dtype=object)
+    return np.array(sums, dtype=np.int64)
 
 
 def _what(values: tuple, keys: list[str]) -> str:
@@ -587,22 +615,33 @@ def _overall_sentence(billed: int, estimated: int) -> str:
 
 
 def _unlogged_projects(frame: pd.DataFrame) -> dict[str, int]:
+    """Projects with a bill but neither an estimate nor logged requests: project -> billed."""
     if frame.empty:
         return {}
-    per_project = group_sum(frame, ["project_id"], ["estimated_pico", "billed_pico", "requests", "unpriced_requests"])
-    unlogged = per_project[(per_project["estimated_pico"].map(int) == 0) & (per_project["requests"] == 0) & (per_project["billed_pico"].map(int) > 0)]
-    return {p: int(b) for p, b in zip(unlogged["project_id"], unlogged["billed_pico"])}
+    per_project: dict[str, list[int]] = {}
+    for project, e, b, r in zip(frame["project_id"].tolist(), frame["estimated_pico"].tolist(), frame["billed_pico"].tolist(),
+                                frame["requests"].tolist()):
+        found = per_project.setdefault(project, [0, 0, 0])
+        found[0] += 0 if e is None else int(e)
+        found[1] += 0 if b is None else int(b)
+        found[2] += int(r)
+    return {p: b for p, (e, b, r) in sorted(per_project.items()) if e == 0 and r == 0 and b > 0}
 
 
 def _drift(frame: pd.DataFrame, unlogged: set[str]) -> tuple[int, str]:
     """Days on logged projects where bill and estimate differ beyond tolerance, as ranges."""
     if frame.empty:
         return 0, "no data"
-    logged = frame[~frame["project_id"].isin(unlogged)]
-    daily = group_sum(logged, ["day"], ["estimated_pico", "billed_pico"])
+    daily: dict[str, list[int]] = {}
+    for day, project, e, b in zip(frame["day"].tolist(), frame["project_id"].tolist(), frame["estimated_pico"].tolist(),
+                                  frame["billed_pico"].tolist()):
+        if project in unlogged:
+            continue
+        found = daily.setdefault(day, [0, 0])
+        found[0] += 0 if e is None else int(e)
+        found[1] += 0 if b is None else int(b)
     days = []
-    for day, e, b in zip(daily["day"], daily["estimated_pico"], daily["billed_pico"]):
-        e, b = int(e), int(b)
+    for day, (e, b) in sorted(daily.items()):
         if b and abs(b - e) > _tolerance(b):
             days.append((day, b - e, b))
     if not days:
