@@ -447,57 +447,28 @@ def reconcile(
     by = tuple(by)
     if not by or any(b not in _BY_CHOICES for b in by):
         raise InputError(f"reconcile by one or more of {', '.join(_BY_CHOICES)}")
-    frame = _joined(store, period, catalog) if lines is None else lines
+    frame = (_joined(store, period, catalog) if lines is None else lines).copy()
     keys = [b for b in _BY_CHOICES if b in by]
     if frame.empty:
         return pd.DataFrame(columns=[c for c in RECONCILE_COLUMNS if c not in _BY_CHOICES or c in keys])
-    key_values = [_line_items(frame) if k == "line_item" else frame[k].tolist() for k in keys]
-    measures = ["estimated_pico", "billed_pico", "tokens", "unpriced_requests", "unpriced_tokens"]
-    columns = [frame[m].tolist() for m in measures]
-    sums: dict[tuple, list[int]] = {}
-    for row in zip(*key_values, *columns):
-        key, values = row[:len(keys)], row[len(keys):]
-        found = sums.get(key)
-        if found is None:
-            sums[key] = [0 if v is None else int(v) for v in values]
-        else:
-            for i, v in enumerate(values):
-                found[i] += 0 if v is None else int(v)
-    ordered = sorted(sums.items(), key=lambda kv: kv[0])
-    grouped = pd.DataFrame({k: pd.Series(np.array([g[i] for g, _ in ordered], dtype=object), dtype=object) for i, k in enumerate(keys)})
-    estimated = [v[0] for _, v in ordered]
-    billed = [v[1] for _, v in ordered]
-    for i, name in ((2, "tokens"), (3, "unpriced_requests"), (4, "unpriced_tokens")):
-        grouped[name] = _summed_column([v[i] for _, v in ordered], columns[i])
+    frame["line_item"] = frame["line_model"] + ", " + frame["token_class"]
+    grouped = group_sum(frame, keys, ["estimated_pico", "billed_pico", "tokens", "unpriced_requests", "unpriced_tokens"])
+    estimated = [int(v) for v in grouped["estimated_pico"]]
+    billed = [int(v) for v in grouped["billed_pico"]]
     grouped["estimated_pico"] = pd.Series(estimated, index=grouped.index, dtype=object)
     grouped["billed_pico"] = pd.Series(billed, index=grouped.index, dtype=object)
     grouped["difference_pico"] = pd.Series([b - e for b, e in zip(billed, estimated)], index=grouped.index, dtype=object)
     grouped["difference_pct"] = [(_ZERO_PCT if b == e else pct(b - e, b)) if b else None for b, e in zip(billed, estimated)]
     unpriced = grouped["unpriced_requests"].tolist()
     grouped["status"] = [_status(e, b, u) for e, b, u in zip(estimated, billed, unpriced)]
-    key_rows = [g for g, _ in ordered]
+    key_rows = list(zip(*(grouped[k].astype(object).tolist() for k in keys)))
     grouped["explanation"] = [
         _MATCH_TEXT if s == "matches" else _explain(s, e, b, int(ur), int(ut), _what(row, keys))
         for s, e, b, ur, ut, row in zip(grouped["status"], estimated, billed, unpriced, grouped["unpriced_tokens"].tolist(), key_rows)
     ]
-    order = sorted(range(len(ordered)), key=lambda i: (-abs(billed[i] - estimated[i]), key_rows[i]))
-    grouped = grouped.take(order)
+    grouped["_gap"] = [abs(b - e) for b, e in zip(billed, estimated)]
+    grouped = grouped.sort_values(["_gap", *keys], ascending=[False, *([True] * len(keys))])
     return grouped[[c for c in RECONCILE_COLUMNS if c not in _BY_CHOICES or c in keys]].reset_index(drop=True)
-
-
-def _line_items(frame: pd.DataFrame) -> list[str]:
-    """'<line_model>, <token_class>' per row."""
-    return [f"{m}, {c}" for m, c in zip(frame["line_model"].tolist(), frame["token_class"].tolist())]
-
-
-def _summed_column(sums: list[int], inputs: list) -> np.ndarray:
-    """Group sums typed as `group_sum` types them: int64, unless an input value is beyond
-    int64 or a sum could pass 2^62 (then Python ints)."""
-    values = [0 if v is None else int(v) for v in inputs]
-    largest = max((abs(v) for v in values), default=0)
-    if largest >= 2**63 or largest * len(values) >= 2**62:
-        return np.array(sums, dtype=object)
-    return np.array(sums, dtype=np.int64)
 
 
 def _what(values: tuple, keys: list[str]) -> str:
