@@ -311,7 +311,9 @@ def _joined_fast(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame
         return None
     rates = _RateLookup(catalog)
     cases: dict[tuple, tuple[str, int, int, int]] = {}  # (model, day, tier, batch) -> (line model, rates)
-    lines: dict[tuple[str, str, str, str], list[int]] = {}  # -> [estimated, tokens, requests, unpriced_requests, unpriced_tokens]
+    # Per (day, project, line model): estimated and tokens of the four classes, then requests,
+    # unpriced requests and unpriced tokens (the counts sit on the 'input' line).
+    sums: dict[tuple[str, str, str], list[int]] = {}
     for (day, project, model, tier, batch, priced, whole, text_in, cached, text_out, all_tokens, cost,
          requests, unpriced_requests, unpriced_tokens) in usage:
         case = cases.get((model, day, tier, batch))
@@ -319,31 +321,36 @@ def _joined_fast(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame
             line_model = catalog.resolve(model) or str(model).lower()
             case = cases[(model, day, tier, batch)] = (line_model, *rates.get(line_model, day, tier, batch))
         line_model, rate_in, rate_cached, rate_out = case
-        project = project or NO_PROJECT
-        cost = 0 if cost is None else int(cost)
-        if whole and rate_in >= 0 and rate_cached >= 0 and rate_out >= 0:
-            amounts = (text_in * rate_in, cached * rate_cached, text_out * rate_out)
-            pieces = ((amounts[0], text_in), (amounts[1], cached), (amounts[2], text_out),
-                      (cost - amounts[0] - amounts[1] - amounts[2], 0))
-        else:
-            pieces = ((0, 0), (0, 0), (0, 0), (cost, all_tokens))
-        if priced:
-            for token_class, (amount, tokens) in zip(TOKEN_CLASSES, pieces):
-                if amount or tokens:
-                    found = lines.get((day, project, line_model, token_class))
-                    if found is None:
-                        lines[(day, project, line_model, token_class)] = [amount, tokens, 0, 0, 0]
-                    else:
-                        found[0] += amount
-                        found[1] += tokens
-        found = lines.get((day, project, line_model, "input"))
+        key = (day, project or NO_PROJECT, line_model)
+        found = sums.get(key)
         if found is None:
-            lines[(day, project, line_model, "input")] = [0, 0, requests, unpriced_requests, unpriced_tokens]
-        else:
-            found[2] += requests
-            found[3] += unpriced_requests
-            found[4] += unpriced_tokens
-    estimated = {k: v for k, v in lines.items() if v[0] or v[1] or v[3] > 0}
+            found = sums[key] = [0] * 11
+        if priced:
+            cost = 0 if cost is None else int(cost)
+            if whole and rate_in >= 0 and rate_cached >= 0 and rate_out >= 0:
+                amount_in, amount_cached, amount_out = text_in * rate_in, cached * rate_cached, text_out * rate_out
+                found[0] += amount_in
+                found[1] += text_in
+                found[2] += amount_cached
+                found[3] += cached
+                found[4] += amount_out
+                found[5] += text_out
+                found[6] += cost - amount_in - amount_cached - amount_out
+            else:  # unpriced events in the row, or a missing rate: the priced cost is 'other', tokens unsplit
+                found[6] += cost
+                found[7] += all_tokens
+        found[8] += requests
+        found[9] += unpriced_requests
+        found[10] += unpriced_tokens
+    estimated: dict[tuple[str, str, str, str], list[int]] = {}
+    for (day, project, line_model), v in sums.items():
+        for index, token_class in enumerate(TOKEN_CLASSES):
+            amount, tokens = v[2 * index], v[2 * index + 1]
+            if index == 0:
+                if amount or tokens or v[9] > 0:
+                    estimated[(day, project, line_model, token_class)] = [amount, tokens, v[8], v[9], v[10]]
+            elif amount or tokens:
+                estimated[(day, project, line_model, token_class)] = [amount, tokens, 0, 0, 0]
     billed: dict[tuple[str, str, str, str], int] = {}
     parsed: dict[str, tuple[str, str]] = {}
     other_groups, other_currencies = set(), set()  # the frame path counts (day, project, item, currency) groups
