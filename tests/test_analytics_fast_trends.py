@@ -221,3 +221,23 @@ def test_reconciliation_fast_path_on_the_hand_computed_book(tmp_path: Path) -> N
     pd.testing.assert_frame_equal(fast, slow)
     assert fast.attrs == slow.attrs and fast.attrs["other_currencies"][0] >= 1
     store.close()
+
+
+def test_reconciliation_summary_sums_money_beyond_int64(book: tuple[Store, Catalog, pd.DataFrame]) -> None:
+    store, catalog, _ = book
+    big = 2**63 + 5
+    lines = pd.DataFrame({
+        "day": pd.Series(["2026-02-01", "2026-02-01", "2026-02-02", "2026-02-03"], dtype=object),
+        "project_id": pd.Series(["p1", "p1", "p1", "p_bill_only"], dtype=object),
+        "line_model": pd.Series(["m-big"] * 4, dtype=object),
+        "token_class": pd.Series(["input", "output", "input", "input"], dtype=object),
+        "estimated_pico": pd.Series([big, 1, 3 * 2**61, 0], dtype=object),
+        "tokens": pd.Series([1, 1, 1, 0], dtype=object),
+        "requests": [1, 0, 1, 0], "unpriced_requests": [0, 0, 0, 0], "unpriced_tokens": [0, 0, 0, 0],
+        "billed_pico": pd.Series([big + 10**15, 0, 3 * 2**61, 7 * USD], dtype=object),
+    })
+    summary = reconciliation.reconciliation_summary(store, Period.month("2026-02"), catalog, lines=lines).set_index("component")
+    assert summary.loc["billed (OpenAI Costs API)", "amount_pico"] == big + 10**15 + 3 * 2**61 + 7 * USD
+    assert summary.loc["estimated from usage", "amount_pico"] == big + 1 + 3 * 2**61
+    assert summary.loc["billed with no logged usage", "amount_pico"] == 7 * USD
+    assert summary.loc["drift on logged projects", "amount_pico"] == 10**15 - 1  # 1 February only; the 2nd matches

@@ -527,8 +527,8 @@ def reconciliation_summary(
     Columns: SUMMARY_COLUMNS (amount None where the component is a count, e.g. unpriced)."""
     catalog = catalog or load_catalog()
     frame = _joined(store, period, catalog) if lines is None else lines
-    billed = sum(int(v) for v in frame["billed_pico"]) if not frame.empty else 0
-    estimated = sum(int(v) for v in frame["estimated_pico"]) if not frame.empty else 0
+    billed = _money_total(frame["billed_pico"]) if not frame.empty else 0
+    estimated = _money_total(frame["estimated_pico"]) if not frame.empty else 0
     attributed, unattributed = _customer_split(store, period)
     rows: list[tuple[str, int | None, str]] = []
     rows.append(("billed (OpenAI Costs API)", billed, "what OpenAI charged for the period, by its Costs API"))
@@ -592,17 +592,53 @@ def _overall_sentence(billed: int, estimated: int) -> str:
     return f"the bill is {format_usd(abs(gap))} ({pct(abs(gap), billed)}%) {side} the estimate; the rows below say where"
 
 
+def _money_sums(keys: pd.Series, columns: list[pd.Series]) -> dict[object, list[int]]:
+    """Exact sums of integer columns (Python ints or int64; None counts 0) per key value:
+    numpy int64 when no sum can overflow, else Python ints row by row."""
+    codes, names = pd.factorize(keys.to_numpy(dtype=object))
+    arrays = []
+    for column in columns:
+        values = column.to_numpy(dtype=object) if column.dtype == object else column.to_numpy()
+        try:
+            as_int = np.asarray(values, dtype=np.int64)
+        except (OverflowError, TypeError, ValueError):
+            arrays = None
+            break
+        if len(as_int) and max(abs(int(as_int.max())), abs(int(as_int.min()))) * len(as_int) >= 2**62:
+            arrays = None
+            break
+        arrays.append(as_int)
+    if arrays is None:
+        out: dict[object, list[int]] = {}
+        for key, *values in zip(keys.tolist(), *(c.tolist() for c in columns)):
+            found = out.setdefault(key, [0] * len(columns))
+            for i, v in enumerate(values):
+                found[i] += 0 if v is None else int(v)
+        return out
+    sums = []
+    for array in arrays:
+        total = np.zeros(len(names), dtype=np.int64)
+        np.add.at(total, codes, array)
+        sums.append(total.tolist())
+    return {name: [s[i] for s in sums] for i, name in enumerate(names)}
+
+
+def _money_total(column: pd.Series) -> int:
+    """The exact sum of an integer column (Python ints or int64; None counts 0)."""
+    try:
+        values = np.asarray(column.to_numpy(dtype=object), dtype=np.int64)
+    except (OverflowError, TypeError, ValueError):
+        return sum(0 if v is None else int(v) for v in column.tolist())
+    if len(values) and max(abs(int(values.max())), abs(int(values.min()))) * len(values) >= 2**62:
+        return sum(int(v) for v in values.tolist())
+    return int(values.sum())
+
+
 def _unlogged_projects(frame: pd.DataFrame) -> dict[str, int]:
     """Projects with a bill but neither an estimate nor logged requests: project -> billed."""
     if frame.empty:
         return {}
-    per_project: dict[str, list[int]] = {}
-    for project, e, b, r in zip(frame["project_id"].tolist(), frame["estimated_pico"].tolist(), frame["billed_pico"].tolist(),
-                                frame["requests"].tolist()):
-        found = per_project.setdefault(project, [0, 0, 0])
-        found[0] += 0 if e is None else int(e)
-        found[1] += 0 if b is None else int(b)
-        found[2] += int(r)
+    per_project = _money_sums(frame["project_id"], [frame["estimated_pico"], frame["billed_pico"], frame["requests"]])
     return {p: b for p, (e, b, r) in sorted(per_project.items()) if e == 0 and r == 0 and b > 0}
 
 
@@ -610,14 +646,8 @@ def _drift(frame: pd.DataFrame, unlogged: set[str]) -> tuple[int, str]:
     """Days on logged projects where bill and estimate differ beyond tolerance, as ranges."""
     if frame.empty:
         return 0, "no data"
-    daily: dict[str, list[int]] = {}
-    for day, project, e, b in zip(frame["day"].tolist(), frame["project_id"].tolist(), frame["estimated_pico"].tolist(),
-                                  frame["billed_pico"].tolist()):
-        if project in unlogged:
-            continue
-        found = daily.setdefault(day, [0, 0])
-        found[0] += 0 if e is None else int(e)
-        found[1] += 0 if b is None else int(b)
+    logged = frame[~frame["project_id"].isin(unlogged)] if unlogged else frame
+    daily = _money_sums(logged["day"], [logged["estimated_pico"], logged["billed_pico"]])
     days = []
     for day, (e, b) in sorted(daily.items()):
         if b and abs(b - e) > _tolerance(b):
