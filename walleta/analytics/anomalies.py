@@ -13,7 +13,11 @@ Customers (`customer_anomalies`): each customer's average daily cost over the la
 cost over the window is >= `min_excess_pico` ($5); customers with no baseline cost are flagged
 as "new spend" when the window cost reaches that amount. The largest day in the window is given
 for drill-down.
-Both read daily rollups only (rollup_feature_model_day, rollup_customer_day by its day index).
+Both read rollups only: rollup_feature_model_day; for customers, rollup_customer_month to find
+the customers that can be flagged (a flagged customer spent >= `min_excess_pico` in the window,
+so one of the months the window touches holds a share of it), then rollup_customer_day for just
+those customers, by key seeks (see `_candidate_sums`; every customer is summed when the shortcut
+does not apply).
 """
 
 from __future__ import annotations
