@@ -196,12 +196,15 @@ def test_reconciliation_lines_equal_the_frame_path(book: tuple[Store, Catalog, p
         for i, (d, p, item, a, cur) in enumerate([
             ("2026-02-10", "proj_x", "m-big, input", 3 * USD, "USD"), ("2026-02-10", "", "m-small-2025-01-01, input", USD, "usd"),
             ("2026-02-11", "proj_gone", "m-big, output_tokens", 2 * USD, "USD"), ("2026-02-12", "proj_x", "m-big, input", 5 * USD, "EUR"),
-            ("2026-02-12", "proj_x", "m-big, cached_input_tokens", 0, "USD")])], ["uid"])
-    for period in (Period.month("2026-02"), Period.days("2026-02-09", "2026-02-12"), Period.month("2026-01")):
+            ("2026-02-12", "proj_x", "m-big, cached_input_tokens", 0, "USD"), ("2026-04-15", "proj_x", "m-big, input", USD, "USD")])],
+        ["uid"])
+    # February: both sides; January: usage without a bill; April: a bill without usage; 2030: nothing.
+    for period in (Period.month("2026-02"), Period.days("2026-02-09", "2026-02-12"), Period.month("2026-01"), Period.month("2026-04"),
+                   Period.month("2030-01")):
         fast = reconciliation._joined_fast(store, period, catalog)
         slow = reconciliation._joined_frames(store, period, catalog)
         if fast is None:
-            assert period == Period.month("2026-01")  # no bill that month: the frame path answers
+            assert period == Period.month("2030-01") and slow.empty  # nothing at all: the frame path answers
             continue
         slow = slow.astype({c: object for c in slow.columns if isinstance(slow[c].dtype, pd.StringDtype)})
         pd.testing.assert_frame_equal(fast, slow)

@@ -301,13 +301,13 @@ def _joined_fast(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame
     `line_item_costs`, `estimated_line_items` and `billed_line_items`; money as Python ints).
     The usage rows are the project rollup's own rows (its key is the grouping key), read with
     the token arithmetic done in SQL; rates are looked up once per (model, price epoch, tier,
-    batch) instead of once per day. None when either side is empty (the frame path handles
-    those shapes)."""
+    batch) instead of once per day. None when both sides are empty (the frame path gives that
+    shape)."""
     _, usage = store.fetch(_FAST_USAGE_SQL, [period.first_day, period.last_day])
     # The bill's rows as stored (no GROUP BY: it would sort them; they are summed below).
     _, bills = store.fetch("SELECT day, project_id, line_item, currency, amount_pico FROM billed_costs WHERE day >= ? AND day <= ?",
                            [period.first_day, period.last_day])
-    if not usage or not bills:
+    if not usage and not bills:
         return None
     rates = _RateLookup(catalog)
     cases: dict[tuple, tuple[str, int, int, int]] = {}  # (model, day, tier, batch) -> (line model, rates)
