@@ -17,6 +17,11 @@ never priced at $0. `reconciliation_summary` puts the totals side by side, inclu
 unattributed remainder: the part of the bill that no customer carries (usage logged without a
 customer, plus everything on the bill that the log does not explain).
 A row "matches" when |difference| <= max($0.01, 0.5% of billed).
+
+Speed (issue 6): `reconciliation_lines` reads the project rollup's rows (token arithmetic done
+in SQL) and the bill's rows as stored, and joins them in plain Python (`_joined_fast`), with
+rates looked up once per (model, price epoch, tier, batch); `line_item_costs`,
+`estimated_line_items` and `billed_line_items` remain the frame definitions it equals.
 """
 
 from __future__ import annotations
