@@ -102,7 +102,11 @@ PERIODS = [Period.days("2026-01-20", "2026-02-10"), Period.days("2026-01-06", "2
 def test_top_customers_equal_brute_force(book: tuple[Store, Catalog, pd.DataFrame], period: Period) -> None:
     store, _, events = book
     for k in (1, 2, 3, 5, 14, 16, 80):
-        assert trends.top_customers(store, period, k) == _brute_top(events, period, k), k
+        expected = _brute_top(events, period, k)
+        assert trends.top_customers(store, period, k) == expected, k
+        assert trends._top_by_bounds(store, period, k) in (expected, None), k  # both exact paths, when they apply
+        assert trends._top_by_threshold(store, period, k) in (expected, None), k
+    assert trends._top_by_bounds(store, period, 3) is not None
 
 
 def test_top_customers_ties_rank_by_id_and_bursts_are_read_past(book: tuple[Store, Catalog, pd.DataFrame]) -> None:

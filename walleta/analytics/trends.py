@@ -159,7 +159,9 @@ def top_customers(store: Store, period: Period, top: int) -> list[str]:
     ties by customer id). Whole months read the customer-month rollup; other periods use exact
     top-k by bounds (`_top_by_bounds`) when it applies."""
     if not period.is_whole_months and int(top) > 0:
-        found = _top_by_bounds(store, period, int(top))
+        found = _top_by_threshold(store, period, int(top))
+        if found is None:
+            found = _top_by_bounds(store, period, int(top))
         if found is not None:
             return found
     if period.is_whole_months:
@@ -175,6 +177,44 @@ def top_customers(store: Store, period: Period, top: int) -> list[str]:
 
 
 _MAX_EXACT = 3000  # customers read exactly before giving up on bounds (then one grouped scan)
+
+
+def _exact_costs(store: Store, customers: list[str], days: list[str]) -> dict[str, int]:
+    """Cost over `days` of each of `customers` that has a day row there (day seeks)."""
+    rows = customer_day_rows(store, "customer_id, CAST(SUM(cost_pico) AS BIGINT)", customers, days, "GROUP BY customer_id")
+    return {customer: 0 if cost is None else int(cost) for customer, cost in rows}
+
+
+def _top_by_threshold(store: Store, period: Period, top: int) -> list[str] | None:
+    """Exact top-k from a few customers, when it applies (else None).
+
+    1. The 4k costliest customers of the period's last month are read exactly (day seeks); the
+       k-th best of them, c_k, is at most the k-th best of all customers.
+    2. A customer whose every month row (months the period touches, n of them) is below
+       ceil(c_k / n) costs less than c_k over the period (costs are never negative), so it can
+       neither enter the top k nor tie with it: only customers with a month row >= ceil(c_k / n)
+       are read exactly as well. None when c_k is 0 (no cut) or too many customers pass."""
+    days = days_of(period.start, period.end)
+    if len(days) > MAX_PARAMS // 2:
+        return None
+    months = month_range(period.first_month, period.last_month)
+    seed = [r[0] for r in _fetch(store,
+        "SELECT customer_id FROM rollup_customer_month WHERE month = ? AND customer_id <> ? ORDER BY cost_pico DESC, customer_id LIMIT ?",
+        [months[-1], UNATTRIBUTED, 4 * top])]
+    exact = _exact_costs(store, seed, days)
+    if len(exact) < top:
+        return None
+    kth = sorted(exact.values(), reverse=True)[top - 1]
+    if kth <= 0:
+        return None
+    rows = _fetch(store,
+        "SELECT customer_id FROM rollup_customer_month WHERE month >= ? AND month <= ? AND customer_id <> ? AND cost_pico >= ?",
+        [months[0], months[-1], UNATTRIBUTED, -(-kth // len(months))])
+    more = sorted({r[0] for r in rows} - exact.keys())
+    if len(more) > _MAX_EXACT:
+        return None
+    exact.update(_exact_costs(store, more, days))
+    return sorted(exact, key=lambda c: (-exact[c], c))[:top]
 
 
 def _top_by_bounds(store: Store, period: Period, top: int) -> list[str] | None:
