@@ -459,11 +459,12 @@ def reconcile(
     by = tuple(by)
     if not by or any(b not in _BY_CHOICES for b in by):
         raise InputError(f"reconcile by one or more of {', '.join(_BY_CHOICES)}")
-    frame = (_joined(store, period, catalog) if lines is None else lines).copy()
+    frame = _joined(store, period, catalog) if lines is None else lines
     keys = [b for b in _BY_CHOICES if b in by]
     if frame.empty:
         return pd.DataFrame(columns=[c for c in RECONCILE_COLUMNS if c not in _BY_CHOICES or c in keys])
-    frame["line_item"] = frame["line_model"] + ", " + frame["token_class"]
+    if "line_item" in keys:  # a new frame: the caller's lines are not modified
+        frame = frame.assign(line_item=frame["line_model"] + ", " + frame["token_class"])
     grouped = group_sum(frame, keys, ["estimated_pico", "billed_pico", "tokens", "unpriced_requests", "unpriced_tokens"])
     estimated = [int(v) for v in grouped["estimated_pico"]]
     billed = [int(v) for v in grouped["billed_pico"]]
@@ -500,10 +501,12 @@ def unpriced_models(store: Store, period: Period, catalog: Catalog | None = None
 
     Columns: model, in_catalog, unpriced_requests, unpriced_tokens, unpriced_events, reason."""
     catalog = catalog or load_catalog()
+    # Only rows with unpriced events carry unpriced requests or tokens (the rollups count them from
+    # unpriced events alone), so the others are left out before grouping (no sort of every row).
     frame = read(store, 
         "SELECT model, CAST(SUM(unpriced_requests) AS BIGINT) AS unpriced_requests, CAST(SUM(unpriced_tokens) AS BIGINT) AS unpriced_tokens, "
         "CAST(SUM(unpriced_events) AS BIGINT) AS unpriced_events FROM rollup_feature_model_day WHERE day >= ? AND day <= ? "
-        "GROUP BY model HAVING SUM(unpriced_events) > 0 ORDER BY model",
+        "AND unpriced_events > 0 GROUP BY model HAVING SUM(unpriced_events) > 0 ORDER BY model",
         [period.first_day, period.last_day],
     )
     columns = ["model", "in_catalog", "unpriced_requests", "unpriced_tokens", "unpriced_events", "reason"]
