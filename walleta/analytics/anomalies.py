@@ -13,7 +13,11 @@ Customers (`customer_anomalies`): each customer's average daily cost over the la
 cost over the window is >= `min_excess_pico` ($5); customers with no baseline cost are flagged
 as "new spend" when the window cost reaches that amount. The largest day in the window is given
 for drill-down.
-Both read daily rollups only (rollup_feature_model_day, rollup_customer_day by its day index).
+Both read rollups only: rollup_feature_model_day; for customers, rollup_customer_month to find
+the customers that can be flagged (a flagged customer spent >= `min_excess_pico` in the window,
+so one of the months the window touches holds a share of it), then rollup_customer_day for just
+those customers, by key seeks (see `_candidate_sums`; every customer is summed when the shortcut
+does not apply).
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from ..money import PICO_PER_USD, format_usd
 from ..schema import UNATTRIBUTED
 from ..store import Store
 from .period import Period
-from .sources import read, customer_attributes
+from .customer_seeks import MAX_PARAMS, customer_day_rows, days_of
+from .sources import NO_PLAN, read
 
 __all__ = ["daily_anomalies", "customer_anomalies", "MAD_SCALE"]
 
@@ -145,12 +150,17 @@ def customer_anomalies(
     end = date.fromisoformat(str(as_of))
     window_start = end - timedelta(days=window_days - 1)
     baseline_start = window_start - timedelta(days=baseline_days)
-    sums = read(store, 
-        "SELECT customer_id, CAST(SUM(CASE WHEN day >= ? THEN cost_pico ELSE 0 END) AS BIGINT) AS recent, "
-        "CAST(SUM(CASE WHEN day < ? THEN cost_pico ELSE 0 END) AS BIGINT) AS base FROM rollup_customer_day "
-        "WHERE day >= ? AND day <= ? AND customer_id <> ? GROUP BY customer_id",
-        [window_start.isoformat(), window_start.isoformat(), baseline_start.isoformat(), end.isoformat(), UNATTRIBUTED],
-    )
+    found = _candidate_sums(store, window_start, end, baseline_start, min_excess_pico)
+    if found is None:
+        sums = read(store,
+            "SELECT customer_id, CAST(SUM(CASE WHEN day >= ? THEN cost_pico ELSE 0 END) AS BIGINT) AS recent, "
+            "CAST(SUM(CASE WHEN day < ? THEN cost_pico ELSE 0 END) AS BIGINT) AS base FROM rollup_customer_day "
+            "WHERE day >= ? AND day <= ? AND customer_id <> ? GROUP BY customer_id",
+            [window_start.isoformat(), window_start.isoformat(), baseline_start.isoformat(), end.isoformat(), UNATTRIBUTED],
+        )
+        largest = None
+    else:
+        sums, largest = found
     if sums.empty:
         return pd.DataFrame(columns=CUSTOMER_COLUMNS)
     recent_all = sums["recent"].to_numpy().astype(object)
@@ -161,7 +171,8 @@ def customer_anomalies(
     enough = recent_all * baseline_days - base_all * window_days >= min_excess_pico * baseline_days
     new = (base_all == 0) & (recent_all >= min_excess_pico)
     chosen = sums[((base_all != 0) & high & enough) | new]
-    largest = _largest_days(store, chosen["customer_id"].tolist(), window_start, end)
+    if largest is None:
+        largest = _largest_days(store, chosen["customer_id"].tolist(), window_start, end)
     rows = []
     for customer, recent_cost, base in zip(chosen["customer_id"], chosen["recent"], chosen["base"]):
         recent_cost, base = int(recent_cost), int(base)
@@ -188,14 +199,79 @@ def customer_anomalies(
             "explanation": why,
         })
     out = pd.DataFrame(rows, columns=[c for c in CUSTOMER_COLUMNS if c not in ("name", "plan")])
-    attributes = customer_attributes(store)
-    out = out.merge(attributes[["customer_id", "name", "plan"]], on="customer_id", how="left")
-    out[["name", "plan"]] = out[["name", "plan"]].fillna("")
+    out["customer_id"] = pd.Series(out["customer_id"].to_numpy(dtype=object), index=out.index, dtype=object)
+    attributes = _names_and_plans(store, out["customer_id"].tolist())
+    out["name"] = pd.Series([attributes.get(c, ("", ""))[0] for c in out["customer_id"]], index=out.index, dtype=object)
+    out["plan"] = pd.Series([attributes.get(c, ("", ""))[1] for c in out["customer_id"]], index=out.index, dtype=object)
     out["_excess"] = out["excess_pico"].map(int) if not out.empty else []
     out = out.sort_values(["_excess", "customer_id"], ascending=[False, True]) if not out.empty else out
     for column in ("recent_cost_pico", "recent_daily_pico", "baseline_daily_pico", "excess_pico", "largest_day_cost_pico"):
         out[column] = out[column].astype(object)
     return out[CUSTOMER_COLUMNS].reset_index(drop=True)
+
+
+def _names_and_plans(store: Store, customers: list[str]) -> dict[str, tuple[str, str]]:
+    """Name ('' when unknown) and plan ('(no plan)' when empty) of the customers named that are
+    in the customers table (as `customer_attributes`, read for these customers only)."""
+    found: dict[str, tuple[str, str]] = {}
+    for offset in range(0, len(customers), MAX_PARAMS):
+        chunk = customers[offset:offset + MAX_PARAMS]
+        _, rows = store.fetch(
+            f"SELECT customer_id, name, plan FROM customers WHERE customer_id IN ({', '.join('?' for _ in chunk)})", chunk)
+        for customer, name, plan in rows:
+            found[customer] = (name or "", plan or NO_PLAN)
+    return found
+
+
+_MAX_CANDIDATES = 2000  # beyond this many, one grouped scan is cheaper than seeks
+
+
+def _candidate_sums(
+    store: Store, window_start: date, end: date, baseline_start: date, min_excess_pico: int
+) -> tuple[pd.DataFrame, dict[str, tuple[str, int]]] | None:
+    """Recent and baseline cost of the customers that can be flagged, and their largest window
+    day; None when the shortcut does not apply (then every customer is summed).
+
+    A flagged customer has a window cost >= min_excess (its baseline cost is >= 0), so one of the
+    n months the window touches holds >= min_excess / n of it in `rollup_customer_month` (costs
+    are never negative): only customers with such a month row are read, by seeks of their days
+    in `rollup_customer_day`. Columns of the frame: customer_id, recent, base (customers with no
+    day row in the range are absent, as in the grouped query)."""
+    if min_excess_pico <= 0:
+        return None
+    first_month, last_month = window_start.isoformat()[:7], end.isoformat()[:7]
+    touched = 1 if first_month == last_month else len({d[:7] for d in days_of(window_start, end)})
+    threshold = -(-int(min_excess_pico) // touched)
+    _, rows = store.fetch(
+        "SELECT customer_id FROM rollup_customer_month WHERE month >= ? AND month <= ? AND customer_id <> ? AND cost_pico >= ?",
+        [first_month, last_month, UNATTRIBUTED, threshold],
+    )
+    candidates = sorted({r[0] for r in rows})
+    days = days_of(baseline_start, end)
+    if len(candidates) > _MAX_CANDIDATES or len(days) > MAX_PARAMS // 2:
+        return None
+    window_first = window_start.isoformat()
+    recent: dict[str, int] = {}
+    base: dict[str, int] = {}
+    largest: dict[str, tuple[str, int]] = {}
+    for customer, day, cost in customer_day_rows(store, "customer_id, day, cost_pico", candidates, days):
+        cost = int(cost or 0)
+        recent.setdefault(customer, 0)
+        base.setdefault(customer, 0)
+        if day >= window_first:
+            recent[customer] += cost
+            best = largest.get(customer)
+            if best is None or cost > best[1] or (cost == best[1] and day < best[0]):
+                largest[customer] = (day, cost)
+        else:
+            base[customer] += cost
+    names = sorted(recent)
+    frame = pd.DataFrame({
+        "customer_id": pd.Series(names, dtype=object),
+        "recent": pd.Series([recent[c] for c in names], dtype=object),
+        "base": pd.Series([base[c] for c in names], dtype=object),
+    })
+    return frame, largest
 
 
 def _largest_days(store: Store, customers: list[str], start: date, end: date) -> dict[str, tuple[str, int]]:

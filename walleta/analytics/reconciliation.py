@@ -17,10 +17,16 @@ never priced at $0. `reconciliation_summary` puts the totals side by side, inclu
 unattributed remainder: the part of the bill that no customer carries (usage logged without a
 customer, plus everything on the bill that the log does not explain).
 A row "matches" when |difference| <= max($0.01, 0.5% of billed).
+
+Speed (issue 6): `reconciliation_lines` reads the project rollup's rows (token arithmetic done
+in SQL) and the bill's rows as stored, and joins them in plain Python (`_joined_fast`), with
+rates looked up once per (model, price epoch, tier, batch); `line_item_costs`,
+`estimated_line_items` and `billed_line_items` remain the frame definitions it equals.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from decimal import Decimal
 
@@ -281,6 +287,147 @@ def reconciliation_lines(store: Store, period: Period, catalog: Catalog | None =
 
 
 def _joined(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame:
+    fast = _joined_fast(store, period, catalog)
+    return fast if fast is not None else _joined_frames(store, period, catalog)
+
+
+_FAST_USAGE_SQL = (
+    "SELECT day, project_id, model, service_tier, batch, "
+    "CASE WHEN events > unpriced_events THEN 1 ELSE 0 END AS priced, CASE WHEN unpriced_events = 0 THEN 1 ELSE 0 END AS whole, "
+    "input_tokens - cached_input_tokens - cache_write_tokens - input_audio_tokens - input_image_tokens AS text_in, "
+    "cached_input_tokens, output_tokens - output_audio_tokens - output_image_tokens AS text_out, "
+    "input_tokens + output_tokens AS all_tokens, cost_pico, requests, unpriced_requests, unpriced_tokens "
+    "FROM rollup_project_model_day WHERE day >= ? AND day <= ?"
+)
+
+
+def _joined_fast(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame | None:
+    """`_joined_frames` computed row by row in plain Python (the same rules as
+    `line_item_costs`, `estimated_line_items` and `billed_line_items`; money as Python ints).
+    The usage rows are the project rollup's own rows (its key is the grouping key), read with
+    the token arithmetic done in SQL; rates are looked up once per (model, price epoch, tier,
+    batch) instead of once per day. None when both sides are empty (the frame path gives that
+    shape)."""
+    _, usage = store.fetch(_FAST_USAGE_SQL, [period.first_day, period.last_day])
+    # The bill's rows as stored (no GROUP BY: it would sort them; they are summed below).
+    _, bills = store.fetch("SELECT day, project_id, line_item, currency, amount_pico FROM billed_costs WHERE day >= ? AND day <= ?",
+                           [period.first_day, period.last_day])
+    if not usage and not bills:
+        return None
+    rates = _RateLookup(catalog)
+    cases: dict[tuple, tuple[str, int, int, int]] = {}  # (model, day, tier, batch) -> (line model, rates)
+    # Per (day, project, line model): estimated and tokens of the four classes, then requests,
+    # unpriced requests and unpriced tokens (the counts sit on the 'input' line).
+    sums: dict[tuple[str, str, str], list[int]] = {}
+    for (day, project, model, tier, batch, priced, whole, text_in, cached, text_out, all_tokens, cost,
+         requests, unpriced_requests, unpriced_tokens) in usage:
+        case = cases.get((model, day, tier, batch))
+        if case is None:
+            line_model = catalog.resolve(model) or str(model).lower()
+            case = cases[(model, day, tier, batch)] = (line_model, *rates.get(line_model, day, tier, batch))
+        line_model, rate_in, rate_cached, rate_out = case
+        key = (day, project or NO_PROJECT, line_model)
+        found = sums.get(key)
+        if found is None:
+            found = sums[key] = [0] * 11
+        if priced:
+            cost = 0 if cost is None else int(cost)
+            if whole and rate_in >= 0 and rate_cached >= 0 and rate_out >= 0:
+                amount_in, amount_cached, amount_out = text_in * rate_in, cached * rate_cached, text_out * rate_out
+                found[0] += amount_in
+                found[1] += text_in
+                found[2] += amount_cached
+                found[3] += cached
+                found[4] += amount_out
+                found[5] += text_out
+                found[6] += cost - amount_in - amount_cached - amount_out
+            else:  # unpriced events in the row, or a missing rate: the priced cost is 'other', tokens unsplit
+                found[6] += cost
+                found[7] += all_tokens
+        found[8] += requests
+        found[9] += unpriced_requests
+        found[10] += unpriced_tokens
+    estimated: dict[tuple[str, str, str, str], list[int]] = {}
+    for (day, project, line_model), v in sums.items():
+        for index, token_class in enumerate(TOKEN_CLASSES):
+            amount, tokens = v[2 * index], v[2 * index + 1]
+            if index == 0:
+                if amount or tokens or v[9] > 0:
+                    estimated[(day, project, line_model, token_class)] = [amount, tokens, v[8], v[9], v[10]]
+            elif amount or tokens:
+                estimated[(day, project, line_model, token_class)] = [amount, tokens, 0, 0, 0]
+    billed: dict[tuple[str, str, str, str], int] = {}
+    parsed: dict[str, tuple[str, str]] = {}
+    other_groups, other_currencies = set(), set()  # the frame path counts (day, project, item, currency) groups
+    for day, project, item, raw_currency, amount in bills:
+        currency = "USD" if raw_currency is None else str(raw_currency).upper()
+        if currency != "USD":
+            other_groups.add((day, project, item, raw_currency))
+            other_currencies.add(currency)
+            continue
+        names = parsed.get(item)
+        if names is None:
+            names = parsed[item] = parse_line_item(item, catalog)
+        key = (day, project or NO_PROJECT, *names)
+        billed[key] = billed.get(key, 0) + (0 if amount is None else int(amount))
+    keys = sorted(estimated.keys() | billed.keys())
+    if not keys:
+        return None
+    zero = [0, 0, 0, 0, 0]
+    values = [estimated.get(k, zero) for k in keys]
+    frame = pd.DataFrame({
+        "day": _objects([k[0] for k in keys]),
+        "project_id": _objects([k[1] for k in keys]),
+        "line_model": _objects([k[2] for k in keys]),
+        "token_class": _objects([k[3] for k in keys]),
+        "estimated_pico": _objects([v[0] for v in values]),
+        "tokens": _objects([v[1] for v in values]),
+        "requests": np.array([v[2] for v in values], dtype=np.int64),
+        "unpriced_requests": np.array([v[3] for v in values], dtype=np.int64),
+        "unpriced_tokens": np.array([v[4] for v in values], dtype=np.int64),
+        "billed_pico": _objects([billed.get(k, 0) for k in keys]),
+    })
+    frame.attrs["other_currencies"] = (len(other_groups), sorted(other_currencies))
+    return frame
+
+
+def _objects(values: list) -> pd.Series:
+    return pd.Series(np.array(values, dtype=object), dtype=object, copy=False)
+
+
+class _RateLookup:
+    """(text input, cached input, text output) rates of a line model on a day for a tier and
+    batch flag, as `_rates_table` gives them (MISSING without a catalog model), looked up once
+    per price epoch: a run of days between two effective dates of the model's catalog rows
+    (the rule `costing.price_arrays` uses)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.dates: dict[str, list[str]] = {}
+        for row in catalog.rows:
+            self.dates.setdefault(row.model, []).append(row.effective_from)
+        for model, dates in self.dates.items():
+            self.dates[model] = sorted(set(dates))
+        self.known: dict[str, str | None] = {}
+        self.cache: dict[tuple, tuple[int, int, int]] = {}
+
+    def get(self, line_model: str, day: str, tier: str, batch: int) -> tuple[int, int, int]:
+        known = self.known.get(line_model, "")
+        if known == "":
+            known = self.known[line_model] = self.catalog.resolve(line_model)
+        if not known:
+            return MISSING, MISSING, MISSING
+        dates = self.dates.get(known, [])
+        epoch = bisect.bisect_right(dates, day) if len(dates) > 1 else 0
+        key = (known, epoch, tier, batch)
+        found = self.cache.get(key)
+        if found is None:
+            rates = rates_for(self.catalog, known, day, effective_tier(tier), bool(batch), False)
+            found = self.cache[key] = (rates.text_in, rates.text_cached, rates.text_out)
+        return found
+
+
+def _joined_frames(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame:
     estimated = estimated_line_items(store, period, catalog)
     billed, other = billed_line_items(store, period, catalog)
     keys = ["day", "project_id", "line_model", "token_class"]
@@ -312,11 +459,12 @@ def reconcile(
     by = tuple(by)
     if not by or any(b not in _BY_CHOICES for b in by):
         raise InputError(f"reconcile by one or more of {', '.join(_BY_CHOICES)}")
-    frame = (_joined(store, period, catalog) if lines is None else lines).copy()
+    frame = _joined(store, period, catalog) if lines is None else lines
     keys = [b for b in _BY_CHOICES if b in by]
     if frame.empty:
         return pd.DataFrame(columns=[c for c in RECONCILE_COLUMNS if c not in _BY_CHOICES or c in keys])
-    frame["line_item"] = frame["line_model"] + ", " + frame["token_class"]
+    if "line_item" in keys:  # a new frame: the caller's lines are not modified
+        frame = frame.assign(line_item=frame["line_model"] + ", " + frame["token_class"])
     grouped = group_sum(frame, keys, ["estimated_pico", "billed_pico", "tokens", "unpriced_requests", "unpriced_tokens"])
     estimated = [int(v) for v in grouped["estimated_pico"]]
     billed = [int(v) for v in grouped["billed_pico"]]
@@ -353,10 +501,12 @@ def unpriced_models(store: Store, period: Period, catalog: Catalog | None = None
 
     Columns: model, in_catalog, unpriced_requests, unpriced_tokens, unpriced_events, reason."""
     catalog = catalog or load_catalog()
+    # Only rows with unpriced events carry unpriced requests or tokens (the rollups count them from
+    # unpriced events alone), so the others are left out before grouping (no sort of every row).
     frame = read(store, 
         "SELECT model, CAST(SUM(unpriced_requests) AS BIGINT) AS unpriced_requests, CAST(SUM(unpriced_tokens) AS BIGINT) AS unpriced_tokens, "
         "CAST(SUM(unpriced_events) AS BIGINT) AS unpriced_events FROM rollup_feature_model_day WHERE day >= ? AND day <= ? "
-        "GROUP BY model HAVING SUM(unpriced_events) > 0 ORDER BY model",
+        "AND unpriced_events > 0 GROUP BY model HAVING SUM(unpriced_events) > 0 ORDER BY model",
         [period.first_day, period.last_day],
     )
     columns = ["model", "in_catalog", "unpriced_requests", "unpriced_tokens", "unpriced_events", "reason"]
@@ -385,8 +535,8 @@ def reconciliation_summary(
     Columns: SUMMARY_COLUMNS (amount None where the component is a count, e.g. unpriced)."""
     catalog = catalog or load_catalog()
     frame = _joined(store, period, catalog) if lines is None else lines
-    billed = sum(int(v) for v in frame["billed_pico"]) if not frame.empty else 0
-    estimated = sum(int(v) for v in frame["estimated_pico"]) if not frame.empty else 0
+    billed = _money_total(frame["billed_pico"]) if not frame.empty else 0
+    estimated = _money_total(frame["estimated_pico"]) if not frame.empty else 0
     attributed, unattributed = _customer_split(store, period)
     rows: list[tuple[str, int | None, str]] = []
     rows.append(("billed (OpenAI Costs API)", billed, "what OpenAI charged for the period, by its Costs API"))
@@ -450,23 +600,64 @@ def _overall_sentence(billed: int, estimated: int) -> str:
     return f"the bill is {format_usd(abs(gap))} ({pct(abs(gap), billed)}%) {side} the estimate; the rows below say where"
 
 
+def _money_sums(keys: pd.Series, columns: list[pd.Series]) -> dict[object, list[int]]:
+    """Exact sums of integer columns (Python ints or int64; None counts 0) per key value:
+    numpy int64 when no sum can overflow, else Python ints row by row."""
+    codes, names = pd.factorize(keys.to_numpy(dtype=object))
+    arrays = []
+    for column in columns:
+        values = column.to_numpy(dtype=object) if column.dtype == object else column.to_numpy()
+        try:
+            as_int = np.asarray(values, dtype=np.int64)
+        except (OverflowError, TypeError, ValueError):
+            arrays = None
+            break
+        if len(as_int) and max(abs(int(as_int.max())), abs(int(as_int.min()))) * len(as_int) >= 2**62:
+            arrays = None
+            break
+        arrays.append(as_int)
+    if arrays is None:
+        out: dict[object, list[int]] = {}
+        for key, *values in zip(keys.tolist(), *(c.tolist() for c in columns)):
+            found = out.setdefault(key, [0] * len(columns))
+            for i, v in enumerate(values):
+                found[i] += 0 if v is None else int(v)
+        return out
+    sums = []
+    for array in arrays:
+        total = np.zeros(len(names), dtype=np.int64)
+        np.add.at(total, codes, array)
+        sums.append(total.tolist())
+    return {name: [s[i] for s in sums] for i, name in enumerate(names)}
+
+
+def _money_total(column: pd.Series) -> int:
+    """The exact sum of an integer column (Python ints or int64; None counts 0)."""
+    try:
+        values = np.asarray(column.to_numpy(dtype=object), dtype=np.int64)
+    except (OverflowError, TypeError, ValueError):
+        return sum(0 if v is None else int(v) for v in column.tolist())
+    if len(values) and max(abs(int(values.max())), abs(int(values.min()))) * len(values) >= 2**62:
+        return sum(int(v) for v in values.tolist())
+    return int(values.sum())
+
+
 def _unlogged_projects(frame: pd.DataFrame) -> dict[str, int]:
+    """Projects with a bill but neither an estimate nor logged requests: project -> billed."""
     if frame.empty:
         return {}
-    per_project = group_sum(frame, ["project_id"], ["estimated_pico", "billed_pico", "requests", "unpriced_requests"])
-    unlogged = per_project[(per_project["estimated_pico"].map(int) == 0) & (per_project["requests"] == 0) & (per_project["billed_pico"].map(int) > 0)]
-    return {p: int(b) for p, b in zip(unlogged["project_id"], unlogged["billed_pico"])}
+    per_project = _money_sums(frame["project_id"], [frame["estimated_pico"], frame["billed_pico"], frame["requests"]])
+    return {p: b for p, (e, b, r) in sorted(per_project.items()) if e == 0 and r == 0 and b > 0}
 
 
 def _drift(frame: pd.DataFrame, unlogged: set[str]) -> tuple[int, str]:
     """Days on logged projects where bill and estimate differ beyond tolerance, as ranges."""
     if frame.empty:
         return 0, "no data"
-    logged = frame[~frame["project_id"].isin(unlogged)]
-    daily = group_sum(logged, ["day"], ["estimated_pico", "billed_pico"])
+    logged = frame[~frame["project_id"].isin(unlogged)] if unlogged else frame
+    daily = _money_sums(logged["day"], [logged["estimated_pico"], logged["billed_pico"]])
     days = []
-    for day, e, b in zip(daily["day"], daily["estimated_pico"], daily["billed_pico"]):
-        e, b = int(e), int(b)
+    for day, (e, b) in sorted(daily.items()):
         if b and abs(b - e) > _tolerance(b):
             days.append((day, b - e, b))
     if not days:

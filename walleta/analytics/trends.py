@@ -9,6 +9,12 @@ summed into `(other customers)`, so the buckets still add up to the total.
 By plan, a customer's plan is its current plan in the customers table.
 Sources: rollup_feature_model_day (overall, model, feature), rollup_customer_day (customer, plan
 by day or week), rollup_customer_month (customer, plan by month, and the monthly summary).
+
+Speed (issue 6): SQLite sorts every row of a GROUP BY that is not a prefix of the rollup's key
+(~2 us a row), so the customer and plan views avoid it. The top customers of a period that is
+not whole months are found exactly from month-rollup bounds and day seeks (`_top_by_bounds`,
+see `customer_seeks`); plan by month reads each plan's customers by key seeks, one statement per
+plan (`_monthly_by_plan`). The frame is assembled from the few result rows in plain Python.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from ..fx import FxTable
 from ..schema import UNATTRIBUTED
 from ..store import Store
 from .display import pct
-from .period import Period
+from .period import Period, month_range
+from .customer_seeks import MAX_PARAMS, customer_day_rows, days_of, month_costs
 from .sources import read, NO_PLAN, UNKNOWN, group_sum, revenue_by_customer_month, revenue_totals, usage_sql
 from .tier_history import revenue_and_paying_by_month
 
@@ -61,53 +68,107 @@ def trend(store: Store, period: Period, *, grain: str = "day", by: str | None = 
     _check(grain, by)
     monthly = grain == "month" and period.is_whole_months and by in ("customer", "plan")
     if by in (None, "model", "feature"):
-        daily = _daily_from_feature_model(store, period, by)
+        rows = _daily_from_feature_model(store, period, by)
     elif monthly:  # whole months by customer or plan: the customer-month rollup (one row per customer-month)
         if by == "customer":
-            daily = _monthly_by_customer(store, period, top)
+            rows = _monthly_by_customer(store, period, top)
         else:
-            daily = _by_plan(store, "rollup_customer_month", "month", period.first_month, period.last_month)
+            rows = _monthly_by_plan(store, period.first_month, period.last_month)
     elif by == "customer":
-        daily = _daily_by_customer(store, period, top)
+        rows = _daily_by_customer(store, period, top)
     else:
-        daily = _by_plan(store, "rollup_customer_day", "day", period.first_day, period.last_day)
-    keys = [by] if by else []
-    if daily.empty:
+        rows = _by_plan(store, "rollup_customer_day", "day", period.first_day, period.last_day)
+    return _assemble(rows, [by] if by else [], grain, monthly, period)
+
+
+_COLUMNS_AFTER_KEYS = ["days_in_bucket", "ai_cost_pico", "requests", "input_tokens", "cached_input_tokens", "output_tokens",
+                       "reasoning_tokens", "total_tokens", "unpriced_requests", "unpriced_tokens"]
+
+
+def _assemble(rows: list[tuple], keys: list[str], grain: str, monthly: bool, period: Period) -> pd.DataFrame:
+    """The trend frame from rows (day or month, *key values, *_TREND_MEASURES): rows summed per
+    (bucket, *keys) exactly (Python ints; None counts 0), sorted by bucket, cost (highest first)
+    and keys. Rows are few (buckets x series), so plain Python beats pandas' per-call overhead."""
+    if not rows:
         return pd.DataFrame(columns=["bucket", *keys, "days_in_bucket", "ai_cost_pico", "requests", "total_tokens"])
-    days = sorted(set(daily["day"]))
-    buckets = {d: d if monthly else bucket_of(d, grain) for d in days}
-    daily["bucket"] = daily["day"].map(buckets)
-    out = group_sum(daily, ["bucket", *keys], list(_TREND_MEASURES))
-    in_period = pd.Series([bucket_of(d.isoformat(), grain) for d in _days(period)]).value_counts()
-    out["days_in_bucket"] = out["bucket"].map(in_period).astype(np.int64)
-    out["ai_cost_pico"] = pd.Series([int(v) for v in out["cost_pico"]], index=out.index, dtype=object)
-    out["total_tokens"] = out["input_tokens"] + out["output_tokens"]
-    out["_cost"] = out["ai_cost_pico"].map(int)
-    out = out.sort_values(["bucket", "_cost", *keys], ascending=[True, False, *([True] * len(keys))])
-    columns = ["bucket", *keys, "days_in_bucket", "ai_cost_pico", "requests", "input_tokens", "cached_input_tokens",
-               "output_tokens", "reasoning_tokens", "total_tokens", "unpriced_requests", "unpriced_tokens"]
-    return out[columns].reset_index(drop=True)
+    width = len(keys)
+    buckets: dict[str, str] = {}
+    sums: dict[tuple, list[int]] = {}
+    for row in rows:
+        day = row[0]
+        bucket = buckets.get(day)
+        if bucket is None:
+            bucket = buckets[day] = day if monthly else bucket_of(day, grain)
+        key = (bucket, *row[1:1 + width])
+        values = [0 if v is None else int(v) for v in row[1 + width:]]
+        found = sums.get(key)
+        if found is None:
+            sums[key] = values
+        else:
+            for i, v in enumerate(values):
+                found[i] += v
+    cost_at = _TREND_MEASURES.index("cost_pico")
+    ordered = sorted(sums.items(), key=lambda kv: (kv[0][0], -kv[1][cost_at], *kv[0][1:]))
+    in_period: dict[str, int] = {}
+    for d in _days(period):
+        label = bucket_of(d.isoformat(), grain)
+        in_period[label] = in_period.get(label, 0) + 1
+    data: dict[str, object] = {"bucket": _text([k[0] for k, _ in ordered])}
+    for i, name in enumerate(keys):
+        data[name] = _text([k[1 + i] for k, _ in ordered])
+    data["days_in_bucket"] = np.array([in_period[k[0]] for k, _ in ordered], dtype=np.int64)
+    data["ai_cost_pico"] = pd.Series([v[cost_at] for _, v in ordered], dtype=object)
+    measures = {m: [v[i] for _, v in ordered] for i, m in enumerate(_TREND_MEASURES) if m != "cost_pico"}
+    measures["total_tokens"] = [a + b for a, b in zip(measures["input_tokens"], measures["output_tokens"])]
+    for name in _COLUMNS_AFTER_KEYS[2:]:
+        data[name] = _ints(measures[name])
+    return pd.DataFrame(data)
+
+
+def _text(values: list) -> pd.Series:
+    return pd.Series(np.array(values, dtype=object), dtype=object, copy=False)
+
+
+def _ints(values: list[int]) -> np.ndarray:
+    """int64 when every value fits, else Python ints (object)."""
+    try:
+        return np.array(values, dtype=np.int64)
+    except OverflowError:
+        return np.array(values, dtype=object)
 
 
 def _days(period: Period) -> list[date]:
     return [period.start + timedelta(days=i) for i in range(period.day_count)]
 
 
-def _daily_from_feature_model(store: Store, period: Period, by: str | None) -> pd.DataFrame:
+def _fetch(store: Store, statement: str, params: list) -> list[tuple]:
+    return store.fetch(statement, params)[1]
+
+
+def _daily_from_feature_model(store: Store, period: Period, by: str | None) -> list[tuple]:
+    """Rows (day, [by], *_TREND_MEASURES) from the feature x model day rollup."""
     keys = f"day, {by}" if by else "day"
-    return read(store, 
+    return _fetch(store,
         f"SELECT {keys}, {usage_sql(_TREND_MEASURES)} FROM rollup_feature_model_day WHERE day >= ? AND day <= ? GROUP BY {keys}",
         [period.first_day, period.last_day],
     )
 
 
 def top_customers(store: Store, period: Period, top: int) -> list[str]:
-    """The `top` customers by AI cost over the exact days of `period` (unattributed excluded)."""
+    """The `top` customers by AI cost over the exact days of `period` (unattributed excluded;
+    ties by customer id). Whole months read the customer-month rollup; other periods use exact
+    top-k by bounds (`_top_by_bounds`) when it applies."""
+    if not period.is_whole_months and int(top) > 0:
+        found = _top_by_threshold(store, period, int(top))
+        if found is None:
+            found = _top_by_bounds(store, period, int(top))
+        if found is not None:
+            return found
     if period.is_whole_months:
         source, column, lo, hi = "rollup_customer_month", "month", period.first_month, period.last_month
     else:
         source, column, lo, hi = "rollup_customer_day", "day", period.first_day, period.last_day
-    frame = read(store, 
+    frame = read(store,
         f"SELECT customer_id, CAST(SUM(cost_pico) AS BIGINT) AS cost FROM {source} WHERE {column} >= ? AND {column} <= ? "
         "AND customer_id <> ? GROUP BY customer_id ORDER BY cost DESC, customer_id LIMIT ?",
         [lo, hi, UNATTRIBUTED, int(top)],
@@ -115,24 +176,102 @@ def top_customers(store: Store, period: Period, top: int) -> list[str]:
     return frame["customer_id"].tolist()
 
 
-def _daily_by_customer(store: Store, period: Period, top: int | None) -> pd.DataFrame:
+_MAX_EXACT = 3000  # customers read exactly before giving up on bounds (then one grouped scan)
+
+
+def _exact_costs(store: Store, customers: list[str], days: list[str]) -> dict[str, int]:
+    """Cost over `days` of each of `customers` that has a day row there (day seeks)."""
+    rows = customer_day_rows(store, "customer_id, CAST(SUM(cost_pico) AS BIGINT)", customers, days, "GROUP BY customer_id")
+    return {customer: 0 if cost is None else int(cost) for customer, cost in rows}
+
+
+def _top_by_threshold(store: Store, period: Period, top: int) -> list[str] | None:
+    """Exact top-k from a few customers, when it applies (else None).
+
+    1. The 4k costliest customers of the period's last month are read exactly (day seeks); the
+       k-th best of them, c_k, is at most the k-th best of all customers.
+    2. A customer whose every month row (months the period touches, n of them) is below
+       ceil(c_k / n) costs less than c_k over the period (costs are never negative), so it can
+       neither enter the top k nor tie with it: only customers with a month row >= ceil(c_k / n)
+       are read exactly as well. None when c_k is 0 (no cut) or too many customers pass."""
+    days = days_of(period.start, period.end)
+    if len(days) > MAX_PARAMS // 2:
+        return None
+    months = month_range(period.first_month, period.last_month)
+    seed = [r[0] for r in _fetch(store,
+        "SELECT customer_id FROM rollup_customer_month WHERE month = ? AND customer_id <> ? ORDER BY cost_pico DESC, customer_id LIMIT ?",
+        [months[-1], UNATTRIBUTED, 4 * top])]
+    exact = _exact_costs(store, seed, days)
+    if len(exact) < top:
+        return None
+    kth = sorted(exact.values(), reverse=True)[top - 1]
+    if kth <= 0:
+        return None
+    rows = _fetch(store,
+        "SELECT customer_id FROM rollup_customer_month WHERE month >= ? AND month <= ? AND customer_id <> ? AND cost_pico >= ?",
+        [months[0], months[-1], UNATTRIBUTED, -(-kth // len(months))])
+    more = sorted({r[0] for r in rows} - exact.keys())
+    if len(more) > _MAX_EXACT:
+        return None
+    exact.update(_exact_costs(store, more, days))
+    return sorted(exact, key=lambda c: (-exact[c], c))[:top]
+
+
+def _top_by_bounds(store: Store, period: Period, top: int) -> list[str] | None:
+    """Exact top-k without sorting every customer-day of the period.
+
+    Each customer's cost in the months the period touches (`rollup_customer_month`, costs are
+    never negative) bounds its cost in the period from above. Customers are read exactly, by
+    day seeks, in decreasing order of that bound, until the k-th exact cost is above every bound
+    left (a bound equal to it could still tie and win on the id, so it is read too). Customers
+    without a day row in the period never appear (as in the grouped query). None when too many
+    customers would have to be read (e.g. most costs are 0), or the period has too many days."""
+    days = days_of(period.start, period.end)
+    if len(days) > MAX_PARAMS // 2:
+        return None
+    bounds = month_costs(store, period.first_month, period.last_month, UNATTRIBUTED)
+    order = sorted(bounds, key=lambda c: (-bounds[c], c))
+    exact: dict[str, int] = {}
+    done, step = 0, max(4 * top, 40)
+    while True:
+        batch = order[done:done + step]
+        done += len(batch)
+        for customer, cost in customer_day_rows(store, "customer_id, CAST(SUM(cost_pico) AS BIGINT)", batch, days, "GROUP BY customer_id"):
+            exact[customer] = 0 if cost is None else int(cost)
+        ranked = sorted(exact, key=lambda c: (-exact[c], c))[:top]
+        if done >= len(order) or (len(ranked) == top and exact[ranked[-1]] > bounds[order[done]]):
+            return ranked
+        if done >= _MAX_EXACT:
+            return None
+        step *= 2
+
+
+_CUSTOMER_DAY_SELECT = f"day, customer_id, {', '.join(_TREND_MEASURES)}"
+
+
+def _daily_by_customer(store: Store, period: Period, top: int | None) -> list[tuple]:
+    """Rows (day, customer, *_TREND_MEASURES): every customer, or the `top` ones and the rest
+    as '(other customers)' (total from the feature x model rollup minus theirs)."""
     if top is None:
-        return read(store, 
+        return _fetch(store,
             f"SELECT day, customer_id AS customer, {usage_sql(_TREND_MEASURES)} FROM rollup_customer_day "
             "WHERE day >= ? AND day <= ? GROUP BY day, customer_id",
             [period.first_day, period.last_day],
         )
     chosen = top_customers(store, period, top)
-    parts = []
-    if chosen:
+    days = days_of(period.start, period.end)
+    if chosen and len(days) <= MAX_PARAMS // 2:  # one seek per day and customer (the key is unique)
+        mine = customer_day_rows(store, _CUSTOMER_DAY_SELECT, chosen, days)
+    elif chosen:
         marks = ", ".join("?" for _ in chosen)
-        parts.append(read(store, 
+        mine = _fetch(store,
             f"SELECT day, customer_id AS customer, {usage_sql(_TREND_MEASURES)} FROM rollup_customer_day "
             f"WHERE customer_id IN ({marks}) AND day >= ? AND day <= ? GROUP BY day, customer_id",
             [*chosen, period.first_day, period.last_day],
-        ))
-    total = _daily_from_feature_model(store, period, None)
-    return _with_other(parts[0] if parts else pd.DataFrame(columns=["day", "customer", *_TREND_MEASURES]), total)
+        )
+    else:
+        mine = []
+    return _with_other(mine, _daily_from_feature_model(store, period, None))
 
 
 def _literal(text: str) -> str:
@@ -150,11 +289,11 @@ def plan_sql(usage_alias: str = "r", customers_alias: str = "c") -> str:
     )
 
 
-def _by_plan(store: Store, rollup: str, key: str, first: str, last: str) -> pd.DataFrame:
-    """Trend measures per `key` value (day or month, returned as `day`) and plan, from a customer
-    rollup joined to the customers' plans."""
+def _by_plan(store: Store, rollup: str, key: str, first: str, last: str) -> list[tuple]:
+    """Rows (day or month, plan, *_TREND_MEASURES) from a customer rollup joined to the
+    customers' plans."""
     sums = usage_sql(_TREND_MEASURES).replace("SUM(", "SUM(r.")
-    return read(
+    return _fetch(
         store,
         f"SELECT r.{key} AS day, {plan_sql()} AS plan, {sums} "
         f"FROM {rollup} r LEFT JOIN customers c ON c.customer_id = r.customer_id "
@@ -163,20 +302,72 @@ def _by_plan(store: Store, rollup: str, key: str, first: str, last: str) -> pd.D
     )
 
 
-def _monthly_by_customer(store: Store, period: Period, top: int | None) -> pd.DataFrame:
+def _monthly_by_plan(store: Store, first: str, last: str) -> list[tuple]:
+    """Rows (month, plan, *_TREND_MEASURES) for months [first, last], equal to `_by_plan` on
+    the customer-month rollup without its sort of every customer-month.
+
+    One statement per plan value reads that plan's customers by primary-key seeks
+    (`month IN (...) AND customer_id IN (customers of the plan)`, grouped by month in key order);
+    one more reads the unattributed pseudo-customer. A COUNT per month over the range tells
+    whether some usage belongs to customers missing from the customers table; only then are
+    the totals of those months read, and '(unknown)' is the total minus everything else."""
+    months = month_range(first, last)
+    if len(months) > MAX_PARAMS // 2:
+        return _by_plan(store, "rollup_customer_month", "month", first, last)
+    counts = dict(_fetch(store, "SELECT month, COUNT(*) FROM rollup_customer_month WHERE month >= ? AND month <= ? GROUP BY month",
+                         [first, last]))
+    if not counts:
+        return []
+    marks = ", ".join("?" for _ in months)
+    measures = usage_sql(_TREND_MEASURES)
+    sums: dict[tuple[str, str], list[int]] = {}
+
+    def add(label: str, rows: list[tuple]) -> None:
+        for month, count, *values in rows:
+            found = sums.setdefault((month, label), [0] * (1 + len(values)))
+            for i, v in enumerate((count, *values)):
+                found[i] += 0 if v is None else int(v)
+
+    plans = [r[0] for r in _fetch(store, "SELECT DISTINCT COALESCE(plan, '') FROM customers WHERE customer_id <> ?", [UNATTRIBUTED])]
+    for plan in sorted(plans):
+        add(plan or NO_PLAN, _fetch(store,
+            f"SELECT month, COUNT(*), {measures} FROM rollup_customer_month WHERE month IN ({marks}) AND customer_id IN "
+            "(SELECT customer_id FROM customers WHERE COALESCE(plan, '') = ? AND customer_id <> ?) GROUP BY month",
+            [*months, plan, UNATTRIBUTED]))
+    add("(unattributed)", _fetch(store,
+        f"SELECT month, COUNT(*), {measures} FROM rollup_customer_month WHERE month IN ({marks}) AND customer_id = ? GROUP BY month",
+        [*months, UNATTRIBUTED]))
+    seen: dict[str, int] = {}
+    for (month, _), values in sums.items():
+        seen[month] = seen.get(month, 0) + values[0]
+    missing = sorted(m for m, n in counts.items() if n != seen.get(m, 0))
+    if missing:  # usage of customers that are not in the customers table
+        totals = _fetch(store,
+            f"SELECT month, COUNT(*), {measures} FROM rollup_customer_month WHERE month IN ({', '.join('?' for _ in missing)}) GROUP BY month",
+            missing)
+        for month, *values in totals:
+            rest = [0 if v is None else int(v) for v in values]
+            for (m, _), known in sums.items():
+                if m == month:
+                    rest = [a - b for a, b in zip(rest, known)]
+            sums[(month, UNKNOWN)] = [a + b for a, b in zip(rest, sums.get((month, UNKNOWN), [0] * len(rest)))]
+    return [(month, label, *values[1:]) for (month, label), values in sums.items() if values[0] > 0]
+
+
+def _monthly_by_customer(store: Store, period: Period, top: int | None) -> list[tuple]:
     lo, hi = period.first_month, period.last_month
     if top is None:
-        return read(store, 
+        return _fetch(store,
             f"SELECT month AS day, customer_id AS customer, {usage_sql(_TREND_MEASURES)} FROM rollup_customer_month "
             "WHERE month >= ? AND month <= ? GROUP BY month, customer_id",
             [lo, hi],
         )
     chosen = top_customers(store, period, top)
-    total = read(store, 
+    total = _fetch(store,
         f"SELECT month AS day, {usage_sql(_TREND_MEASURES)} FROM rollup_customer_month WHERE month >= ? AND month <= ? GROUP BY month",
         [lo, hi],
     )
-    mine = read(store, 
+    mine = _fetch(store,
         f"SELECT month AS day, customer_id AS customer, {usage_sql(_TREND_MEASURES)} FROM rollup_customer_month "
         f"WHERE customer_id IN ({', '.join('?' for _ in chosen) or 'NULL'}) AND month >= ? AND month <= ? GROUP BY month, customer_id",
         [*chosen, lo, hi],
@@ -184,16 +375,23 @@ def _monthly_by_customer(store: Store, period: Period, top: int | None) -> pd.Da
     return _with_other(mine, total)
 
 
-def _with_other(chosen: pd.DataFrame, total: pd.DataFrame) -> pd.DataFrame:
-    """The chosen customers' rows plus '(other customers)' = total - chosen, per bucket."""
-    if total.empty:
+def _with_other(chosen: list[tuple], total: list[tuple]) -> list[tuple]:
+    """The chosen customers' rows plus '(other customers)' = total - chosen per bucket (kept
+    when some measure is not 0)."""
+    if not total:
         return chosen
-    rest = total.set_index("day")
-    if not chosen.empty:
-        rest = rest - group_sum(chosen, ["day"], list(_TREND_MEASURES)).set_index("day").reindex(rest.index, fill_value=0)
-    rest = rest.reset_index().assign(customer=OTHER_CUSTOMERS)
-    rest = rest[(rest[list(_TREND_MEASURES)] != 0).any(axis=1)]
-    return pd.concat([chosen, rest], ignore_index=True)
+    theirs: dict[str, list[int]] = {}
+    for row in chosen:
+        found = theirs.setdefault(row[0], [0] * len(_TREND_MEASURES))
+        for i, v in enumerate(row[2:]):
+            found[i] += 0 if v is None else int(v)
+    out = list(chosen)
+    for row in total:
+        taken = theirs.get(row[0])
+        rest = [(0 if v is None else int(v)) - (taken[i] if taken else 0) for i, v in enumerate(row[1:])]
+        if any(rest):
+            out.append((row[0], OTHER_CUSTOMERS, *rest))
+    return out
 
 
 SUMMARY_COLUMNS = [
