@@ -448,7 +448,7 @@ def test_schema_2_database_upgrades_to_text_identifiers(db_url: str) -> None:
             engine.dispose()
     store = open_store(db_url)
     try:
-        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "5"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "6"
         if store.dialect == "postgresql":  # SQLite does not enforce VARCHAR lengths: nothing to alter
             types = {(t, c["name"]): c["type"] for t in {t for t, _ in V3_TEXT_COLUMNS}
                      for c in inspect(store.engine).get_columns(t)}
@@ -704,7 +704,7 @@ def test_schema_4_rollups_are_rebuilt_time_first(db_url: str) -> None:
 
     store = open_store(db_url)
     try:
-        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "5"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "6"
         inspector = inspect(store.engine)
         for name, keys in ROLLUPS.items():
             assert keys[0] in ("day", "month"), name
@@ -732,3 +732,32 @@ def test_time_range_reads_of_raw_events_use_the_time_index(sqlite_url: str) -> N
         ["2026-01-01", "2026-01-02", 1_767_225_600_000_000, 1_767_398_400_000_000],
     )
     assert any("ix_usage_events_ts" in str(detail) for detail in plan["detail"]), plan["detail"].tolist()
+
+
+def test_schema_5_gets_the_bill_index_by_day(db_url: str) -> None:
+    """Schema 6 indexes billed_costs by day (with the columns reconciliation reads): a version-5
+    database without it gains it on open, rows kept; on SQLite a month's bill is read from it."""
+    store = open_store(db_url)
+    store.upsert("billed_costs", [
+        {"uid": f"b{i}", "day": f"2026-0{1 + i % 3}-1{i % 9}", "project_id": "p", "api_key_id": "", "line_item": "gpt-5, input",
+         "amount_pico": 10**12 * (i + 1), "currency": "USD", "quantity": None, "quantity_unit": "", "source": "test"} for i in range(30)
+    ], ["uid"])
+    with store.transaction() as cur:  # as version 5 left it
+        cur.execute("DROP INDEX ix_billed_costs_day")
+        cur.execute(store.sql("UPDATE walleta_meta SET value = ? WHERE key = ?"), ["5", "schema_version"])
+    assert "ix_billed_costs_day" not in {i["name"] for i in inspect(store.engine).get_indexes("billed_costs")}
+    store.close()
+
+    store = open_store(db_url)
+    try:
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "6"
+        index = {i["name"]: i for i in inspect(store.engine).get_indexes("billed_costs")}["ix_billed_costs_day"]
+        assert index["column_names"] == ["day", "project_id", "line_item", "currency", "amount_pico"]
+        assert store.scalar("SELECT COUNT(*) FROM billed_costs") == 30
+        if store.dialect == "sqlite":
+            plan = " ".join(str(r[-1]) for r in store.fetch(
+                "EXPLAIN QUERY PLAN SELECT day, project_id, line_item, currency, amount_pico FROM billed_costs "
+                "WHERE day >= '2026-02-01' AND day <= '2026-02-28'")[1])
+            assert "COVERING INDEX ix_billed_costs_day" in plan, plan
+    finally:
+        store.close()

@@ -157,3 +157,15 @@ def _v5_rollups_time_first(cur: Any, dialect: str) -> None:
 
 
 MIGRATIONS[5] = _v5_rollups_time_first
+
+
+# -- version 6: the bill read by day ------------------------------------------------------------------
+
+
+def _v6_billed_costs_day_index(cur: Any, dialect: str) -> None:
+    """Index `billed_costs` by day with the columns reconciliation reads (see `schema.BilledCost`):
+    a month's bill becomes one index range instead of a scan of every billed line."""
+    cur.execute("CREATE INDEX IF NOT EXISTS ix_billed_costs_day ON billed_costs (day, project_id, line_item, currency, amount_pico)")
+
+
+MIGRATIONS[6] = _v6_billed_costs_day_index

@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 # Bump when the schema changes; add the upgrade step to `walleta.migrations.MIGRATIONS`.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 UNATTRIBUTED = "(unattributed)"
 NO_FEATURE = "(none)"
@@ -175,6 +175,9 @@ class BilledCost(SQLModel, table=True):
     """The OpenAI Costs API's billed amount for one day, project and line item."""
 
     __tablename__ = "billed_costs"
+    # Schema 6: reconciliation reads one period's bill (day range); the index covers the columns
+    # it reads, so a month is one index range instead of a scan of every billed line.
+    __table_args__ = (Index("ix_billed_costs_day", "day", "project_id", "line_item", "currency", "amount_pico"),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
     uid: str = Field(sa_type=String(255), unique=True, nullable=False)
