@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from walleta.analytics import margins
-from walleta.analytics.display import pct
+from walleta.analytics.display import pct, pct_of_positive
 from walleta.analytics.margins import HealthThresholds, _with_history, monthly_customer_margins, period_margins
 from walleta.analytics.period import Period
 from walleta.analytics.sources import read
@@ -191,3 +191,19 @@ def test_cheaper_month_span_tests_equal_the_definition(store: Store) -> None:
         assert rule == single == 1 - multi, (start, end)
         if multi:
             assert effective_end == end  # so the range test may compare period_end itself
+
+
+def test_pct_of_positive_equals_pct_row_by_row() -> None:
+    """The batch form gives pct's exact value, sign and exponent (negative zero included) for
+    every pair with a positive denominator and None otherwise, in int64 and beyond."""
+    rng = np.random.default_rng(11)
+    small = [int(v) for v in rng.integers(-10**14, 10**14, 400)]
+    pairs = list(zip(small, [int(v) for v in rng.integers(-5, 10**14, 400)]))
+    pairs += [(-1, 10**9), (1, 8), (1, 800), (-1, 800), (0, 5), (5, 0), (7, -3), (2**62, 3), (-(2**62), 7), (10**18, 2**62)]
+    pairs += [(k, 40_000) for k in range(-3, 4)] + [(1, 2 * 10**6), (3, 2 * 10**6), (-3, 2 * 10**6)]  # exact midpoints
+    beyond = pairs + [(-(2**70), 7), (10**21, 3), (3, 2**70)]  # not int64: every pair through pct
+    for chosen in (pairs, beyond, pairs[:5]):  # int64 numpy path (with pairs too big for it), Python ints, short path
+        got = pct_of_positive([n for n, _ in chosen], [d for _, d in chosen])
+        assert [str(v) for v in got] == [str(pct(n, d)) if d > 0 else "None" for n, d in chosen]
+    got = [str(v) for v in pct_of_positive([n for n, _ in pairs], [d for _, d in pairs])]
+    assert "-0.00" in got and "None" in got and len(set(got)) > 300

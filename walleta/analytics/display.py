@@ -10,11 +10,12 @@ from __future__ import annotations
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 
 from ..money import PICO_PER_USD
 
-__all__ = ["usd", "pct", "ratio", "with_usd", "USD_PLACES", "UNIT_COST_PLACES", "div_round"]
+__all__ = ["usd", "pct", "pct_of_positive", "ratio", "with_usd", "USD_PLACES", "UNIT_COST_PLACES", "div_round"]
 
 USD_PLACES = 2
 # Per-request and per-token costs are fractions of a cent: keep six places.
@@ -58,6 +59,44 @@ def pct(numerator: int, denominator: int, places: int = 2) -> Decimal | None:
 
 
 _PCT_EXACT = 10**21
+_PCT_INT64 = 2**63 // 10_000  # |numerator| below this: 10,000 x numerator fits int64
+
+
+def pct_of_positive(numerators: list[int], denominators: list[int]) -> list[Decimal | None]:
+    """`pct(n, d)` for each pair whose denominator is > 0, None where it is not (how every margin
+    % is shown: undefined without positive revenue). Same values, signs and exponents as `pct`;
+    for many rows the integer rounding runs in int64 numpy when no product can overflow, and each
+    distinct result is built as a Decimal once."""
+    count = len(numerators)
+    if count < 64:
+        return [pct(n, d) if d > 0 else None for n, d in zip(numerators, denominators)]
+    try:
+        n = np.array(numerators, dtype=np.int64)
+        d = np.array(denominators, dtype=np.int64)
+    except OverflowError:
+        return [pct(a, b) if b > 0 else None for a, b in zip(numerators, denominators)]
+    positive = d > 0
+    safe = positive & (np.abs(n) < _PCT_INT64)
+    magnitude = np.abs(n) * 10_000
+    divisor = np.where(safe, d, 1)
+    quotient, remainder = np.divmod(np.where(safe, magnitude, 0), divisor)
+    twice = 2 * remainder
+    quotient += (twice > divisor) | ((twice == divisor) & (quotient & 1).astype(bool))
+    negative = n < 0
+    made: dict[tuple[int, bool], Decimal] = {}
+    out: list[Decimal | None] = []
+    for i, (q, neg, ok, pos) in enumerate(zip(quotient.tolist(), negative.tolist(), safe.tolist(), positive.tolist())):
+        if not pos:
+            out.append(None)
+        elif not ok:
+            out.append(pct(numerators[i], denominators[i]))
+        else:
+            value = made.get((q, neg))
+            if value is None:
+                value = Decimal(q).scaleb(-2)
+                made[(q, neg)] = value = value.copy_negate() if neg else value
+            out.append(value)
+    return out
 
 
 def div_round(numerator: int, denominator: int) -> int | None:

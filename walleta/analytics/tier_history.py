@@ -349,7 +349,7 @@ def since_and_change(frame: pd.DataFrame, history: pd.DataFrame, months: list[st
 
     Vectorised over customers: month indexes as float arrays (NaN = none), the money columns
     looked up by position as Python ints (no float on the money path)."""
-    from .display import pct
+    from .display import pct_of_positive
 
     last = len(months) - 1 if months and months[-1] == last_month else None
     n = len(frame)
@@ -395,9 +395,9 @@ def since_and_change(frame: pd.DataFrame, history: pd.DataFrame, months: list[st
     out["last_month_margin_pico"] = pd.Series(values["margin_now"], index=frame.index, dtype=object)
     out["prev_month_margin_pico"] = pd.Series(values["margin_before"], index=frame.index, dtype=object)
     out["mom_margin_change_pico"] = pd.Series([a - b for a, b in zip(values["margin_now"], values["margin_before"])], index=frame.index, dtype=object)
+    now = pct_of_positive(values["margin_now"], values["revenue_now"])
+    before = pct_of_positive(values["margin_before"], values["revenue_before"])
     out["mom_margin_pct_change"] = pd.Series(
-        [pct(m1, r1) - pct(m0, r0) if r1 > 0 and r0 > 0 else None  # type: ignore[operator]
-         for m1, r1, m0, r0 in zip(values["margin_now"], values["revenue_now"], values["margin_before"], values["revenue_before"])],
-        index=frame.index, dtype=object,
+        [a - b if a is not None and b is not None else None for a, b in zip(now, before)], index=frame.index, dtype=object,
     )
     return out
