@@ -173,8 +173,7 @@ def ensure_fresh(cur: Any, dialect: str) -> bool:
     never built). Call at the end of every transaction that writes revenue entries. Returns True
     when it rebuilt."""
     cur.execute(_sql("SELECT key, value FROM walleta_meta WHERE key IN (?, ?)", dialect), [STATE_KEY, FACTS_KEY])
-    values = dict(cur.fetchall())
-    if values.get(STATE_KEY) == FRESH and FACTS_KEY in values:
+    if _parse_facts(dict(cur.fetchall())) is not None:
         return False
     refresh(cur, dialect)
     return True
@@ -195,11 +194,19 @@ class RollupFacts:
 
 def facts(store: Any) -> RollupFacts | None:
     """The rollup's facts when it is fresh (it equals what `refresh` would build now), else None."""
-    names, rows = store.fetch("SELECT key, value FROM walleta_meta WHERE key IN (?, ?)", [STATE_KEY, FACTS_KEY])
-    values = dict(rows)
+    _, rows = store.fetch("SELECT key, value FROM walleta_meta WHERE key IN (?, ?)", [STATE_KEY, FACTS_KEY])
+    return _parse_facts(dict(rows))
+
+
+def _parse_facts(values: dict[str, str]) -> RollupFacts | None:
+    """The facts from the two meta values; None unless fresh and readable (facts written by
+    another version count as stale: the next refresh rewrites them)."""
     if values.get(STATE_KEY) != FRESH or FACTS_KEY not in values:
         return None
-    return RollupFacts(**json.loads(values[FACTS_KEY]))
+    try:
+        return RollupFacts(**json.loads(values[FACTS_KEY]))
+    except (TypeError, ValueError):
+        return None
 
 
 def is_fresh(store: Any) -> bool:
