@@ -200,7 +200,8 @@ def customer_margins(
 
     One row per customer with revenue or usage in the period (plus, with `include_inactive`,
     every customer in the customers table). Sorted by margin, lowest first. Reads the
-    customer-month rollup, the revenue entries and the customers table only. With
+    customer-month rollup, the revenue rollup (or the entries while it is stale) and the
+    customers table only. With
     `with_history=False` the since-when and month-over-month columns are left empty (None),
     which skips reading the months before the period.
     """
