@@ -267,8 +267,9 @@ def period_margins(
     frame["margin_pico"] = pd.Series([r - c for r, c in zip(frame["revenue_pico"].tolist(), frame["ai_cost_pico"].tolist())],
                                      index=frame.index, dtype=object)
     frame["total_tokens"] = frame["input_tokens"] + frame["output_tokens"]
-    frame["tier"] = _tiers(frame["revenue_pico"].to_numpy(), frame["ai_cost_pico"].to_numpy(), frame["requests"].to_numpy(),
-                           frame["unpriced_requests"].to_numpy(), thresholds, (frame["unconverted_revenue"] != "").to_numpy())
+    tiers = _tiers(frame["revenue_pico"].to_numpy(), frame["ai_cost_pico"].to_numpy(), frame["requests"].to_numpy(),
+                   frame["unpriced_requests"].to_numpy(), thresholds, (frame["unconverted_revenue"] != "").to_numpy())
+    frame["tier"] = pd.Series(tiers, index=frame.index, dtype=object)  # plain objects, not Arrow strings
     unattributed = frame["customer_id"] == UNATTRIBUTED
     frame.loc[unattributed, "tier"] = "unattributed"
     frame.loc[unattributed, "plan"] = ""

@@ -96,8 +96,14 @@ def _to_usd(rows: pd.DataFrame, fx: FxTable | None) -> pd.DataFrame | None:
     if any(f is None and fx is not None and fx.has(c) for c, f in factors.items()):
         return None
     amounts, revenue, has_rate = _converted(rows, {c: f for c, f in factors.items() if f is not None})
-    return pd.DataFrame({"customer_id": rows["customer_id"].to_numpy(dtype=object), "month": rows["month"].to_numpy(dtype=object),
+    return pd.DataFrame({"customer_id": _objects(rows["customer_id"]), "month": _objects(rows["month"]),
                          "revenue": revenue, "unconverted": (~has_rate & (amounts != 0)).astype(np.int64)})
+
+
+def _objects(column: pd.Series | np.ndarray) -> pd.Series:
+    """A text column as a plain object Series (pandas 3 would make an object array of str an
+    Arrow-backed string column: slower to build, and to read back with `to_numpy`)."""
+    return pd.Series(np.asarray(column, dtype=object), dtype=object, copy=False)
 
 
 def _month_index(months: list[str], values: np.ndarray) -> np.ndarray:
@@ -338,7 +344,8 @@ def _per_customer(names: np.ndarray, customer: np.ndarray, month: np.ndarray, ti
         chosen = month == at
         column[segment[chosen]] = values[chosen]
         out[label] = [int(v) for v in column]
-    frame = pd.DataFrame({k: v for k, v in out.items() if k.startswith(("customer", "first", "last", "miss"))})
+    frame = pd.DataFrame({k: _objects(v) if k == "customer_id" else v for k, v in out.items()
+                          if k.startswith(("customer", "first", "last", "miss"))})
     for label in ("margin_now", "margin_before", "revenue_now", "revenue_before"):
         frame[label] = pd.Series(out[label], dtype=object)
     return frame
