@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["PgServer", "ServerUnavailable", "start_server", "TEST_PG_URL_ENV"]
+__all__ = ["PgServer", "ServerUnavailable", "start_server", "scoped_database_url", "TEST_PG_URL_ENV"]
 
 TEST_PG_URL_ENV = "WALLETA_TEST_PG_URL"
 SERVER_USER = "postgres"
@@ -247,3 +247,17 @@ def start_server() -> PgServer:
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
+
+
+def scoped_database_url(request: "pytest.FixtureRequest", kind: str, folder: Path) -> str:
+    """A database URL for a module- or session-scoped fixture (the `db_url` fixture is per test):
+    a SQLite file in `folder`, or a fresh database on the session's PostgreSQL server; skips the
+    test when no server could be started here (CI always has one)."""
+    import pytest
+
+    if kind.startswith("sqlite"):
+        return f"sqlite:///{folder / 'walleta.db'}"
+    server = request.getfixturevalue("pg_server")
+    if not isinstance(server, PgServer):
+        pytest.skip(f"no PostgreSQL server could be started here ({server}); CI runs these tests")
+    return server.create_database()

@@ -26,7 +26,7 @@ from walleta.revenue import monthly_revenue
 from walleta.schema import UNATTRIBUTED
 from walleta.store import Store, open_store
 
-from .pgserver import PgServer
+from .pgserver import scoped_database_url
 from .revenue_checks import assert_revenue_rollup_current
 
 OCT = Period.month("2026-10")
@@ -81,13 +81,7 @@ class Demo:
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"
-    else:
-        server: PgServer | None = request.getfixturevalue("pg_server")
-        if server is None:
-            pytest.skip("no PostgreSQL server could be started here; CI runs these tests")
-        url = server.create_database()
+    url = scoped_database_url(request, request.param, tmp_path_factory.mktemp("demo"))
     store = open_store(url)
     build_demo(store)
     assert_revenue_rollup_current(store)  # the pages below read revenue from the rollup

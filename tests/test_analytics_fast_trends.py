@@ -28,7 +28,7 @@ from walleta.schema import UNATTRIBUTED
 from walleta.store import Store, open_store
 
 from .analytics_fixture import USD, build_fixture, fixture_catalog
-from .pgserver import PgServer
+from .pgserver import scoped_database_url
 
 # 45 "burst" customers spend a lot on 2-5 January only: their January bound is large, their cost
 # in a period from 20 January small, so exact top-k must read past its first batch of 40.
@@ -68,13 +68,7 @@ def _events() -> pd.DataFrame:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def book(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, Catalog, pd.DataFrame]]:
     folder = tmp_path_factory.mktemp("fast")
-    if request.param == "sqlite":
-        url = f"sqlite:///{folder / 'fast.db'}"
-    else:
-        server: PgServer | None = request.getfixturevalue("pg_server")
-        if server is None:
-            pytest.skip("no PostgreSQL server could be started here; CI runs these tests")
-        url = server.create_database()
+    url = scoped_database_url(request, request.param, folder)
     store = open_store(url)
     catalog = fixture_catalog(folder / "catalog")
     prepared = prepare_events(_events(), catalog, source="test")

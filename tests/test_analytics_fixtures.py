@@ -27,7 +27,7 @@ from walleta.revenue_rollup import is_fresh
 from walleta.store import Store, open_store
 
 from .analytics_fixture import FX, USD, build_fixture, fixture_catalog
-from .pgserver import PgServer
+from .pgserver import scoped_database_url
 
 JAN = Period.month("2026-01")
 FEB = Period.month("2026-02")
@@ -39,13 +39,7 @@ def book(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     """The fixture book; revenue read from the revenue rollup, or (sqlite-from-entries) with the
     rollup stale, so every revenue view is derived from the entries themselves."""
     folder = tmp_path_factory.mktemp("book")
-    if request.param.startswith("sqlite"):
-        url = f"sqlite:///{folder / 'book.db'}"
-    else:
-        server: PgServer | None = request.getfixturevalue("pg_server")
-        if server is None:
-            pytest.skip("no PostgreSQL server could be started here; CI runs these tests")
-        url = server.create_database()
+    url = scoped_database_url(request, request.param, folder)
     store = open_store(url)
     catalog = fixture_catalog(folder / "catalog")
     build_fixture(store, catalog, revenue_rollup=request.param != "sqlite-from-entries")
