@@ -175,7 +175,8 @@ def test_read_keeps_text_columns_as_objects(store: Store, tmp_path: Path) -> Non
 
 
 def test_cheaper_month_span_tests_equal_the_definition(store: Store) -> None:
-    from walleta.analytics.sources import _END, _MULTI_MONTH, _SINGLE_MONTH, _SINGLE_MONTH_RULE
+    from walleta.analytics.sources import _END, _SINGLE_MONTH_RULE
+    from walleta.revenue_rollup import MULTI_MONTH as _MULTI_MONTH, SINGLE_MONTH as _SINGLE_MONTH
 
     ends = [None, "", "2026-01-01", "2026-01-15", "2026-01-31", "2026-02-01", "2025-12-31", "2026-01", "2026-02", "2026-01-15T10:00", "x"]
     pairs = [(s, e) for s in ("2026-01-01", "2026-01-15", "2026-01-31", "2025-12-31") for e in ends]

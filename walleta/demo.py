@@ -22,9 +22,9 @@ from datetime import date, datetime, timezone
 import numpy as np
 import pandas as pd
 
+from . import revenue_rollup
 from .catalog import Catalog, load_catalog
 from .events import record_events
-from . import revenue_rollup
 from .store import Store
 
 __all__ = ["build_demo", "DemoSummary", "DEMO_START", "DEMO_END", "PLANS", "FEATURES"]

@@ -33,8 +33,8 @@ from typing import Any
 
 import pandas as pd
 
-from .schema import UNATTRIBUTED
 from . import revenue_rollup
+from .schema import UNATTRIBUTED
 from .store import Store
 
 __all__ = [

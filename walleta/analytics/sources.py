@@ -23,7 +23,7 @@ import pandas as pd
 from ..fx import FxTable
 from ..money import PICO_PER_USD, minor_to_major, minor_unit_exponent
 from ..revenue import monthly_revenue
-from ..revenue_rollup import MULTI_MONTH, MULTI_MONTH_RANGE, SINGLE_MONTH, counted_kinds, is_fresh
+from ..revenue_rollup import MULTI_MONTH_RANGE, SINGLE_MONTH, counted_kinds, is_fresh
 from ..schema import TOKEN_COLUMNS, UNATTRIBUTED
 from ..store import Store
 from .columns import INT, TEXT, scan_frame
@@ -75,8 +75,7 @@ _END = "CASE WHEN period_end IS NULL OR period_end = '' OR period_end < period_s
 # Which entries span several months, in SQL (see `walleta.revenue_rollup`). In WHERE clauses the
 # cheap period_start range comes first: SQLite evaluates the terms in order, so the string work
 # is done only for entries in range (2-3x faster per query).
-_SINGLE_MONTH_RULE = f"SUBSTR(period_start, 1, 7) = SUBSTR({_END}, 1, 7)"  # the definition; the tests below are equal to it
-_MULTI_MONTH, _SINGLE_MONTH, _MULTI_MONTH_RANGE = MULTI_MONTH, SINGLE_MONTH, MULTI_MONTH_RANGE
+_SINGLE_MONTH_RULE = f"SUBSTR(period_start, 1, 7) = SUBSTR({_END}, 1, 7)"  # the definition; revenue_rollup's tests equal it
 REVENUE_COLUMNS = ["customer_id", "month", "currency", "amount_minor", "revenue_pico"]
 
 
@@ -84,9 +83,6 @@ def _bounds(first_month: str | None, last_month: str | None) -> tuple[str, str, 
     lo = first_month or "0000-01"
     hi = last_month or "9999-12"
     return lo, hi, f"{lo}-01", month_end(hi).isoformat() if last_month else "9999-12-31"
-
-
-_counted_kinds = counted_kinds
 
 
 def _all_entries(store: Store, lo_day: str, hi_day: str) -> pd.DataFrame:
@@ -116,10 +112,10 @@ def _revenue_rows(store: Store, first_month: str | None, last_month: str | None,
     group = "".join(f"{_GROUP_SQL[k]}, " for k in by)
     single = read(store, 
         f"SELECT {select}UPPER(currency) AS currency, kind, CAST(SUM(amount_minor) AS BIGINT) AS amount_minor FROM revenue_entries "
-        f"WHERE period_start >= ? AND period_start <= ? AND {_SINGLE_MONTH} GROUP BY {group}UPPER(currency), kind",
+        f"WHERE period_start >= ? AND period_start <= ? AND {SINGLE_MONTH} GROUP BY {group}UPPER(currency), kind",
         [lo_day, hi_day],
     )
-    counted, identity = _counted_kinds(tuple(sorted(set(single["kind"]))) if not single.empty else ())
+    counted, identity = counted_kinds(tuple(sorted(set(single["kind"]))) if not single.empty else ())
     parts, spread = [], []
     if not identity:
         spread.append(monthly_revenue(_all_entries(store, lo_day, hi_day)))
@@ -128,7 +124,7 @@ def _revenue_rows(store: Store, first_month: str | None, last_month: str | None,
             parts.append(single[single["kind"].isin(counted)])
         multi = read(store, 
             "SELECT customer_id, period_start, period_end, amount_minor, currency, kind FROM revenue_entries "
-            f"WHERE {_MULTI_MONTH_RANGE}",
+            f"WHERE {MULTI_MONTH_RANGE}",
             [hi_day, lo_day],
         )
         if not multi.empty:
