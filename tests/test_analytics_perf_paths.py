@@ -208,3 +208,21 @@ def test_pct_of_positive_equals_pct_row_by_row() -> None:
         assert [str(v) for v in got] == [str(pct(n, d)) if d > 0 else "None" for n, d in chosen]
     got = [str(v) for v in pct_of_positive([n for n, _ in pairs], [d for _, d in pairs])]
     assert "-0.00" in got and "None" in got and len(set(got)) > 300
+
+
+def test_exact_integer_helpers_stay_exact_at_every_size() -> None:
+    from walleta.analytics.exact import SAFE, exact_ints, exact_sums
+
+    assert exact_ints([1, -2]).dtype == np.int64 and exact_ints([]).dtype == np.int64
+    wide = exact_ints([SAFE, 1])
+    assert wide.dtype == object and wide.tolist() == [SAFE, 1]
+    unsigned = exact_ints(np.array([2**64 - 1, 3], dtype=np.uint64))  # must not wrap to -1
+    assert unsigned.dtype == object and unsigned.tolist() == [2**64 - 1, 3]
+    rng = np.random.default_rng(5)
+    for bound in (10**6, 2**61, 2**62 - 1):  # int64 sums, then the 32-bit-halves path
+        values = rng.integers(-bound, bound, 500, dtype=np.int64)
+        slots = rng.integers(0, 7, 500)
+        expected = [sum(int(v) for v, s in zip(values, slots) if s == k) for k in range(7)]
+        assert [int(v) for v in exact_sums(slots, 7, values)] == expected
+    python_ints = np.array([2**70, -(2**70), 5], dtype=object)
+    assert exact_sums(np.array([0, 0, 1]), 2, python_ints).tolist() == [0, 5]

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..store import Store
 
-__all__ = ["scan", "scan_frame", "INT", "TEXT"]
+__all__ = ["scan", "scan_frame", "object_column", "INT", "TEXT"]
 
 INT, TEXT = "int", "text"
 _TEXT_SEP = "\x1f"
@@ -118,10 +118,16 @@ def _whole(value: object) -> int:
     return whole
 
 
+def object_column(values: object) -> pd.Series:
+    """Text values as a plain object Series. pandas 3 turns an object array of str into an
+    Arrow-backed string column, which is slower to build, to read back with `to_numpy`, and in
+    every later per-row step (dict lookups, merges) of the analytics."""
+    return pd.Series(np.asarray(values, dtype=object), dtype=object, copy=False)
+
+
 def scan_frame(store: Store, columns: Sequence[tuple[str, str, str]], source: str, params: Sequence[object] = ()) -> pd.DataFrame:
     """`scan` as a DataFrame whose text columns stay plain object columns (pandas would turn an
     object array of str into Arrow-backed strings, which makes every later per-row step slower;
     see `sources.read`)."""
     arrays = scan(store, columns, source, params)
-    return pd.DataFrame({name: pd.Series(values, dtype=object, copy=False) if values.dtype == object else values
-                         for name, values in arrays.items()}, copy=False)
+    return pd.DataFrame({name: object_column(values) if values.dtype == object else values for name, values in arrays.items()}, copy=False)

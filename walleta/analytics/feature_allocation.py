@@ -23,10 +23,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["allocate_by_basis", "exact_sums", "positions"]
+from .exact import SAFE, exact_ints, exact_sums
 
-_SAFE = 2**62
-
+__all__ = ["allocate_by_basis", "positions"]
 
 def allocate_by_basis(
     customers: np.ndarray,
@@ -52,7 +51,7 @@ def allocate_by_basis(
         return {}, 0
     customer_code, customer_names = _codes(np.asarray(customers, dtype=object))
     feature_code, feature_names = pd.factorize(np.asarray(features, dtype=object))
-    basis = _exact(np.asarray(basis))
+    basis = exact_ints(np.asarray(basis))
     if not unique_pairs and len(basis):
         customer_code, feature_code, basis = _sum_pairs(customer_code, feature_code, len(feature_names), basis)
     slot = positions(ids, customer_names)[customer_code]
@@ -62,10 +61,10 @@ def allocate_by_basis(
     left = sum(v for v, used in zip(rev, has_rows.tolist()) if not used)
     if not len(slot):
         return {}, left
-    revenue_of = _exact(np.array(rev, dtype=object))
+    revenue_of = exact_ints(np.array(rev, dtype=object))
     parts = _parts(slot, basis, revenue_of)
     parts = _with_remainders(slot, basis, _name_rank(feature_names)[feature_code], parts, revenue_of)
-    wide = parts.dtype == object or sum(map(abs, rev)) >= _SAFE  # |parts| of a customer sum to |R|
+    wide = parts.dtype == object or sum(map(abs, rev)) >= SAFE  # |parts| of a customer sum to |R|
     totals = np.zeros(len(feature_names), dtype=object if wide else np.int64)
     np.add.at(totals, feature_code, parts)
     used = np.bincount(feature_code, minlength=len(feature_names)) > 0
@@ -99,37 +98,13 @@ def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.asarray(names, dtype=object)
 
 
-def _exact(values: np.ndarray) -> np.ndarray:
-    """int64 when every value fits with room (|v| < 2^62), else an object array of Python ints."""
-    if values.dtype == np.int64 or (values.dtype.kind in "iu" and values.dtype.itemsize <= 4):
-        values = values.astype(np.int64, copy=False)
-        if not len(values) or max(abs(int(values.max())), abs(int(values.min()))) < _SAFE:
-            return values
-    ints = [int(v) for v in values.tolist()]
-    if ints and -_SAFE < min(ints) and max(ints) < _SAFE:
-        return np.array(ints, dtype=np.int64)
-    return np.array(ints, dtype=object) if ints else np.zeros(0, dtype=np.int64)
-
-
-def exact_sums(index: np.ndarray, size: int, values: np.ndarray) -> np.ndarray:
-    """Exact sums of `values` into `size` slots: int64 when no slot can reach 2^62 (largest value
-    times most rows in a slot), else Python ints."""
-    out = np.zeros(size, dtype=object)
-    if values.dtype == np.int64:
-        crowd = int(np.bincount(index, minlength=size).max()) if len(index) else 0
-        if not len(values) or max(abs(int(values.max())), abs(int(values.min()))) * crowd < _SAFE:
-            out = np.zeros(size, dtype=np.int64)
-    np.add.at(out, index, values if out.dtype == values.dtype else values.astype(object))
-    return out
-
-
 def _sum_pairs(customer: np.ndarray, feature: np.ndarray, n_features: int, basis: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sum rows sharing a (customer, feature) pair: one row per pair."""
     key = customer.astype(np.int64) * max(n_features, 1) + feature.astype(np.int64)
     pairs, inverse = np.unique(key, return_inverse=True)
     if len(pairs) == len(key):
         return customer, feature, basis
-    summed = _exact(exact_sums(inverse.ravel(), len(pairs), basis))
+    summed = exact_ints(exact_sums(inverse.ravel(), len(pairs), basis))
     return pairs // max(n_features, 1), pairs % max(n_features, 1), summed
 
 
@@ -139,7 +114,7 @@ def _parts(slot: np.ndarray, basis: np.ndarray, revenue: np.ndarray) -> np.ndarr
     total = exact_sums(slot, len(revenue), basis)
     if basis.dtype == np.int64 and total.dtype == np.int64 and revenue.dtype == np.int64:
         largest_r = max(abs(int(revenue.max())), abs(int(revenue.min())))
-        if ((largest_r >> 50) + 3) * int(total.max()) < _SAFE:
+        if ((largest_r >> 50) + 3) * int(total.max()) < SAFE:
             r = revenue[slot]
             r_abs, big_b = np.abs(r), total[slot]
             estimate = np.floor(r_abs.astype(np.float64) * basis.astype(np.float64) / big_b.astype(np.float64)).astype(np.int64)

@@ -19,7 +19,8 @@ from ..fx import FxTable
 from ..schema import UNATTRIBUTED
 from ..store import Store
 from .columns import INT, TEXT, scan
-from .feature_allocation import exact_sums, positions
+from .exact import exact_sums
+from .feature_allocation import positions
 from .margins import HealthThresholds, _tiers
 from .period import Period
 from .sources import NO_PLAN, UNKNOWN, revenue_totals

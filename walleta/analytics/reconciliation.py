@@ -39,6 +39,7 @@ from ..errors import InputError
 from ..money import PICO_PER_CENT, format_usd
 from ..schema import UNATTRIBUTED
 from ..store import Store
+from .columns import object_column
 from .display import pct
 from .period import Period
 from .sources import group_sum, read, usage_sql
@@ -376,23 +377,19 @@ def _joined_fast(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame
     zero = [0, 0, 0, 0, 0]
     values = [estimated.get(k, zero) for k in keys]
     frame = pd.DataFrame({
-        "day": _objects([k[0] for k in keys]),
-        "project_id": _objects([k[1] for k in keys]),
-        "line_model": _objects([k[2] for k in keys]),
-        "token_class": _objects([k[3] for k in keys]),
-        "estimated_pico": _objects([v[0] for v in values]),
-        "tokens": _objects([v[1] for v in values]),
+        "day": object_column([k[0] for k in keys]),
+        "project_id": object_column([k[1] for k in keys]),
+        "line_model": object_column([k[2] for k in keys]),
+        "token_class": object_column([k[3] for k in keys]),
+        "estimated_pico": object_column([v[0] for v in values]),
+        "tokens": object_column([v[1] for v in values]),
         "requests": np.array([v[2] for v in values], dtype=np.int64),
         "unpriced_requests": np.array([v[3] for v in values], dtype=np.int64),
         "unpriced_tokens": np.array([v[4] for v in values], dtype=np.int64),
-        "billed_pico": _objects([billed.get(k, 0) for k in keys]),
+        "billed_pico": object_column([billed.get(k, 0) for k in keys]),
     })
     frame.attrs["other_currencies"] = (len(other_groups), sorted(other_currencies))
     return frame
-
-
-def _objects(values: list) -> pd.Series:
-    return pd.Series(np.array(values, dtype=object), dtype=object, copy=False)
 
 
 class _RateLookup:

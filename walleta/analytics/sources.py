@@ -26,7 +26,7 @@ from ..revenue import monthly_revenue
 from ..revenue_rollup import MULTI_MONTH_RANGE, SINGLE_MONTH, counted_kinds, is_fresh
 from ..schema import TOKEN_COLUMNS, UNATTRIBUTED
 from ..store import Store
-from .columns import INT, TEXT, scan_frame
+from .columns import INT, TEXT, object_column, scan_frame
 from .period import month_end
 
 __all__ = [
@@ -64,7 +64,7 @@ def read(store: Store, statement: str, params: Sequence[object] = ()) -> pd.Data
         if isinstance(sample, float):
             data[name] = np.array(values)
         else:
-            data[name] = pd.Series(np.array(values, dtype=object), dtype=object, copy=False)
+            data[name] = object_column(values)
     return pd.DataFrame(data, copy=False)
 
 

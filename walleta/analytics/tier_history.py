@@ -32,7 +32,8 @@ from ..fx import FxTable
 from ..revenue_rollup import RollupFacts, facts
 from ..schema import UNATTRIBUTED
 from ..store import Store
-from .columns import INT, TEXT, scan_frame
+from .columns import INT, TEXT, object_column, scan_frame
+from .exact import SAFE, exact_ints, exact_sums
 from .period import month_range
 from .sources import _revenue_rows as sources_revenue_rows
 from .sources import integral_factor, read
@@ -40,22 +41,6 @@ from .sources import integral_factor, read
 __all__ = ["tier_history", "since_and_change", "revenue_and_paying_by_month", "HISTORY_TIERS"]
 
 HISTORY_TIERS = ("healthy", "moderate", "at_risk", "losing", "free", "no_usage", "unpriced", "unconverted", "unattributed", "inactive")
-_SAFE = 2**62
-
-
-def _exact(values: list[int] | np.ndarray) -> np.ndarray:
-    """Integers as int64 when every value is below 2^62 in size (so a difference or a small
-    multiple of two of them cannot overflow), else as an object array of Python ints."""
-    array = values if isinstance(values, np.ndarray) else np.array(values, dtype=object)
-    if not len(array):
-        return np.zeros(0, dtype=np.int64)
-    try:
-        as_int = array.astype(np.int64) if array.dtype != np.int64 else array
-    except (OverflowError, TypeError, ValueError):
-        as_int = None
-    if as_int is not None and -_SAFE < int(as_int.min()) and int(as_int.max()) < _SAFE:
-        return as_int
-    return np.array([int(v) for v in array.tolist()], dtype=object)
 
 
 def _converted(rows: pd.DataFrame, factors: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,10 +53,10 @@ def _converted(rows: pd.DataFrame, factors: dict[str, int]) -> tuple[np.ndarray,
         chosen = codes == code
         factor[chosen] = value
         has_rate |= chosen
-    amounts = _exact(rows["amount_minor"].to_numpy())
+    amounts = exact_ints(rows["amount_minor"].to_numpy())
     largest = max(abs(int(amounts.max())), abs(int(amounts.min()))) * max(factors.values(), default=0) if len(amounts) else 0
-    if amounts.dtype == object or largest >= _SAFE:
-        return amounts, _exact([int(a) * int(f) for a, f in zip(amounts.tolist(), factor.tolist())]), has_rate
+    if amounts.dtype == object or largest >= SAFE:
+        return amounts, exact_ints([int(a) * int(f) for a, f in zip(amounts.tolist(), factor.tolist())]), has_rate
     return amounts, amounts * factor, has_rate
 
 
@@ -96,14 +81,8 @@ def _to_usd(rows: pd.DataFrame, fx: FxTable | None) -> pd.DataFrame | None:
     if any(f is None and fx is not None and fx.has(c) for c, f in factors.items()):
         return None
     amounts, revenue, has_rate = _converted(rows, {c: f for c, f in factors.items() if f is not None})
-    return pd.DataFrame({"customer_id": _objects(rows["customer_id"]), "month": _objects(rows["month"]),
+    return pd.DataFrame({"customer_id": object_column(rows["customer_id"]), "month": object_column(rows["month"]),
                          "revenue": revenue, "unconverted": (~has_rate & (amounts != 0)).astype(np.int64)})
-
-
-def _objects(column: pd.Series | np.ndarray) -> pd.Series:
-    """A text column as a plain object Series (pandas 3 would make an object array of str an
-    Arrow-backed string column: slower to build, and to read back with `to_numpy`)."""
-    return pd.Series(np.asarray(column, dtype=object), dtype=object, copy=False)
 
 
 def _month_index(months: list[str], values: np.ndarray) -> np.ndarray:
@@ -112,27 +91,6 @@ def _month_index(months: list[str], values: np.ndarray) -> np.ndarray:
     position = {m: i for i, m in enumerate(months)}
     lookup = np.array([position.get(m, -1) for m in uniques], dtype=np.int64)
     return lookup[codes] if len(codes) else np.zeros(0, dtype=np.int64)
-
-
-def _sum_at(inverse: np.ndarray, size: int, values: np.ndarray) -> np.ndarray:
-    """Exact sums of `values` (from `_exact`) into `size` slots: int64 when no slot can pass
-    2^62 (largest value x most rows in a slot); else each value is split into 32-bit halves,
-    both summed in int64 and recombined as Python ints (exact for up to 2^31 rows a slot)."""
-    if values.dtype != np.int64:
-        out = np.zeros(size, dtype=object)
-        np.add.at(out, inverse, values)
-        return out
-    if not len(values):
-        return np.zeros(size, dtype=np.int64)
-    largest = max(abs(int(values.max())), abs(int(values.min())))
-    if largest * int(np.bincount(inverse, minlength=size).max()) < _SAFE:
-        out = np.zeros(size, dtype=np.int64)
-        np.add.at(out, inverse, values)
-        return out
-    high, low = np.zeros(size, dtype=np.int64), np.zeros(size, dtype=np.int64)
-    np.add.at(high, inverse, values >> 32)
-    np.add.at(low, inverse, values & 0xFFFFFFFF)
-    return _exact(high.astype(object) * 2**32 + low.astype(object))
 
 
 def revenue_and_paying_by_month(store: Store, fx: FxTable | None, first_month: str, last_month: str) -> pd.DataFrame | None:
@@ -156,10 +114,10 @@ def revenue_and_paying_by_month(store: Store, fx: FxTable | None, first_month: s
     idx = _month_index(months, rows["month"].to_numpy(dtype=object))
     customer, _ = pd.factorize(rows["customer_id"].to_numpy(dtype=object))
     keys, inverse = np.unique(customer.astype(np.int64) * len(months) + idx, return_inverse=True)
-    revenue = _sum_at(inverse, len(keys), rows["revenue"].to_numpy())
+    revenue = exact_sums(inverse, len(keys), rows["revenue"].to_numpy())
     key_month = keys % len(months)
     present, month_of = np.unique(key_month, return_inverse=True)
-    totals = _sum_at(month_of, len(present), revenue)
+    totals = exact_sums(month_of, len(present), revenue)
     paying = np.zeros(len(present), dtype=np.int64)
     np.add.at(paying, month_of, (revenue > 0).astype(np.int64))
     return pd.DataFrame({
@@ -250,7 +208,7 @@ def _tier_codes(revenue: np.ndarray, cost: np.ndarray, used: np.ndarray, unconve
     wide = max((max(abs(int(a.max())), abs(int(a.min()))) for a in (revenue, cost) if len(a)), default=0)
     ratios = [getattr(thresholds, name).as_integer_ratio() for name in ("healthy", "moderate", "at_risk")]
     scale = max(max(abs(n), d) for n, d in ratios)
-    if revenue.dtype == object or cost.dtype == object or 2 * wide * scale >= _SAFE:
+    if revenue.dtype == object or cost.dtype == object or 2 * wide * scale >= SAFE:
         revenue, cost = revenue.astype(object), cost.astype(object)
     margin = revenue - cost
     conditions = [
@@ -305,13 +263,13 @@ def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: 
     usage_slot, revenue_slot = inverse[: int(from_usage.sum())], inverse[int(from_usage.sum()):]
     from_revenue = inside[n_usage:]
     count = len(keys)
-    cost_values = _exact(usage["cost_pico"].to_numpy()[from_usage]) if n_usage else np.zeros(0, dtype=np.int64)
+    cost_values = exact_ints(usage["cost_pico"].to_numpy()[from_usage]) if n_usage else np.zeros(0, dtype=np.int64)
     cost = np.zeros(count, dtype=cost_values.dtype)
     cost[usage_slot] = cost_values
     used = np.zeros(count, dtype=np.int64)
     used[usage_slot] = usage["used"].to_numpy(dtype=np.int64)[from_usage]
     revenue_values = revenue["revenue"].to_numpy()[from_revenue] if len(revenue) else np.zeros(0, dtype=np.int64)
-    money = _sum_at(revenue_slot, count, _exact(revenue_values))
+    money = exact_sums(revenue_slot, count, exact_ints(revenue_values))
     unconverted = np.zeros(count, dtype=np.int64)
     if len(revenue):
         np.maximum.at(unconverted, revenue_slot, revenue["unconverted"].to_numpy(dtype=np.int64)[from_revenue])
@@ -344,7 +302,7 @@ def _per_customer(names: np.ndarray, customer: np.ndarray, month: np.ndarray, ti
         chosen = month == at
         column[segment[chosen]] = values[chosen]
         out[label] = [int(v) for v in column]
-    frame = pd.DataFrame({k: _objects(v) if k == "customer_id" else v for k, v in out.items()
+    frame = pd.DataFrame({k: object_column(v) if k == "customer_id" else v for k, v in out.items()
                           if k.startswith(("customer", "first", "last", "miss"))})
     for label in ("margin_now", "margin_before", "revenue_now", "revenue_before"):
         frame[label] = pd.Series(out[label], dtype=object)

@@ -28,6 +28,7 @@ from ..errors import InputError
 from ..fx import FxTable
 from ..schema import UNATTRIBUTED
 from ..store import Store
+from .columns import object_column
 from .display import pct
 from .period import Period, month_range
 from .customer_seeks import MAX_PARAMS, customer_day_rows, days_of, month_costs
@@ -113,9 +114,9 @@ def _assemble(rows: list[tuple], keys: list[str], grain: str, monthly: bool, per
     for d in _days(period):
         label = bucket_of(d.isoformat(), grain)
         in_period[label] = in_period.get(label, 0) + 1
-    data: dict[str, object] = {"bucket": _text([k[0] for k, _ in ordered])}
+    data: dict[str, object] = {"bucket": object_column([k[0] for k, _ in ordered])}
     for i, name in enumerate(keys):
-        data[name] = _text([k[1 + i] for k, _ in ordered])
+        data[name] = object_column([k[1 + i] for k, _ in ordered])
     data["days_in_bucket"] = np.array([in_period[k[0]] for k, _ in ordered], dtype=np.int64)
     data["ai_cost_pico"] = pd.Series([v[cost_at] for _, v in ordered], dtype=object)
     measures = {m: [v[i] for _, v in ordered] for i, m in enumerate(_TREND_MEASURES) if m != "cost_pico"}
@@ -123,10 +124,6 @@ def _assemble(rows: list[tuple], keys: list[str], grain: str, monthly: bool, per
     for name in _COLUMNS_AFTER_KEYS[2:]:
         data[name] = _ints(measures[name])
     return pd.DataFrame(data)
-
-
-def _text(values: list) -> pd.Series:
-    return pd.Series(np.array(values, dtype=object), dtype=object, copy=False)
 
 
 def _ints(values: list[int]) -> np.ndarray:
