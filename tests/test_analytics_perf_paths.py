@@ -226,3 +226,16 @@ def test_exact_integer_helpers_stay_exact_at_every_size() -> None:
         assert [int(v) for v in exact_sums(slots, 7, values)] == expected
     python_ints = np.array([2**70, -(2**70), 5], dtype=object)
     assert exact_sums(np.array([0, 0, 1]), 2, python_ints).tolist() == [0, 5]
+
+
+def test_costs_beyond_float_precision_stay_exact_beside_revenue_only_customers(store: Store, tmp_path: Path, revenue_source: str) -> None:
+    # Aligning usage with revenue used to go through a pandas outer merge, which turns an int64
+    # column with a missing row into float64: a cost above 2^53 pico-dollars ($9,007) lost digits.
+    cost = 2_000_000_000_001 * 10**6  # m-small: 10^6 pico-dollars per input token
+    _usage(store, fixture_catalog(tmp_path / "catalog"), [("whale", "2026-02-03", 2_000_000_000_001)])
+    _revenue(store, [("payer", "2026-02-01", "2026-02-28", 1000)], revenue_source)
+    for frame in (period_margins(store, FEB, FX), margins.customer_margins(store, FEB, FX)):
+        rows = frame.set_index("customer_id")
+        assert rows.loc["whale", "ai_cost_pico"] == cost and rows.loc["whale", "margin_pico"] == -cost
+        assert rows.loc["payer", "revenue_pico"] == 10 * USD and rows.loc["payer", "ai_cost_pico"] == 0
+        assert all(type(v) is int for v in frame["ai_cost_pico"].tolist() + frame["revenue_pico"].tolist())

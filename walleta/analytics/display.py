@@ -83,19 +83,16 @@ def pct_of_positive(numerators: list[int], denominators: list[int]) -> list[Deci
     twice = 2 * remainder
     quotient += (twice > divisor) | ((twice == divisor) & (quotient & 1).astype(bool))
     negative = n < 0
-    made: dict[tuple[int, bool], Decimal] = {}
-    out: list[Decimal | None] = []
-    for i, (q, neg, ok, pos) in enumerate(zip(quotient.tolist(), negative.tolist(), safe.tolist(), positive.tolist())):
-        if not pos:
-            out.append(None)
-        elif not ok:
-            out.append(pct(numerators[i], denominators[i]))
-        else:
-            value = made.get((q, neg))
-            if value is None:
-                value = Decimal(q).scaleb(-2)
-                made[(q, neg)] = value = value.copy_negate() if neg else value
-            out.append(value)
+    # Each distinct (quotient, sign) is built as a Decimal once, then picked per row.
+    q_codes, q_values = pd.factorize(quotient)
+    codes, keys = pd.factorize(q_codes.astype(np.int64) * 2 + negative)
+    made: list[Decimal | None] = []
+    for key in keys.tolist():
+        value = Decimal(int(q_values[key >> 1])).scaleb(-2)
+        made.append(value.copy_negate() if key & 1 else value)
+    out = np.array([*made, None], dtype=object)[np.where(safe, codes, len(made))].tolist()
+    for i in np.flatnonzero(positive & ~safe).tolist():
+        out[i] = pct(numerators[i], denominators[i])
     return out
 
 

@@ -41,6 +41,7 @@ from ..errors import InputError
 from ..fx import FxTable
 from ..schema import UNATTRIBUTED
 from ..store import Store
+from .columns import object_column
 from .display import pct, pct_of_positive
 from .period import Period, previous_month
 from .tier_history import since_and_change, tier_history
@@ -223,8 +224,17 @@ def customer_margins(
         frame["last_month"] = last
         for column in ("tier_since", "last_month_margin_pico", "prev_month_margin_pico", "mom_margin_change_pico", "mom_margin_pct_change"):
             frame[column] = None
-    frame = frame.sort_values(["margin_pico", "customer_id"], key=_sort_key).reset_index(drop=True)
-    return frame[MARGIN_COLUMNS]
+    return _by_margin(frame)[MARGIN_COLUMNS]
+
+
+def _by_margin(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted by margin (lowest first), then customer id; exact on Python-int margins."""
+    try:
+        margin = np.array(frame["margin_pico"].tolist(), dtype=np.int64)
+    except OverflowError:
+        return frame.sort_values(["margin_pico", "customer_id"], key=_sort_key).reset_index(drop=True)
+    names, _ = pd.factorize(frame["customer_id"].to_numpy(dtype=object), sort=True)
+    return frame.take(np.lexsort((names, margin))).reset_index(drop=True)
 
 
 # The usage sums a margin row shows (MARGIN_COLUMNS); reading fewer columns is cheaper at scale.
@@ -251,31 +261,44 @@ def period_margins(
     first, last = period.first_month, period.last_month
     usage = usage_by_customer(store, first, last, measures=_PERIOD_MEASURES)
     revenue = revenue_totals(store, fx, first, last)
-    frame = usage.rename(columns={"cost_pico": "ai_cost_pico"}).merge(revenue, on="customer_id", how="outer")
     attributes = customer_attributes(store)
-    if include_inactive and not attributes.empty:
-        frame = frame.merge(attributes[["customer_id"]], on="customer_id", how="outer")
-    count_columns = ["requests", "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens",
-                     "unpriced_requests", "unpriced_tokens"]
-    frame = _fill_ints(frame, count_columns, ["revenue_pico", "ai_cost_pico"])
-    frame["unconverted_revenue"] = frame["unconverted_revenue"].fillna("") if "unconverted_revenue" in frame else ""
-    frame = frame.merge(attributes, on="customer_id", how="left")
-    frame["name"] = frame["name"].fillna("")
-    frame["plan"] = frame["plan"].fillna(UNKNOWN)
-    frame["signup_date"] = frame["signup_date"].fillna("")
+    sources = [usage["customer_id"], revenue["customer_id"]] + ([attributes["customer_id"]] if include_inactive else [])
+    ids = pd.unique(np.concatenate([s.to_numpy(dtype=object) for s in sources]))
+    frame = pd.DataFrame({"customer_id": object_column(ids)})
+    in_usage, in_revenue, in_attributes = (pd.Index(s).get_indexer(ids) for s in (usage["customer_id"], revenue["customer_id"], attributes["customer_id"]))
+    for column in _PERIOD_MEASURES:
+        values = _aligned(usage[column].to_numpy(), in_usage, 0)
+        if column == "cost_pico":
+            frame["ai_cost_pico"] = object_column(values.tolist())  # money: Python ints
+        else:
+            frame[column] = values
+    frame["revenue_pico"] = object_column(_aligned(revenue["revenue_pico"].to_numpy(dtype=object), in_revenue, 0).tolist())
+    for column in ("unconverted_revenue", "unconverted_currencies"):
+        frame[column] = object_column(_aligned(revenue[column].to_numpy(dtype=object), in_revenue, ""))
+    for column, missing in (("name", ""), ("plan", UNKNOWN), ("signup_date", "")):
+        frame[column] = object_column(_aligned(attributes[column].to_numpy(dtype=object), in_attributes, missing))
     frame["period"] = period.label()
-    frame["margin_pico"] = pd.Series([r - c for r, c in zip(frame["revenue_pico"].tolist(), frame["ai_cost_pico"].tolist())],
-                                     index=frame.index, dtype=object)
+    frame["margin_pico"] = object_column([r - c for r, c in zip(frame["revenue_pico"].tolist(), frame["ai_cost_pico"].tolist())])
     frame["total_tokens"] = frame["input_tokens"] + frame["output_tokens"]
     tiers = _tiers(frame["revenue_pico"].to_numpy(), frame["ai_cost_pico"].to_numpy(), frame["requests"].to_numpy(),
                    frame["unpriced_requests"].to_numpy(), thresholds, (frame["unconverted_revenue"] != "").to_numpy())
-    frame["tier"] = pd.Series(tiers, index=frame.index, dtype=object)  # plain objects, not Arrow strings
-    unattributed = frame["customer_id"] == UNATTRIBUTED
+    frame["tier"] = object_column(tiers)
+    unattributed = (frame["customer_id"] == UNATTRIBUTED).to_numpy()
     frame.loc[unattributed, "tier"] = "unattributed"
     frame.loc[unattributed, "plan"] = ""
     if not include_unattributed:
         frame = frame[~unattributed]
     return frame
+
+
+def _aligned(values: np.ndarray, position: np.ndarray, missing: object) -> np.ndarray:
+    """`values[position]` with `missing` where position is -1 (exact: int64 stays int64 when the
+    fill is an int, objects stay objects; nothing passes through float)."""
+    dtype = values.dtype if values.dtype != object or isinstance(missing, str) else object
+    out = np.full(len(position), missing, dtype=dtype if len(values) or not isinstance(missing, int) else np.int64)
+    found = position >= 0
+    out[found] = values[position[found]]
+    return out
 
 
 def _sort_key(column: pd.Series) -> pd.Series:

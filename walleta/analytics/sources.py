@@ -27,6 +27,7 @@ from ..revenue_rollup import MULTI_MONTH_RANGE, SINGLE_MONTH, counted_kinds, is_
 from ..schema import TOKEN_COLUMNS, UNATTRIBUTED
 from ..store import Store
 from .columns import INT, TEXT, object_column, scan_frame
+from .exact import SAFE, exact_ints, exact_sums
 from .period import month_end
 
 __all__ = [
@@ -102,12 +103,13 @@ def _revenue_rows(store: Store, first_month: str | None, last_month: str | None,
     lo, hi, lo_day, hi_day = _bounds(first_month, last_month)
     by = list(by)
     if is_fresh(store):
+        columns = [*((k, k, TEXT) for k in by), ("currency", "currency", TEXT), ("amount_minor", "amount_minor", INT)]
+        if "customer_id" in by and ("month" in by or lo == hi):  # the rollup's key: already one row per (*by, currency)
+            return scan_frame(store, columns, "FROM rollup_revenue_month WHERE month >= ? AND month <= ?", [lo, hi])
         keys = "".join(f"{k}, " for k in by)
-        return read(store,
-            f"SELECT {keys}currency, CAST(SUM(amount_minor) AS BIGINT) AS amount_minor FROM rollup_revenue_month "
-            f"WHERE month >= ? AND month <= ? GROUP BY {keys}currency",
-            [lo, hi],
-        )
+        grouped = (f"SELECT {keys}currency, CAST(SUM(amount_minor) AS BIGINT) AS amount_minor FROM rollup_revenue_month "
+                   f"WHERE month >= ? AND month <= ? GROUP BY {keys}currency")
+        return scan_frame(store, columns, f"FROM ({grouped}) AS revenue_sums", [lo, hi])
     select = "".join(f"{_GROUP_SQL[k]} AS {k}, " for k in by)
     group = "".join(f"{_GROUP_SQL[k]}, " for k in by)
     single = read(store, 
@@ -179,10 +181,50 @@ def revenue_totals(
     conversion per (*by, currency), which is what is computed (summed in SQL first)."""
     by = list(by)
     rows = _revenue_rows(store, first_month, last_month, by)
-    if any(integral_factor(fx, c) is None and fx is not None and fx.has(c) for c in set(rows["currency"])):
+    factors = {str(c): integral_factor(fx, str(c)) for c in pd.unique(rows["currency"].to_numpy(dtype=object))}
+    if any(f is None and fx is not None and fx.has(c) for c, f in factors.items()):
         return revenue_by_customer(revenue_by_customer_month(store, fx, first_month, last_month), by)
+    if len(by) == 1 and not rows.empty:
+        return _totals_by_key(rows, by[0], {c: f for c, f in factors.items() if f is not None})
     rows["revenue_pico"] = to_usd_pico(rows["amount_minor"], rows["currency"], fx)
     return revenue_by_customer(rows, by)
+
+
+def convert_minor(codes: np.ndarray, amounts: np.ndarray, factors: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(USD pico-dollars, has a rate) per row: amount x `factors[currency]` (whole pico-dollars
+    per minor unit), an exact integer product (int64 when it cannot overflow, else Python ints);
+    0 for a currency without a factor. `amounts`: int64 or Python ints (`exact_ints`)."""
+    factor = np.zeros(len(codes), dtype=np.int64)
+    has_rate = np.zeros(len(codes), dtype=bool)
+    for code, value in factors.items():
+        chosen = codes == code
+        factor[chosen] = value
+        has_rate |= chosen
+    if not len(amounts):
+        return np.zeros(0, dtype=np.int64), has_rate
+    largest = max(abs(int(amounts.max())), abs(int(amounts.min()))) * max(factors.values(), default=0)
+    if amounts.dtype == object or largest >= SAFE:
+        return exact_ints([int(a) * int(f) for a, f in zip(amounts.tolist(), factor.tolist())]), has_rate
+    return amounts * factor, has_rate
+
+
+def _totals_by_key(rows: pd.DataFrame, key: str, factors: dict[str, int]) -> pd.DataFrame:
+    """`revenue_by_customer` of `rows` (columns key, currency, amount_minor) converted with
+    whole-pico `factors`, summed per key with numpy (exact): the same frame, sorted by key."""
+    codes, keys = pd.factorize(rows[key].to_numpy(dtype=object), sort=True)
+    amounts = exact_ints(rows["amount_minor"].to_numpy())
+    usd, has_rate = convert_minor(rows["currency"].to_numpy(dtype=object), amounts, factors)
+    totals = exact_sums(codes, len(keys), usd)
+    out = pd.DataFrame({key: object_column(keys), "revenue_pico": object_column(totals.tolist()),
+                        "unconverted_revenue": object_column(np.full(len(keys), "", dtype=object)),
+                        "unconverted_currencies": object_column(np.full(len(keys), "", dtype=object))})
+    if has_rate.all():
+        return out
+    missing = rows[~has_rate].assign(revenue_pico=None)
+    text = revenue_by_customer(missing, [key]).set_index(key)
+    for column in ("unconverted_revenue", "unconverted_currencies"):
+        out[column] = object_column(text[column].reindex(out[key]).fillna("").to_numpy(dtype=object))
+    return out
 
 
 def to_usd_pico(amount_minor: pd.Series, currency: pd.Series, fx: FxTable | None) -> pd.Series:
@@ -314,12 +356,11 @@ def revenue_by_month(store: Store, fx: FxTable | None, first_month: str | None, 
 
 def customer_attributes(store: Store) -> pd.DataFrame:
     """customer_id, name, plan ('(no plan)' when empty), signup_date ('' when unknown)."""
-    frame = read(store, "SELECT customer_id, name, plan, signup_date FROM customers")
+    frame = scan_frame(store, [(c, c, TEXT) for c in ("customer_id", "name", "plan", "signup_date")], "FROM customers")
     if frame.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in ("customer_id", "name", "plan", "signup_date")})
-    frame["name"] = frame["name"].fillna("")
-    frame["plan"] = frame["plan"].fillna("").replace("", NO_PLAN)
-    frame["signup_date"] = frame["signup_date"].fillna("")
+    plans = frame["plan"].to_numpy(dtype=object)
+    frame["plan"] = object_column(np.where(plans == "", NO_PLAN, plans))
     return frame
 
 
@@ -344,7 +385,9 @@ def usage_by_customer(
     keys = ["customer_id", "month"] if by_month else ["customer_id"]
     where = "" if include_unattributed else " AND customer_id <> ?"
     params: list[str] = [first_month, last_month] + ([] if include_unattributed else [UNATTRIBUTED])
+    columns = [(k, k, TEXT) for k in keys] + [(m, m, INT) for m in measures]
+    if by_month or first_month == last_month:  # the rollup's key: already one row per key
+        return scan_frame(store, columns, f"FROM rollup_customer_month WHERE month >= ? AND month <= ?{where}", params)
     grouped = (f"SELECT {', '.join(keys)}, {usage_sql(measures)} FROM rollup_customer_month "
                f"WHERE month >= ? AND month <= ?{where} GROUP BY {', '.join(keys)}")
-    columns = [(k, k, TEXT) for k in keys] + [(m, m, INT) for m in measures]
     return scan_frame(store, columns, f"FROM ({grouped}) AS usage_sums", params)
