@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import generations
 from .revenue import monthly_revenue
 
 __all__ = [
@@ -154,6 +155,7 @@ def refresh(cur: Any, dialect: str) -> int:
     upsert = _sql("INSERT INTO walleta_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", dialect)
     cur.execute(upsert, [FACTS_KEY, json.dumps(facts.__dict__, sort_keys=True)])
     cur.execute(upsert, [STATE_KEY, FRESH])
+    generations.bump(cur, dialect, ["revenue"])
     return facts.rows
 
 

@@ -30,7 +30,7 @@ from sqlalchemy import BigInteger, Integer, create_engine, event, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-from . import migrations, revenue_rollup
+from . import generations, migrations, revenue_rollup
 from .config import resolve_database_url
 from .errors import ConfigError, SchemaError, StorageError
 from .schema import (
@@ -192,8 +192,12 @@ class Store:
             )
         metadata.create_all(self.engine)
         with self.transaction() as cur:
-            for step in migrations.steps_after(version):
+            steps = migrations.steps_after(version)
+            for step in steps:
                 step(cur, self.dialect)
+            if steps:
+                generations.bump(cur, self.dialect, ["all"])
+            generations.ensure_store_id(cur, self.dialect)
             self._set_meta(cur, "schema_version", str(SCHEMA_VERSION))
             revenue_rollup.install_triggers(cur, self.dialect)
             revenue_rollup.ensure_fresh(cur, self.dialect)  # new, upgraded, or written by older code
@@ -489,6 +493,8 @@ class Store:
         Many rows go through a staging table and one INSERT ... SELECT ... ON CONFLICT: the
         database then upserts them in one statement (on SQLite ~40% less CPU than binding an
         upsert per row; on PostgreSQL COPY instead of a round trip per row)."""
+        if name == "rollup_customer_month":  # readers cache what they derive from unchanged months
+            generations.bump(cur, self.dialect, {row[0] for row in rows})
         if len(rows) <= STAGED_ROLLUP_ROWS:
             cur.executemany(self.sql(_rollup_values_sql(name, keys, measures)), rows)
             return
@@ -527,6 +533,7 @@ class Store:
         for name in ROLLUPS:
             cur.execute(f"DELETE FROM {name}")
         self._apply_rollups_sql(cur, "usage_events")
+        generations.bump(cur, self.dialect, ["all"])
 
     def delete_events(self, uids: list[str], *, cur: Any) -> int:
         """Delete events by uid inside the caller's transaction, subtracting them from every

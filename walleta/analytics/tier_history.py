@@ -25,39 +25,26 @@ overflow, else Python ints). When a rate is not a whole number of pico-dollars p
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import numpy as np
 import pandas as pd
 
+from .. import generations
 from ..fx import FxTable
 from ..revenue_rollup import RollupFacts, facts
 from ..schema import UNATTRIBUTED
 from ..store import Store
 from .columns import INT, TEXT, object_column, scan_frame
 from .exact import SAFE, exact_ints, exact_sums
-from .period import month_range
+from .period import month_range, next_month
 from .sources import _revenue_rows as sources_revenue_rows
-from .sources import integral_factor, read
+from .sources import convert_minor, integral_factor, read
 
-__all__ = ["tier_history", "since_and_change", "revenue_and_paying_by_month", "HISTORY_TIERS"]
+__all__ = ["tier_history", "since_and_change", "revenue_and_paying_by_month", "cache_info", "cache_clear", "HISTORY_TIERS"]
 
 HISTORY_TIERS = ("healthy", "moderate", "at_risk", "losing", "free", "no_usage", "unpriced", "unconverted", "unattributed", "inactive")
-
-
-def _converted(rows: pd.DataFrame, factors: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(amounts, USD pico-dollars, has a rate) per row of `rows` (columns currency, amount_minor):
-    amount x whole pico-dollars per minor unit, an exact integer product (0 without a rate)."""
-    codes = rows["currency"].to_numpy(dtype=object)
-    factor = np.zeros(len(rows), dtype=np.int64)
-    has_rate = np.zeros(len(rows), dtype=bool)
-    for code, value in factors.items():
-        chosen = codes == code
-        factor[chosen] = value
-        has_rate |= chosen
-    amounts = exact_ints(rows["amount_minor"].to_numpy())
-    largest = max(abs(int(amounts.max())), abs(int(amounts.min()))) * max(factors.values(), default=0) if len(amounts) else 0
-    if amounts.dtype == object or largest >= SAFE:
-        return amounts, exact_ints([int(a) * int(f) for a, f in zip(amounts.tolist(), factor.tolist())]), has_rate
-    return amounts, amounts * factor, has_rate
 
 
 def _amounts(store: Store, first_month: str, last_month: str, fresh: bool) -> pd.DataFrame:
@@ -80,7 +67,8 @@ def _to_usd(rows: pd.DataFrame, fx: FxTable | None) -> pd.DataFrame | None:
     factors = {str(c): integral_factor(fx, str(c)) for c in pd.unique(rows["currency"].to_numpy(dtype=object))}
     if any(f is None and fx is not None and fx.has(c) for c, f in factors.items()):
         return None
-    amounts, revenue, has_rate = _converted(rows, {c: f for c, f in factors.items() if f is not None})
+    amounts = exact_ints(rows["amount_minor"].to_numpy())
+    revenue, has_rate = convert_minor(rows["currency"].to_numpy(dtype=object), amounts, {c: f for c, f in factors.items() if f is not None})
     return pd.DataFrame({"customer_id": object_column(rows["customer_id"]), "month": object_column(rows["month"]),
                          "revenue": revenue, "unconverted": (~has_rate & (amounts != 0)).astype(np.int64)})
 
@@ -229,7 +217,11 @@ _TIER_NAMES = ("inactive", "no_usage", "unconverted", "free", "unpriced", "losin
 
 def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: object) -> tuple[pd.DataFrame, list[str]] | None:
     """One row per customer with history up to `last_month` (see the module docstring), and the
-    list of months the indexes refer to; None when the fast path does not apply."""
+    list of months the indexes refer to; None when the fast path does not apply.
+
+    The months before `last_month` are reduced once and kept in memory (`_closed_history`) for as
+    long as nothing they were read from changes (`walleta.generations`); the last month is read
+    at every call (live usage lands there) and folded in (`_extend`)."""
     first_usage = store.scalar("SELECT MIN(month) FROM rollup_customer_month")
     known = facts(store)
     if known is not None:
@@ -241,19 +233,33 @@ def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: 
     if not starts or min(starts) > last_month:
         return pd.DataFrame(columns=["customer_id"]), []
     months = month_range(min(starts), last_month)
-    # One pass over the customer-month rollup (time-first key: the months up to the last are one
-    # range), read as one concatenated row per column on SQLite (`columns.scan`).
+    closed = _closed_history(store, fx, months[:-1], thresholds, known) if len(months) > 1 else _EMPTY_CLOSED
+    current = _customer_months(store, fx, [last_month], thresholds, known)
+    if closed is None or current is None:
+        return None
+    return _extend(closed, current, len(months) - 1), months
+
+
+CustomerMonths = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # names, customer, month, tier, revenue, cost
+
+
+def _customer_months(store: Store, fx: FxTable | None, months: list[str], thresholds: object, known: RollupFacts | None) -> CustomerMonths | None:
+    """Every customer-month with usage or revenue in `months` (a contiguous range), sorted by
+    (customer, month): customer names, each row's customer code (into names) and month index
+    (into `months`), tier code, revenue and cost (USD pico-dollars, exact). None when some rate
+    is not a whole number of pico-dollars per minor unit."""
+    first, last = months[0], months[-1]
+    # One pass over the customer-month rollup (time-first key: the months are one range), read as
+    # one concatenated row per column on SQLite (`columns.scan`).
     usage = scan_frame(store, [
         ("customer_id", "customer_id", TEXT), ("month", "month", TEXT), ("cost_pico", "cost_pico", INT),
         ("used", "CASE WHEN requests = 0 THEN 0 WHEN requests = unpriced_requests THEN 1 ELSE 2 END", INT),
-    ], "FROM rollup_customer_month WHERE month <= ?", [last_month])
-    revenue = _to_usd(_amounts(store, months[0], last_month, known is not None), fx)
+    ], "FROM rollup_customer_month WHERE month >= ? AND month <= ?", [first, last])
+    revenue = _to_usd(_amounts(store, first, last, known is not None), fx)
     if revenue is None:
         return None
     n_usage, size = len(usage), len(months)
     customers = np.concatenate([usage["customer_id"].to_numpy(dtype=object), revenue["customer_id"].to_numpy(dtype=object)])
-    if not len(customers):
-        return pd.DataFrame(columns=["customer_id"]), months
     idx = _month_index(months, np.concatenate([usage["month"].to_numpy(dtype=object), revenue["month"].to_numpy(dtype=object)]))
     codes, names = pd.factorize(customers)
     names = np.asarray(names, dtype=object)
@@ -276,7 +282,103 @@ def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: 
     customer, month = keys // size, keys % size
     tier = _tier_codes(money, cost, used, unconverted, thresholds)
     tier[names[customer] == UNATTRIBUTED] = _TIER_NAMES.index("unattributed")
-    return _per_customer(names, customer, month, tier, money, cost, size - 1), months
+    return names, customer, month, tier, money, cost
+
+
+_HISTORY_COLUMNS = ["customer_id", "first_idx", "last_idx", "last_gap", *(f"miss_{t}" for t in HISTORY_TIERS),
+                    "margin_now", "margin_before", "revenue_now", "revenue_before"]
+_EMPTY_CLOSED = pd.DataFrame({c: pd.Series(dtype=object if c in ("customer_id", "margin_now", "margin_before", "revenue_now", "revenue_before") else float)
+                              for c in _HISTORY_COLUMNS})
+_CACHE: "OrderedDict[tuple[object, ...], tuple[tuple[str, ...], pd.DataFrame]]" = OrderedDict()
+_CACHE_SIZE = 16
+_CACHE_LOCK = threading.Lock()
+_STATS = {"hits": 0, "misses": 0}
+
+
+def cache_info() -> dict[str, int]:
+    """The closed-month history cache: hits, misses (reads not served from memory, caching or
+    not) and entries held."""
+    with _CACHE_LOCK:
+        return {**_STATS, "entries": len(_CACHE)}
+
+
+def cache_clear() -> None:
+    """Forget every cached closed-month history (and reset the counters)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+        _STATS.update(hits=0, misses=0)
+
+
+def _closed_history(store: Store, fx: FxTable | None, months: list[str], thresholds: object,
+                    known: RollupFacts | None) -> pd.DataFrame | None:
+    """`_per_customer` over `months` (the months before the period's last), from memory when
+    nothing it was read from has changed since: the `walleta.generations` fingerprint is read
+    before the data, so a write during the read makes the next call read again. Not cached while
+    the revenue rollup is stale (revenue then comes from the entries)."""
+    stamp = generations.fingerprint(store, next_month(months[-1])) if known is not None else None
+    key = (store.url, months[0], months[-1], _threshold_key(thresholds), None if fx is None else tuple(sorted(fx.rates.items())))
+    if stamp is not None:
+        with _CACHE_LOCK:
+            hit = _CACHE.get(key)
+            if hit is not None and hit[0] == stamp:
+                _CACHE.move_to_end(key)
+                _STATS["hits"] += 1
+                return hit[1]
+    with _CACHE_LOCK:
+        _STATS["misses"] += 1
+    rows = _customer_months(store, fx, months, thresholds, known)
+    if rows is None:
+        return None
+    frame = _per_customer(*rows, len(months) - 1) if len(rows[1]) else _EMPTY_CLOSED
+    if stamp is not None:
+        with _CACHE_LOCK:
+            _CACHE[key] = (stamp, frame)
+            _CACHE.move_to_end(key)
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
+    return frame
+
+
+def _threshold_key(thresholds: object) -> tuple[object, ...]:
+    return tuple(getattr(thresholds, name).as_integer_ratio() for name in ("healthy", "moderate", "at_risk"))
+
+
+def _extend(closed: pd.DataFrame, current: CustomerMonths, last: int) -> pd.DataFrame:
+    """The `_per_customer` frame of months 0..last from the frame of months 0..last-1 (`closed`)
+    and the customer-months of month `last` (`current`, month index 0): the same values as
+    reducing every month at once."""
+    names, customer, _, tier, revenue, cost = current
+    now_ids = names[customer]
+    ids = pd.unique(np.concatenate([closed["customer_id"].to_numpy(dtype=object), now_ids]))
+    before = pd.Index(closed["customer_id"]).get_indexer(ids) if len(closed) else np.full(len(ids), -1)
+    now = pd.Index(now_ids).get_indexer(ids) if len(now_ids) else np.full(len(ids), -1)
+    was, active = before >= 0, now >= 0
+
+    def earlier(column: str) -> np.ndarray:
+        out = np.full(len(ids), np.nan)
+        out[was] = closed[column].to_numpy(dtype=float)[before[was]]
+        return out
+
+    def money(values: np.ndarray, position: np.ndarray) -> list[int]:
+        out = np.zeros(len(ids), dtype=object)
+        found = position >= 0
+        out[found] = values[position[found]]
+        return out.tolist()  # Python ints: int64 items become ints here
+
+    tier_now = np.full(len(ids), -1)
+    tier_now[active] = tier[now[active]]
+    last_idx = earlier("last_idx")
+    out: dict[str, object] = {"customer_id": object_column(ids), "first_idx": np.where(was, earlier("first_idx"), float(last)),
+                              "last_idx": np.where(active, float(last), last_idx),
+                              "last_gap": np.where(was & active & (last_idx < last - 1), float(last - 1), earlier("last_gap"))}
+    for name in HISTORY_TIERS:
+        out[f"miss_{name}"] = np.where(active & (tier_now != _TIER_NAMES.index(name)), float(last), earlier(f"miss_{name}"))
+    margin = revenue.astype(object) - cost.astype(object) if revenue.dtype == object or cost.dtype == object else revenue - cost
+    out["margin_now"] = object_column(money(margin, now))
+    out["revenue_now"] = object_column(money(revenue, now))
+    out["margin_before"] = object_column(money(closed["margin_now"].to_numpy(dtype=object), before))
+    out["revenue_before"] = object_column(money(closed["revenue_now"].to_numpy(dtype=object), before))
+    return pd.DataFrame(out)[_HISTORY_COLUMNS]
 
 
 def _per_customer(names: np.ndarray, customer: np.ndarray, month: np.ndarray, tier: np.ndarray, revenue: np.ndarray, cost: np.ndarray,
@@ -331,10 +433,8 @@ def since_and_change(frame: pd.DataFrame, history: pd.DataFrame, months: list[st
     def money_column(column: str) -> list[int]:
         out = np.zeros(n, dtype=object)
         if column in history and found.any():
-            values = history[column].to_numpy(dtype=object)
-            picked = values[position[found]]
-            out[found] = [0 if v is None or (not isinstance(v, int) and pd.isna(v)) else int(v) for v in picked]
-        return [int(v) for v in out]
+            out[found] = history[column].to_numpy(dtype=object)[position[found]]  # Python ints (`_per_customer`)
+        return out.tolist()
 
     tiers = frame["tier"].to_numpy(dtype=object)
     first, last_idx, gap = index_column("first_idx"), index_column("last_idx"), index_column("last_gap")

@@ -1,0 +1,200 @@
+"""The since-when history of the months before the period's last month is kept in memory while
+nothing it was read from changes (`walleta.generations`, `tier_history._closed_history`).
+
+Every kind of write (usage in the last month, late usage in a closed month, a deleted event, a
+rollup rebuild, a revenue import) and every setting (thresholds, FX table) is followed by a
+check that the cached answer equals the history reduced from every month at once, and that the
+margins table equals the row-by-row path. The counters show the cache is used when only the last
+month changed and not reused when a closed month did."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from walleta import generations
+from walleta.analytics import margins
+from walleta.analytics.margins import HealthThresholds, _with_history, monthly_customer_margins
+from walleta.analytics.period import Period
+from walleta.analytics.tier_history import _customer_months, _per_customer, cache_clear, cache_info, tier_history
+from walleta.catalog import Catalog
+from walleta.events import prepare_events
+from walleta.fx import FxTable
+from walleta.revenue_rollup import ensure_fresh, facts
+from walleta.store import Store, open_store
+
+from .analytics_fixture import FX, fixture_catalog
+
+LAST = "2026-02"
+MONTHS = ["2025-11", "2025-12", "2026-01", "2026-02"]
+CUSTOMERS = ["a", "b", "c", "d", "e"]
+THRESHOLDS = HealthThresholds()
+SINCE_COLUMNS = ["tier", "tier_since", "last_month_margin_pico", "prev_month_margin_pico", "mom_margin_change_pico", "mom_margin_pct_change"]
+
+
+class Book:
+    """Writes with unique ids: usage events (m-small, $1 per 1M input tokens) and revenue."""
+
+    def __init__(self, store: Store, catalog: Catalog, seed: int) -> None:
+        self.store, self.catalog, self.rng, self.serial = store, catalog, random.Random(seed), 0
+
+    def usage(self, month: str, count: int = 6) -> None:
+        rows = []
+        for _ in range(count):
+            self.serial += 1
+            day = f"{month}-{self.rng.randint(1, 28):02d}"
+            rows.append({"ts_us": int(pd.Timestamp(day, tz="UTC").value // 1000), "customer_id": self.rng.choice(CUSTOMERS + [None]),
+                         "feature": "chat", "model": self.rng.choice(["m-small", "m-unknown"]), "input_tokens": self.rng.randint(0, 40) * 250_000,
+                         "output_tokens": 0, "requests": 1, "request_id": f"cache_{self.serial}"})
+        self.store.write_events(prepare_events(pd.DataFrame(rows), self.catalog, source="test"))
+
+    def revenue(self, month: str, count: int = 3) -> None:
+        entries = []
+        for _ in range(count):
+            self.serial += 1
+            amount = self.rng.choice([500, 1_000, 2_500, -300, 0])
+            entries.append({"uid": f"cache_{self.serial}", "customer_id": self.rng.choice(CUSTOMERS), "period_start": f"{month}-01",
+                            "period_end": f"{month}-28", "amount_minor": amount, "currency": self.rng.choice(["USD", "USD", "EUR", "CHF"]),
+                            "kind": "refund" if amount < 0 else "subscription", "document_id": "", "description": "", "source": "test"})
+        with self.store.transaction() as cur:
+            self.store.upsert("revenue_entries", entries, ["uid"], cur=cur)
+            ensure_fresh(cur, self.store.dialect)
+
+
+@pytest.fixture
+def book(store: Store, tmp_path: Path) -> Book:
+    cache_clear()
+    book = Book(store, fixture_catalog(tmp_path / "catalog"), seed=7)
+    for month in MONTHS:
+        book.usage(month)
+        book.revenue(month)
+    return book
+
+
+def _reduced_at_once(store: Store, fx: FxTable, thresholds: HealthThresholds) -> pd.DataFrame:
+    """The history frame from every month in one reduction (no cache, no folding)."""
+    months = tier_history(store, fx, LAST, thresholds)[1]  # type: ignore[index]
+    rows = _customer_months(store, fx, months, thresholds, facts(store))
+    assert rows is not None
+    return _per_customer(*rows, len(months) - 1)
+
+
+def _assert_same(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    got, expected = (f.sort_values("customer_id").reset_index(drop=True) for f in (got, expected))
+    assert list(got.columns) == list(expected.columns)
+    for column in got.columns:
+        a, b = got[column].tolist(), expected[column].tolist()
+        same = [x == y or (isinstance(x, float) and isinstance(y, float) and np.isnan(x) and np.isnan(y)) for x, y in zip(a, b)]
+        assert len(a) == len(b) and all(same), (column, a, b)
+
+
+def _check(store: Store, fx: FxTable = FX, thresholds: HealthThresholds = THRESHOLDS) -> None:
+    history, months = tier_history(store, fx, LAST, thresholds)  # type: ignore[misc]
+    assert months[-1] == LAST and len(history) >= 3
+    _assert_same(history, _reduced_at_once(store, fx, thresholds))
+    period = Period.month(LAST)
+    fast = margins.customer_margins(store, period, fx, thresholds=thresholds, include_inactive=True).set_index("customer_id")
+    plain = margins.customer_margins(store, period, fx, thresholds=thresholds, include_inactive=True, with_history=False)
+    slow = _with_history(plain, monthly_customer_margins(store, fx, None, LAST, thresholds), LAST).set_index("customer_id")
+    for column in SINCE_COLUMNS:
+        assert fast[column].to_dict() == slow.loc[fast.index, column].to_dict(), column
+
+
+def _misses() -> int:
+    return cache_info()["misses"]
+
+
+def test_cached_history_equals_the_whole_reduction_after_every_kind_of_write(book: Book) -> None:
+    store = book.store
+    _check(store)
+    misses = _misses()
+    _check(store)
+    assert _misses() == misses and cache_info()["hits"] >= 2  # nothing changed: served from memory
+
+    book.usage(LAST)  # live usage lands in the last month: the closed months stay cached
+    book.usage(LAST)
+    _check(store)
+    assert _misses() == misses
+
+    book.usage("2025-12")  # late usage in a closed month
+    _check(store)
+    assert _misses() == misses + 1
+
+    uid = store.scalar("SELECT uid FROM usage_events WHERE month = ? ORDER BY uid LIMIT 1", ["2026-01"])
+    with store.transaction() as cur:
+        assert store.delete_events([uid], cur=cur) == 1
+    _check(store)
+    assert _misses() == misses + 2
+
+    store.rebuild_rollups()  # re-pricing or re-mapping: every month may differ
+    _check(store)
+    assert _misses() == misses + 3
+
+    book.revenue("2026-01")  # a revenue import rebuilds the revenue rollup
+    _check(store)
+    assert _misses() == misses + 4
+
+    book.revenue(LAST)  # even revenue of the last month only: the rollup is rebuilt whole
+    _check(store)
+    assert _misses() == misses + 5
+
+
+def test_settings_have_their_own_cached_histories(book: Book) -> None:
+    store = book.store
+    strict = HealthThresholds.from_percentages(80, 60, 10)
+    richer = FxTable(rates={"USD": Decimal(1), "EUR": Decimal("1.50"), "CHF": Decimal("1.10")}, as_of={})
+    for fx, thresholds in ((FX, THRESHOLDS), (FX, strict), (richer, THRESHOLDS), (richer, strict)):
+        _check(store, fx, thresholds)
+    assert cache_info()["entries"] == 4
+    misses = _misses()
+    for fx, thresholds in ((richer, strict), (FX, THRESHOLDS)):
+        _check(store, fx, thresholds)
+    assert _misses() == misses
+
+
+def test_nothing_is_cached_while_the_revenue_rollup_is_stale(book: Book) -> None:
+    store = book.store
+    with store.transaction() as cur:  # a hand-written change to the entries marks the rollup stale
+        cur.execute(store.sql("UPDATE revenue_entries SET amount_minor = amount_minor + 100 WHERE customer_id = ?"), ["a"])
+    assert facts(store) is None
+    misses = _misses()
+    _check(store)
+    _check(store)
+    assert _misses() >= misses + 2 and cache_info()["entries"] == 0
+
+
+def test_two_databases_never_share_a_cached_history(tmp_path: Path) -> None:
+    cache_clear()
+    catalog = fixture_catalog(tmp_path / "catalog")
+    stores = [open_store(f"sqlite:///{tmp_path / name}.db") for name in ("one", "two")]
+    for seed, store in enumerate(stores):
+        book = Book(store, catalog, seed=seed)
+        for month in MONTHS:
+            book.usage(month)
+            book.revenue(month)
+    for store in stores + stores:
+        _check(store)
+    assert cache_info()["entries"] == 2
+    ids = {store.get_meta(generations.STORE_ID_KEY) for store in stores}
+    assert len(ids) == 2 and None not in ids
+
+
+def test_generation_counters(store: Store, tmp_path: Path) -> None:
+    book = Book(store, fixture_catalog(tmp_path / "catalog"), seed=3)
+    assert store.get_meta(generations.STORE_ID_KEY)
+    book.usage("2026-01")
+    before = generations.fingerprint(store, "2026-03")
+    assert generations.fingerprint(store, "2026-02") == generations.fingerprint(store, "2026-01") + ("generation:2026-01=1",)
+    book.usage("2026-02")  # a later month: no change to what months before February depend on
+    assert generations.fingerprint(store, "2026-02") == before
+    assert generations.fingerprint(store, "2026-03") != before
+    store.rebuild_rollups()
+    assert store.get_meta("generation:all") == "1"
+    book.revenue("2026-01")
+    book.revenue("2026-01")
+    assert store.get_meta("generation:revenue") is not None and int(store.get_meta("generation:revenue") or 0) >= 2
