@@ -448,7 +448,7 @@ def test_schema_2_database_upgrades_to_text_identifiers(db_url: str) -> None:
             engine.dispose()
     store = open_store(db_url)
     try:
-        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "6"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "7"
         if store.dialect == "postgresql":  # SQLite does not enforce VARCHAR lengths: nothing to alter
             types = {(t, c["name"]): c["type"] for t in {t for t, _ in V3_TEXT_COLUMNS}
                      for c in inspect(store.engine).get_columns(t)}
@@ -704,7 +704,7 @@ def test_schema_4_rollups_are_rebuilt_time_first(db_url: str) -> None:
 
     store = open_store(db_url)
     try:
-        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "6"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "7"
         inspector = inspect(store.engine)
         for name, keys in ROLLUPS.items():
             assert keys[0] in ("day", "month"), name
@@ -750,7 +750,7 @@ def test_schema_5_gets_the_bill_index_by_day(db_url: str) -> None:
 
     store = open_store(db_url)
     try:
-        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "6"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "7"
         index = {i["name"]: i for i in inspect(store.engine).get_indexes("billed_costs")}["ix_billed_costs_day"]
         assert index["column_names"] == ["day", "project_id", "line_item", "currency", "amount_pico"]
         assert store.scalar("SELECT COUNT(*) FROM billed_costs") == 30
@@ -759,5 +759,27 @@ def test_schema_5_gets_the_bill_index_by_day(db_url: str) -> None:
                 "EXPLAIN QUERY PLAN SELECT day, project_id, line_item, currency, amount_pico FROM billed_costs "
                 "WHERE day >= '2026-02-01' AND day <= '2026-02-28'")[1])
             assert "COVERING INDEX ix_billed_costs_day" in plan, plan
+    finally:
+        store.close()
+
+
+def test_schema_6_gets_a_store_id_and_counts_the_upgrade_as_a_change(db_url: str) -> None:
+    """Schema 7: a version-6 database (no store id, no change counters) gains its store id on
+    open, and the upgrade bumps `generation:all` so nothing cached before it is reused."""
+    store = open_store(db_url)
+    with store.transaction() as cur:  # as version 6 left it
+        cur.execute(store.sql("DELETE FROM walleta_meta WHERE key = ? OR key LIKE ?"), ["store_id", "generation:%"])
+        cur.execute(store.sql("UPDATE walleta_meta SET value = ? WHERE key = ?"), ["6", "schema_version"])
+    assert store.get_meta("store_id") is None
+    store.close()
+
+    store = open_store(db_url)
+    try:
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "7"
+        first_id = store.get_meta("store_id")
+        assert first_id and len(first_id) == 32 and store.get_meta("generation:all") == "1"
+        store.close()
+        store = open_store(db_url)  # a plain re-open is not a change, and keeps the id
+        assert store.get_meta("store_id") == first_id and store.get_meta("generation:all") == "1"
     finally:
         store.close()

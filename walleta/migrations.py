@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from . import generations
+
 __all__ = ["MIGRATIONS", "steps_after"]
 
 Step = Callable[[Any, str], None]
@@ -169,3 +171,18 @@ def _v6_billed_costs_day_index(cur: Any, dialect: str) -> None:
 
 
 MIGRATIONS[6] = _v6_billed_costs_day_index
+
+
+# -- version 7: change counters -------------------------------------------------------------------
+
+
+def _v7_change_counters(cur: Any, dialect: str) -> None:
+    """Give the database its `store_id` (`walleta.generations`). The version itself is the point:
+    readers keep data derived from months whose change counters did not move, so a Walleta that
+    does not bump the counters (schema 6 and older) must refuse to write this database, which
+    it does for any newer schema version. `Store.init_schema` bumps `generation:all` after any
+    upgrade."""
+    generations.ensure_store_id(cur, dialect)
+
+
+MIGRATIONS[7] = _v7_change_counters

@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 # Bump when the schema changes; add the upgrade step to `walleta.migrations.MIGRATIONS`.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 UNATTRIBUTED = "(unattributed)"
 NO_FEATURE = "(none)"
