@@ -467,7 +467,7 @@ def test_default_period_is_the_latest_complete_month(book: tuple[Store, object])
 
 
 def test_sql_tier_history_equals_the_row_by_row_path(book: tuple[Store, object]) -> None:
-    from walleta.analytics.margins import _with_history, monthly_customer_margins
+    from walleta.analytics.margins import HealthThresholds, _monthly_by_merge, _with_history
     from walleta.analytics.tier_history import since_and_change, tier_history
 
     store, _ = book
@@ -476,7 +476,7 @@ def test_sql_tier_history_equals_the_row_by_row_path(book: tuple[Store, object])
         frame = margins.customer_margins(store, period, FX, include_inactive=True, with_history=False)
         history, months = tier_history(store, FX, period.last_month, HealthThresholds())
         fast = since_and_change(frame, history, months, period.last_month)
-        slow = _with_history(frame.copy(), monthly_customer_margins(store, FX, None, period.last_month), period.last_month)
+        slow = _with_history(frame.copy(), _monthly_by_merge(store, FX, None, period.last_month, HealthThresholds()), period.last_month)
         for column in columns:
             assert fast[column].tolist() == slow[column].tolist(), (period, column)
     inexact = FxTable(rates={"USD": Decimal(1), "EUR": Decimal("1.080000000001")}, as_of={})  # not whole pico per cent

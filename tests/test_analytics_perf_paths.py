@@ -20,7 +20,7 @@ import pytest
 
 from walleta.analytics import margins
 from walleta.analytics.display import pct, pct_of_positive
-from walleta.analytics.margins import HealthThresholds, _with_history, monthly_customer_margins, period_margins
+from walleta.analytics.margins import HealthThresholds, _monthly_by_merge, _with_history, monthly_customer_margins, period_margins
 from walleta.analytics.period import Period
 from walleta.analytics.sources import read
 from walleta.analytics.tier_history import revenue_and_paying_by_month, tier_history
@@ -132,7 +132,7 @@ def test_tier_history_equals_the_row_by_row_path_beyond_int64(big_book: Store) -
     for period in (FEB, Period.month("2026-01"), Period.months("2025-12", "2026-02")):
         fast = margins.customer_margins(big_book, period, FX, include_inactive=True)
         frame = margins.customer_margins(big_book, period, FX, include_inactive=True, with_history=False)
-        slow = _with_history(frame.copy(), monthly_customer_margins(big_book, FX, None, period.last_month), period.last_month)
+        slow = _with_history(frame.copy(), _monthly_by_merge(big_book, FX, None, period.last_month, HealthThresholds()), period.last_month)
         for column in columns:
             assert fast[column].tolist() == slow[column].tolist(), (period, column)
 
@@ -239,3 +239,6 @@ def test_costs_beyond_float_precision_stay_exact_beside_revenue_only_customers(s
         assert rows.loc["whale", "ai_cost_pico"] == cost and rows.loc["whale", "margin_pico"] == -cost
         assert rows.loc["payer", "revenue_pico"] == 10 * USD and rows.loc["payer", "ai_cost_pico"] == 0
         assert all(type(v) is int for v in frame["ai_cost_pico"].tolist() + frame["revenue_pico"].tolist())
+    for monthly in (monthly_customer_margins(store, FX, None, "2026-02"), _monthly_by_merge(store, FX, None, "2026-02", HealthThresholds())):
+        rows = monthly.set_index("customer_id")
+        assert rows.loc["whale", "ai_cost_pico"] == cost and rows.loc["payer", "revenue_pico"] == 10 * USD

@@ -44,7 +44,7 @@ from ..store import Store
 from .columns import object_column
 from .display import pct, pct_of_positive
 from .period import Period, previous_month
-from .tier_history import since_and_change, tier_history
+from .tier_history import customer_month_rows, since_and_change, tier_history
 from .sources import (
     UNKNOWN,
     customer_attributes,
@@ -154,13 +154,24 @@ def monthly_customer_margins(
     """Revenue, cost, margin and tier per customer and month (months with revenue or usage).
 
     Columns: customer_id, month, revenue_pico, ai_cost_pico, margin_pico, requests,
-    unpriced_requests, tier. Reads `rollup_customer_month` and the revenue entries."""
+    unpriced_requests, tier; sorted by (customer_id, month). Reads `rollup_customer_month` and
+    the revenue rollup (or the entries while it is stale)."""
     thresholds = thresholds or HealthThresholds()
+    fast = customer_month_rows(store, fx, first_month, last_month, thresholds)
+    return fast if fast is not None else _monthly_by_merge(store, fx, first_month, last_month, thresholds)
+
+
+def _monthly_by_merge(store: Store, fx: FxTable | None, first_month: str | None, last_month: str,
+                      thresholds: HealthThresholds) -> pd.DataFrame:
+    """`monthly_customer_margins` row by row (usage and converted revenue per customer-month
+    merged): the path for rates that are not a whole number of pico-dollars per minor unit, and
+    the reference the fast paths are tested against."""
     usage = usage_by_customer(store, first_month or "0000-01", last_month, by_month=True,
                               measures=("requests", "cost_pico", "unpriced_requests"))
     revenue = revenue_by_customer_month(store, fx, first_month, last_month)
     revenue = revenue_by_customer(revenue, ["customer_id", "month"])[["customer_id", "month", "revenue_pico", "unconverted_revenue"]] if not revenue.empty else None
-    frame = usage.rename(columns={"cost_pico": "ai_cost_pico"})
+    # Object columns: an outer merge would turn int64 columns with a missing row into float64.
+    frame = usage.rename(columns={"cost_pico": "ai_cost_pico"}).astype({"requests": object, "ai_cost_pico": object, "unpriced_requests": object})
     if revenue is not None:
         frame = frame.merge(revenue, on=["customer_id", "month"], how="outer")
     else:

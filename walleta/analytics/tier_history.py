@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -42,7 +43,7 @@ from .period import month_range, next_month
 from .sources import _revenue_rows as sources_revenue_rows
 from .sources import convert_minor, integral_factor, read
 
-__all__ = ["tier_history", "since_and_change", "revenue_and_paying_by_month", "cache_info", "cache_clear", "HISTORY_TIERS"]
+__all__ = ["tier_history", "since_and_change", "customer_month_rows", "revenue_and_paying_by_month", "cache_info", "cache_clear", "HISTORY_TIERS"]
 
 HISTORY_TIERS = ("healthy", "moderate", "at_risk", "losing", "free", "no_usage", "unpriced", "unconverted", "unattributed", "inactive")
 
@@ -222,17 +223,11 @@ def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: 
     The months before `last_month` are reduced once and kept in memory (`_closed_history`) for as
     long as nothing they were read from changes (`walleta.generations`); the last month is read
     at every call (live usage lands there) and folded in (`_extend`)."""
-    first_usage = store.scalar("SELECT MIN(month) FROM rollup_customer_month")
     known = facts(store)
-    if known is not None:
-        first_entry = known.first_entry_month
-    else:
-        first_start = store.scalar("SELECT MIN(period_start) FROM revenue_entries")
-        first_entry = str(first_start)[:7] if first_start else None
-    starts = [m for m in (first_usage, first_entry) if m]
-    if not starts or min(starts) > last_month:
+    start = _first_month(store, known)
+    if start is None or start > last_month:
         return pd.DataFrame(columns=["customer_id"]), []
-    months = month_range(min(starts), last_month)
+    months = month_range(start, last_month)
     closed = _closed_history(store, fx, months[:-1], thresholds, known) if len(months) > 1 else _EMPTY_CLOSED
     current = _customer_months(store, fx, [last_month], thresholds, known)
     if closed is None or current is None:
@@ -240,7 +235,30 @@ def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: 
     return _extend(closed, current, len(months) - 1), months
 
 
-CustomerMonths = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # names, customer, month, tier, revenue, cost
+def _first_month(store: Store, known: RollupFacts | None) -> str | None:
+    """The first month with usage or revenue (None when there is neither)."""
+    first_usage = store.scalar("SELECT MIN(month) FROM rollup_customer_month")
+    if known is not None:
+        first_entry = known.first_entry_month
+    else:
+        first_start = store.scalar("SELECT MIN(period_start) FROM revenue_entries")
+        first_entry = str(first_start)[:7] if first_start else None
+    starts = [m for m in (first_usage, first_entry) if m]
+    return min(starts) if starts else None
+
+
+class CustomerMonths(NamedTuple):
+    """Customer-month rows sorted by (customer code, month index); the first six fields are
+    `_per_customer`'s arguments."""
+
+    names: np.ndarray  # customer ids; `customer` indexes into it
+    customer: np.ndarray
+    month: np.ndarray  # index into the months read
+    tier: np.ndarray  # index into _TIER_NAMES
+    revenue: np.ndarray  # USD pico-dollars (exact: int64 or Python ints)
+    cost: np.ndarray
+    requests: np.ndarray
+    unpriced_requests: np.ndarray
 
 
 def _customer_months(store: Store, fx: FxTable | None, months: list[str], thresholds: object, known: RollupFacts | None) -> CustomerMonths | None:
@@ -253,7 +271,7 @@ def _customer_months(store: Store, fx: FxTable | None, months: list[str], thresh
     # one concatenated row per column on SQLite (`columns.scan`).
     usage = scan_frame(store, [
         ("customer_id", "customer_id", TEXT), ("month", "month", TEXT), ("cost_pico", "cost_pico", INT),
-        ("used", "CASE WHEN requests = 0 THEN 0 WHEN requests = unpriced_requests THEN 1 ELSE 2 END", INT),
+        ("requests", "requests", INT), ("unpriced_requests", "unpriced_requests", INT),
     ], "FROM rollup_customer_month WHERE month >= ? AND month <= ?", [first, last])
     revenue = _to_usd(_amounts(store, first, last, known is not None), fx)
     if revenue is None:
@@ -272,8 +290,10 @@ def _customer_months(store: Store, fx: FxTable | None, months: list[str], thresh
     cost_values = exact_ints(usage["cost_pico"].to_numpy()[from_usage]) if n_usage else np.zeros(0, dtype=np.int64)
     cost = np.zeros(count, dtype=cost_values.dtype)
     cost[usage_slot] = cost_values
-    used = np.zeros(count, dtype=np.int64)
-    used[usage_slot] = usage["used"].to_numpy(dtype=np.int64)[from_usage]
+    requests, unpriced = np.zeros(count, dtype=np.int64), np.zeros(count, dtype=np.int64)
+    requests[usage_slot] = usage["requests"].to_numpy(dtype=np.int64)[from_usage]
+    unpriced[usage_slot] = usage["unpriced_requests"].to_numpy(dtype=np.int64)[from_usage]
+    used = np.where(requests == 0, 0, np.where(requests == unpriced, 1, 2))
     revenue_values = revenue["revenue"].to_numpy()[from_revenue] if len(revenue) else np.zeros(0, dtype=np.int64)
     money = exact_sums(revenue_slot, count, exact_ints(revenue_values))
     unconverted = np.zeros(count, dtype=np.int64)
@@ -282,7 +302,34 @@ def _customer_months(store: Store, fx: FxTable | None, months: list[str], thresh
     customer, month = keys // size, keys % size
     tier = _tier_codes(money, cost, used, unconverted, thresholds)
     tier[names[customer] == UNATTRIBUTED] = _TIER_NAMES.index("unattributed")
-    return names, customer, month, tier, money, cost
+    return CustomerMonths(names, customer, month, tier, money, cost, requests, unpriced)
+
+
+def customer_month_rows(store: Store, fx: FxTable | None, first_month: str | None, last_month: str,
+                        thresholds: object) -> pd.DataFrame | None:
+    """`margins.monthly_customer_margins` from the two plain scans: one row per customer-month
+    with usage or revenue in [first (default: the first month with data), last], sorted by
+    (customer_id, month). None when some rate is not a whole number of pico-dollars per minor
+    unit (the caller then takes the row-by-row path)."""
+    columns = ["customer_id", "month", "revenue_pico", "ai_cost_pico", "margin_pico", "requests", "unpriced_requests", "tier"]
+    known = facts(store)
+    start = first_month or _first_month(store, known)
+    if start is None or start > last_month:
+        return pd.DataFrame({c: pd.Series(dtype=np.int64 if c in ("requests", "unpriced_requests") else object) for c in columns})
+    months = month_range(start, last_month)
+    rows = _customer_months(store, fx, months, thresholds, known)
+    if rows is None:
+        return None
+    ids = rows.names[rows.customer]
+    order = np.lexsort((rows.month, pd.factorize(ids, sort=True)[0]))
+    revenue, cost = rows.revenue[order].tolist(), rows.cost[order].tolist()
+    return pd.DataFrame({
+        "customer_id": object_column(ids[order]), "month": object_column(np.asarray(months, dtype=object)[rows.month[order]]),
+        "revenue_pico": object_column(revenue), "ai_cost_pico": object_column(cost),
+        "margin_pico": object_column([r - c for r, c in zip(revenue, cost)]),
+        "requests": rows.requests[order], "unpriced_requests": rows.unpriced_requests[order],
+        "tier": object_column(np.asarray(_TIER_NAMES, dtype=object)[rows.tier[order]]),
+    })
 
 
 _HISTORY_COLUMNS = ["customer_id", "first_idx", "last_idx", "last_gap", *(f"miss_{t}" for t in HISTORY_TIERS),
@@ -329,7 +376,7 @@ def _closed_history(store: Store, fx: FxTable | None, months: list[str], thresho
     rows = _customer_months(store, fx, months, thresholds, known)
     if rows is None:
         return None
-    frame = _per_customer(*rows, len(months) - 1) if len(rows[1]) else _EMPTY_CLOSED
+    frame = _per_customer(*rows[:6], len(months) - 1) if len(rows.customer) else _EMPTY_CLOSED
     if stamp is not None:
         with _CACHE_LOCK:
             _CACHE[key] = (stamp, frame)
@@ -347,7 +394,7 @@ def _extend(closed: pd.DataFrame, current: CustomerMonths, last: int) -> pd.Data
     """The `_per_customer` frame of months 0..last from the frame of months 0..last-1 (`closed`)
     and the customer-months of month `last` (`current`, month index 0): the same values as
     reducing every month at once."""
-    names, customer, _, tier, revenue, cost = current
+    names, customer, tier, revenue, cost = current.names, current.customer, current.tier, current.revenue, current.cost
     now_ids = names[customer]
     ids = pd.unique(np.concatenate([closed["customer_id"].to_numpy(dtype=object), now_ids]))
     before = pd.Index(closed["customer_id"]).get_indexer(ids) if len(closed) else np.full(len(ids), -1)
