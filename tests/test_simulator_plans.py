@@ -121,6 +121,8 @@ def test_a_single_plan_file_is_a_scenario_for_everybody():
         ("plans: [{name: A}]\nassignment: {method: current_plan, map: {Pro: B}}", "assignment.map.Pro", "no plan named 'B'"),
         ("plans: [{name: A}, {name: A}]", "plans[1].name", "duplicate"),
         ("plans: [{name: A}]\nassignment: {method: rule}", "assignment.rules", "at least one rule"),
+        ("plans: [{name: A}]\nassignment: {method: rule, rules: true, default: A}", "assignment.rules", "must be a list"),
+        ("plans: [{name: A}]\nassignment: {method: cheapest, candidates: A}", "assignment.candidates", "must be a list"),
         ("currency: EURO\nplans: [{name: A}]", "currency", "3-letter"),
     ],
 )

@@ -410,6 +410,15 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+def _list(value: Any, where: str) -> list[Any]:
+    """A YAML/JSON list (a missing or empty value: [])."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PlanError(where, f"must be a list, got {type(value).__name__}")
+    return value
+
+
 def _check_keys(data: dict[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
@@ -701,7 +710,7 @@ def _assignment(data: Any, plans: tuple[Plan, ...]) -> Assignment:
         mapping[str(key)] = plan_name(value, f"{where}.map.{key}")
     default = None if data.get("default") is None else plan_name(data["default"], f"{where}.default")
     rules = []
-    for index, raw in enumerate(data.get("rules", []) or []):
+    for index, raw in enumerate(_list(data.get("rules"), f"{where}.rules")):
         spot = f"{where}.rules[{index}]"
         raw = _mapping(raw, spot)
         _check_keys(raw, {"plan", "current_plan", "measure", "min", "max", "seats_min", "seats_max"}, spot)
@@ -720,7 +729,7 @@ def _assignment(data: Any, plans: tuple[Plan, ...]) -> Assignment:
         )
         if (rules[-1].min is not None or rules[-1].max is not None) and rules[-1].measure is None:
             raise PlanError(f"{spot}.measure", "is required with min/max")
-    candidates = tuple(plan_name(c, f"{where}.candidates[{i}]") for i, c in enumerate(data.get("candidates", []) or []))
+    candidates = tuple(plan_name(c, f"{where}.candidates[{i}]") for i, c in enumerate(_list(data.get("candidates"), f"{where}.candidates")))
     if method == "rule" and not rules:
         raise PlanError(f"{where}.rules", "method rule needs at least one rule")
     if method == "single" and default is None:
