@@ -9,6 +9,11 @@ that usage), on SQLite and PostgreSQL. `merge_filled` itself is checked against 
 
 from __future__ import annotations
 
+import csv
+import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +30,12 @@ from walleta.exact_merge import merge_filled
 from walleta.revenue_rollup import ensure_fresh
 from walleta.simulator.loader import load_usage
 from walleta.sources.mapping import mapping_overview, set_mappings
-from walleta.store import Store
+from walleta.store import Store, open_store
 
 from .analytics_fixture import FX, fixture_catalog
+from .fakes.openai_admin import FakeOpenAIAdmin
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TOKENS = 2_000_000_000_001
 COST = TOKENS * 10**6  # pico-dollars
@@ -165,3 +173,24 @@ def test_merge_filled_with_an_empty_side_and_shared_columns() -> None:
     assert out["revenue"].tolist() == [0, 0, 0] and out["known"].tolist() == [False] * 3 and out["cost"].tolist() == [COST, 5, 7]
     with pytest.raises(ValueError, match="note"):
         merge_filled(left, left[["k", "note"]], "k", "left", {})
+
+
+def test_mapping_list_with_the_openai_listing_prints_counts_as_integers(db_url: str, catalog: Catalog) -> None:
+    """`walleta mapping list --openai`: keys only in the OpenAI listing get 0, not NaN, so the
+    counts of the other keys stay integers (no '1.0') and the cost stays exact to the cent."""
+    store = open_store(db_url)
+    try:
+        _usage(store, catalog, [("big", "2026-01-10", "m-small", TOKENS)], source="openai_api")
+    finally:
+        store.close()
+    with FakeOpenAIAdmin() as fake:
+        fake.state.empty()
+        fake.state.projects = [{"id": "proj_new", "object": "organization.project", "name": "Globex", "created_at": 1, "archived_at": None, "status": "active"}]
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+        env = {**clean, "OPENAI_ADMIN_KEY": "sk-admin-exact", "OPENAI_BASE_URL": fake.base_url}
+        done = subprocess.run([sys.executable, "-m", "walleta", "--db", db_url, "mapping", "list", "--openai", "--format", "csv"],
+                              cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = {row["key"]: row for row in csv.DictReader(io.StringIO(done.stdout))}
+    assert (rows["proj_big"]["requests"], rows["proj_big"]["cost_usd"], rows["proj_big"]["unpriced_events"]) == ("1", "2000000.00", "0")
+    assert (rows["proj_new"]["requests"], rows["proj_new"]["cost_usd"], rows["proj_new"]["name"]) == ("0", "0.00", "Globex")
