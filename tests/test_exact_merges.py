@@ -141,29 +141,36 @@ def _frames() -> tuple[pd.DataFrame, pd.DataFrame]:
         "revenue": np.array([10**30, 3], dtype=object),
         "seats": pd.array([None, 4], dtype="Int64"),
         "known": np.array([False, True]),
+        "label": pd.Series(["A", "D"], dtype="str"),
     })
-    return left, right
+    return left.iloc[[0, 1, 2]], right  # (a left frame whose index is not 0..n-1 would do too)
 
 
 @pytest.mark.parametrize("how", ["left", "outer", "inner", "right"])
-def test_merge_filled_matches_pandas_rows_and_keeps_dtypes(how: str) -> None:
+@pytest.mark.parametrize("unique_right", [True, False])
+def test_merge_filled_matches_pandas_rows_and_keeps_dtypes(how: str, unique_right: bool) -> None:
+    """Unique text keys on the right take the lookup path of a left merge; repeated ones pandas' merge."""
     left, right = _frames()
+    if not unique_right:
+        right = pd.concat([right, right.iloc[[1]]], ignore_index=True)
     fill = {"cost": 0, "revenue": 0, "seats": 0, "known": True}
     out = merge_filled(left, right, "k", how, fill)
     expected = left.merge(right, on="k", how=how)
     assert list(out.columns) == list(expected.columns)
-    assert out["k"].tolist() == expected["k"].tolist() and out["note"].tolist() == expected["note"].tolist()
+    assert out["k"].tolist() == expected["k"].tolist() and out["note"].fillna("-").tolist() == expected["note"].fillna("-").tolist()
+    assert (out["k"].dtype, out["note"].dtype, out["label"].dtype) == (expected["k"].dtype, expected["note"].dtype, expected["label"].dtype)
+    assert isinstance(out.index, pd.RangeIndex)
     assert (out["cost"].dtype, out["revenue"].dtype, out["seats"].dtype, out["known"].dtype) == (np.int64, object, pd.Int64Dtype(), bool)
-    by_key = out.set_index("k")
-    for key in by_key.index:
-        mine, theirs = left[left["k"] == key], right[right["k"] == key]
-        assert by_key.loc[key, "cost"] == (int(mine["cost"].iloc[0]) if len(mine) else 0)
-        assert by_key.loc[key, "revenue"] == (theirs["revenue"].iloc[0] if len(theirs) else 0)
-        assert by_key.loc[key, "known"] == (bool(theirs["known"].iloc[0]) if len(theirs) else True)
-    if "b" in by_key.index:
-        assert by_key.loc["b", "cost"] == COST and pd.isna(by_key.loc["b", "seats"]) is False and by_key.loc["b", "seats"] == 0
-    if "a" in by_key.index:
-        assert pd.isna(by_key.loc["a", "seats"])  # a stored NULL stays missing: only unmatched rows are filled
+    mine, theirs = left.set_index("k"), right.drop_duplicates("k").set_index("k")
+    for row, pandas_row in zip(out.itertuples(index=False), expected.itertuples(index=False)):
+        has_left, has_right = pd.notna(pandas_row.note), pd.notna(pandas_row.label)
+        assert row.cost == (mine.loc[row.k, "cost"] if has_left else 0)
+        assert row.revenue == (theirs.loc[row.k, "revenue"] if has_right else 0)
+        assert row.known == (theirs.loc[row.k, "known"] if has_right else True)
+        seats = theirs.loc[row.k, "seats"] if has_right else 0  # a stored NULL stays missing: only unmatched rows are filled
+        assert (pd.isna(row.seats) and pd.isna(seats)) or row.seats == seats
+    if how in ("left", "outer"):
+        assert out.loc[out["k"] == "b", "cost"].tolist() == [COST] and out.loc[out["k"] == "b", "seats"].tolist() == [0]
 
 
 def test_merge_filled_with_an_empty_side_and_shared_columns() -> None:
