@@ -148,9 +148,12 @@ def _frames() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @pytest.mark.parametrize("how", ["left", "outer", "inner", "right"])
 @pytest.mark.parametrize("unique_right", [True, False])
-def test_merge_filled_matches_pandas_rows_and_keeps_dtypes(how: str, unique_right: bool) -> None:
-    """Unique text keys on the right take the lookup path of a left merge; repeated ones pandas' merge."""
+@pytest.mark.parametrize("left_key", ["object", "str"])
+def test_merge_filled_matches_pandas_rows_and_keeps_dtypes(how: str, unique_right: bool, left_key: str) -> None:
+    """Unique text keys on the right take the lookup path of a left merge; repeated ones pandas'
+    merge. A str key on one side and an object key on the other come out object, as in pandas."""
     left, right = _frames()
+    left = left.assign(k=left["k"].astype(left_key))
     if not unique_right:
         right = pd.concat([right, right.iloc[[1]]], ignore_index=True)
     fill = {"cost": 0, "revenue": 0, "seats": 0, "known": True}

@@ -40,6 +40,9 @@ def merge_filled(
     at_right = _left_lookup(left, right, keys) if how == "left" else None
     if at_right is not None:  # every left row once, in order: left's columns as they are
         merged = left.reset_index(drop=True)
+        for key in keys:  # as pandas does, a key that is str on one side and object on the other comes out object
+            if left[key].dtype != right[key].dtype:
+                merged[key] = pd.Series(merged[key].to_numpy(dtype=object), dtype=object, copy=False)
         rows = {_LEFT_ROW: np.arange(len(left), dtype=np.int64), _RIGHT_ROW: at_right}
     else:
         merged = _slim(left, keys, fill, _LEFT_ROW).merge(_slim(right, keys, fill, _RIGHT_ROW), on=keys, how=how)
