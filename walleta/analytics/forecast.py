@@ -21,6 +21,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import pandas as pd
 
 from ..errors import InputError
+from ..exact_merge import merge_filled
 from ..fx import FxTable
 from ..store import Store
 from .period import Period, month_end
@@ -46,8 +47,8 @@ def daily_cost(store: Store, period: Period) -> pd.DataFrame:
         [period.first_day, period.last_day],
     )
     days = pd.DataFrame({"day": [d.isoformat() for d in pd.date_range(period.start, period.end, freq="D").date]})
-    out = days.merge(frame, on="day", how="left")
-    out["ai_cost_pico"] = pd.Series([0 if pd.isna(v) else int(v) for v in out["cost"]], dtype=object)
+    out = merge_filled(days, frame, "day", "left", {"cost": 0, "requests": 0, "unpriced_requests": 0})
+    out["ai_cost_pico"] = pd.Series([0 if v is None else int(v) for v in out["cost"].tolist()], dtype=object)
     out["requests"] = out["requests"].fillna(0).astype("int64")
     out["unpriced_requests"] = out["unpriced_requests"].fillna(0).astype("int64")
     return out[["day", "ai_cost_pico", "requests", "unpriced_requests"]]

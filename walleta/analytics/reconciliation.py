@@ -36,6 +36,7 @@ import pandas as pd
 from ..catalog import Catalog, load_catalog
 from ..costing import MISSING, effective_tier, rates_for
 from ..errors import InputError
+from ..exact_merge import merge_filled
 from ..money import PICO_PER_CENT, format_usd
 from ..schema import UNATTRIBUTED
 from ..store import Store
@@ -201,9 +202,10 @@ def estimated_line_items(store: Store, period: Period, catalog: Catalog | None =
         pd.DataFrame(columns=["day", "project_id", "line_model", "token_class", "estimated_pico", "tokens"])
     usage["line_model"] = [catalog.resolve(m) or str(m).lower() for m in usage["model"]]
     counts = group_sum(usage, ["day", "project_id", "line_model"], ["requests", "unpriced_requests", "unpriced_tokens"]).assign(token_class="input")
-    out = lines.merge(counts, on=["day", "project_id", "line_model", "token_class"], how="outer")
+    fill = {c: 0 for c in ("estimated_pico", "tokens", "requests", "unpriced_requests", "unpriced_tokens")}
+    out = merge_filled(lines, counts, ["day", "project_id", "line_model", "token_class"], "outer", fill)
     for column in ("estimated_pico", "tokens"):
-        out[column] = pd.Series([0 if pd.isna(v) else int(v) for v in out[column]], index=out.index, dtype=object)
+        out[column] = pd.Series([0 if v is None else int(v) for v in out[column].tolist()], index=out.index, dtype=object)
     for column in ("requests", "unpriced_requests", "unpriced_tokens"):
         out[column] = out[column].fillna(0).astype(np.int64)
     keep = (out["estimated_pico"].map(int) != 0) | (out["tokens"].map(int) != 0) | (out["unpriced_requests"] > 0)

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..exact_merge import merge_filled
 from ..fx import FxTable
 from ..schema import UNATTRIBUTED
 from ..store import Store
@@ -411,7 +412,8 @@ def monthly_summary(store: Store, period: Period, fx: FxTable | None) -> pd.Data
         [UNATTRIBUTED, period.first_month, period.last_month],
     )
     frame = pd.DataFrame({"month": period.months_list})
-    frame = frame.merge(usage, on="month", how="left")
+    counts = {c: 0 for c in ("requests", "unpriced_requests", "unpriced_tokens", "customers_with_usage", "paying_customers")}
+    frame = merge_filled(frame, usage, "month", "left", {**counts, "cost_pico": 0})
     in_sql = revenue_and_paying_by_month(store, fx, period.first_month, period.last_month)
     if in_sql is not None:  # one SQL statement: no customer x month rows read into Python
         revenue = in_sql.assign(unconverted_revenue="")
@@ -419,9 +421,9 @@ def monthly_summary(store: Store, period: Period, fx: FxTable | None) -> pd.Data
     else:
         revenue = revenue_totals(store, fx, period.first_month, period.last_month, ["month"])
         paying = _paying_customers(revenue_by_customer_month(store, fx, period.first_month, period.last_month))
-    frame = frame.merge(revenue[["month", "revenue_pico", "unconverted_revenue"]], on="month", how="left")
-    frame = frame.merge(paying.reset_index(), on="month", how="left")
-    for column in ("requests", "unpriced_requests", "unpriced_tokens", "customers_with_usage", "paying_customers"):
+    frame = merge_filled(frame, revenue[["month", "revenue_pico", "unconverted_revenue"]], "month", "left", {"revenue_pico": 0, "unconverted_revenue": ""})
+    frame = merge_filled(frame, paying.reset_index(), "month", "left", counts)
+    for column in counts:  # (empty reads give object columns)
         frame[column] = frame[column].fillna(0).astype(np.int64)
     frame["unconverted_revenue"] = frame["unconverted_revenue"].fillna("")
     revenue_values = [0 if v is None or (not isinstance(v, int) and pd.isna(v)) else int(v) for v in frame["revenue_pico"]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..exact_merge import merge_filled
 from ..sources.csv_import import import_csv
 from ..sources.mapping import MAPPING_SOURCES, delete_mapping, mapping_overview, remap_provider_events, set_mappings
 from .common import FORMATS, print_frame, store_from_args
@@ -48,9 +49,8 @@ def run_list(args: argparse.Namespace) -> int:
         from ..sources.openai_usage import list_projects_and_keys
 
         listed = list_projects_and_keys()
-        table = listed.merge(table, on=["source", "key"], how="outer")
-        table["customer_id"] = table["customer_id"].fillna("(unmapped)")
-        table = table.fillna({"name": "", "project_id": "", "owner": "", "usage_goes_to": "", "requests": 0, "cost_usd": "0.00", "unpriced_events": 0})
+        fill = {"name": "", "project_id": "", "owner": "", "customer_id": "(unmapped)", "usage_goes_to": "", "requests": 0, "cost_usd": "0.00", "unpriced_events": 0}
+        table = merge_filled(listed, table, ["source", "key"], "outer", fill).fillna({c: v for c, v in fill.items() if isinstance(v, str)})
     if args.format == "csv":
         template = table.assign(customer_id=table["customer_id"].where(table["customer_id"] != "(unmapped)", ""))
         print_frame(template.loc[:, ["source", "key", "customer_id", *[c for c in template.columns if c not in ("source", "key", "customer_id")]]], "csv")

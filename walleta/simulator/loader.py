@@ -15,6 +15,7 @@ from __future__ import annotations
 import calendar
 import pandas as pd
 
+from ..exact_merge import merge_filled
 from ..fx import FxTable, load_fx
 from ..money import format_usd
 from ..revenue import monthly_revenue
@@ -96,8 +97,10 @@ def load_usage(
         notes.append(f"{unpriced:,} requests could not be priced: their AI cost is missing from the margins")
     baseline, fx_notes = _baseline(store, start, end, fx)
     notes.extend(fx_notes)
-    cells = usage.merge(baseline, on=["customer_id", "month"], how="outer")
-    for column in (*CELL_MEASURES, "unpriced_requests"):
+    measures = (*CELL_MEASURES, "unpriced_requests")
+    fill = {**{m: 0 for m in measures}, "baseline_revenue_pico": 0, "baseline_known": True}
+    cells = merge_filled(usage, baseline, ["customer_id", "month"], "outer", fill)
+    for column in measures:
         cells[column] = cells[column].fillna(0).astype("int64")
     known = cells["baseline_known"].fillna(True).astype(bool)
     values = cells["baseline_revenue_pico"].fillna(0).astype("int64")

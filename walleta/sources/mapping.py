@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..exact_merge import merge_filled
 from ..store import Store
 
 __all__ = [
@@ -179,13 +180,13 @@ def mapping_overview(store: Store) -> pd.DataFrame:
         cost_pico=("cost_pico", lambda values: sum(int(v) for v in values)),
         unpriced_events=("unpriced_events", "sum"),
     )
-    mapped = store.query("SELECT source, key, customer_id FROM customer_mappings WHERE source LIKE 'openai_%'")
-    table = grouped.merge(mapped, on=["source", "key"], how="outer")
-    table["customer_id"] = table["customer_id"].fillna(UNMAPPED)
-    table["usage_goes_to"] = table["usage_goes_to"].fillna("")
+    openai_sources = ", ".join(f"'{source}'" for source, _ in RESOLUTION_ORDER)  # (a literal '%' trips psycopg's placeholders)
+    mapped = store.query(f"SELECT source, key, customer_id FROM customer_mappings WHERE source IN ({openai_sources})")
+    fill = {"customer_id": UNMAPPED, "usage_goes_to": "", "requests": 0, "cost_pico": 0, "unpriced_events": 0}
+    table = merge_filled(grouped, mapped, ["source", "key"], "outer", fill)
     for column in ("requests", "unpriced_events"):
-        table[column] = table[column].fillna(0).astype("int64")
-    table["cost_pico"] = [0 if pd.isna(v) else int(v) for v in table["cost_pico"]]
+        table[column] = table[column].astype("int64")
+    table["cost_pico"] = [int(v) for v in table["cost_pico"].tolist()]
     cent = pico_to_usd(10**10)
     table["cost_usd"] = [str(pico_to_usd(v).quantize(cent)) for v in table["cost_pico"]]
     table = table.sort_values(["source", "cost_pico"], ascending=[True, False], key=lambda c: c if c.name != "cost_pico" else c.map(int)).reset_index(drop=True)
