@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..store import Store
 
-__all__ = ["scan", "scan_frame", "object_column", "INT", "TEXT"]
+__all__ = ["scan", "scan_frame", "object_column", "union_positions", "INT", "TEXT"]
 
 INT, TEXT = "int", "text"
 _TEXT_SEP = "\x1f"
@@ -131,3 +131,20 @@ def scan_frame(store: Store, columns: Sequence[tuple[str, str, str]], source: st
     see `sources.read`)."""
     arrays = scan(store, columns, source, params)
     return pd.DataFrame({name: object_column(values) if values.dtype == object else values for name, values in arrays.items()}, copy=False)
+
+
+def union_positions(keys: list[pd.Series], listed: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The distinct keys of the first `listed` columns (each column's keys unique), in order of
+    first appearance, and for every column the position of each of those keys in it (-1: absent).
+    One hash pass over all keys."""
+    arrays = [k.to_numpy(dtype=object) for k in keys]
+    codes, uniques = pd.factorize(np.concatenate(arrays)) if any(len(a) for a in arrays) else (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object))
+    head = codes[: sum(len(a) for a in arrays[:listed])]
+    count = int(head.max()) + 1 if len(head) else 0  # codes count up from 0 in order of first appearance
+    positions, start = [], 0
+    for array in arrays:
+        position = np.full(len(uniques), -1, dtype=np.int64)
+        position[codes[start:start + len(array)]] = np.arange(len(array))
+        positions.append(position[:count])
+        start += len(array)
+    return np.asarray(uniques, dtype=object)[:count], positions

@@ -41,7 +41,7 @@ from ..errors import InputError
 from ..fx import FxTable
 from ..schema import UNATTRIBUTED
 from ..store import Store
-from .columns import object_column
+from .columns import object_column, union_positions
 from .display import pct, pct_of_positive
 from .period import Period, previous_month
 from .tier_history import customer_month_rows, since_and_change, tier_history
@@ -235,7 +235,7 @@ def customer_margins(
         frame["last_month"] = last
         for column in ("tier_since", "last_month_margin_pico", "prev_month_margin_pico", "mom_margin_change_pico", "mom_margin_pct_change"):
             frame[column] = None
-    return _by_margin(frame)[MARGIN_COLUMNS]
+    return _by_margin(frame[MARGIN_COLUMNS])
 
 
 def _by_margin(frame: pd.DataFrame) -> pd.DataFrame:
@@ -273,10 +273,9 @@ def period_margins(
     usage = usage_by_customer(store, first, last, measures=_PERIOD_MEASURES)
     revenue = revenue_totals(store, fx, first, last)
     attributes = customer_attributes(store)
-    sources = [usage["customer_id"], revenue["customer_id"]] + ([attributes["customer_id"]] if include_inactive else [])
-    ids = pd.unique(np.concatenate([s.to_numpy(dtype=object) for s in sources]))
+    ids, (in_usage, in_revenue, in_attributes) = union_positions(
+        [usage["customer_id"], revenue["customer_id"], attributes["customer_id"]], listed=3 if include_inactive else 2)
     frame = pd.DataFrame({"customer_id": object_column(ids)})
-    in_usage, in_revenue, in_attributes = (pd.Index(s).get_indexer(ids) for s in (usage["customer_id"], revenue["customer_id"], attributes["customer_id"]))
     for column in _PERIOD_MEASURES:
         values = _aligned(usage[column].to_numpy(), in_usage, 0)
         if column == "cost_pico":
@@ -305,8 +304,7 @@ def period_margins(
 def _aligned(values: np.ndarray, position: np.ndarray, missing: object) -> np.ndarray:
     """`values[position]` with `missing` where position is -1 (exact: int64 stays int64 when the
     fill is an int, objects stay objects; nothing passes through float)."""
-    dtype = values.dtype if values.dtype != object or isinstance(missing, str) else object
-    out = np.full(len(position), missing, dtype=dtype if len(values) or not isinstance(missing, int) else np.int64)
+    out = np.full(len(position), missing, dtype=values.dtype if len(values) or isinstance(missing, str) else np.int64)
     found = position >= 0
     out[found] = values[position[found]]
     return out

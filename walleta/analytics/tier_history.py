@@ -12,8 +12,8 @@ thresholds as `margins._tiers`) and reduced to one row per customer:
 How: two plain scans, no GROUP BY in the database. SQLite sorts a GROUP BY or window input of
 ~150k customer-month rows slowly (about a second at 10k customers); reading the rows in table
 order and grouping them with numpy takes a fraction of that, on PostgreSQL too.
-1. `rollup_customer_month` up to the last month: customer, month, cost and a usage flag
-   (no requests / all unpriced / priced), one row per customer-month (its primary key).
+1. `rollup_customer_month` for the months: customer, month, cost, requests and unpriced
+   requests, one row per customer-month (its primary key).
 2. Recognised revenue per (customer, month, currency): one range of the revenue rollup
    (`walleta.revenue_rollup`; derived from the entries while the rollup is stale), converted
    row by row as amount x (whole pico-dollars per minor unit), an exact integer product. A
@@ -21,6 +21,12 @@ order and grouping them with numpy takes a fraction of that, on PostgreSQL too.
 Rows are keyed by (customer code, month index) and summed per key exactly (int64 when no sum can
 overflow, else Python ints). When a rate is not a whole number of pico-dollars per minor unit,
 `tier_history` returns None and the caller falls back to the row-by-row path.
+
+Closed months in memory: the reduction of the months before the last one is kept per database,
+months, thresholds and FX rates, and reused while `walleta.generations.fingerprint` (read before
+the data) is unchanged; the last month is read at every call and folded in (`_extend`). Live
+usage lands in the current month, so a page re-rendered while usage flows reads one month.
+`customer_month_rows` gives the same customer-month rows as a table (monthly margins).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from ..fx import FxTable
 from ..revenue_rollup import RollupFacts, facts
 from ..schema import UNATTRIBUTED
 from ..store import Store
-from .columns import INT, TEXT, object_column, scan_frame
+from .columns import INT, TEXT, object_column, scan_frame, union_positions
 from .exact import SAFE, exact_ints, exact_sums
 from .period import month_range, next_month
 from .sources import _revenue_rows as sources_revenue_rows
@@ -395,10 +401,7 @@ def _extend(closed: pd.DataFrame, current: CustomerMonths, last: int) -> pd.Data
     and the customer-months of month `last` (`current`, month index 0): the same values as
     reducing every month at once."""
     names, customer, tier, revenue, cost = current.names, current.customer, current.tier, current.revenue, current.cost
-    now_ids = names[customer]
-    ids = pd.unique(np.concatenate([closed["customer_id"].to_numpy(dtype=object), now_ids]))
-    before = pd.Index(closed["customer_id"]).get_indexer(ids) if len(closed) else np.full(len(ids), -1)
-    now = pd.Index(now_ids).get_indexer(ids) if len(now_ids) else np.full(len(ids), -1)
+    ids, (before, now) = union_positions([closed["customer_id"], pd.Series(names[customer], dtype=object)], listed=2)
     was, active = before >= 0, now >= 0
 
     def earlier(column: str) -> np.ndarray:
@@ -422,10 +425,10 @@ def _extend(closed: pd.DataFrame, current: CustomerMonths, last: int) -> pd.Data
         out[f"miss_{name}"] = np.where(active & (tier_now != _TIER_NAMES.index(name)), float(last), earlier(f"miss_{name}"))
     margin = revenue.astype(object) - cost.astype(object) if revenue.dtype == object or cost.dtype == object else revenue - cost
     out["margin_now"] = object_column(money(margin, now))
-    out["revenue_now"] = object_column(money(revenue, now))
     out["margin_before"] = object_column(money(closed["margin_now"].to_numpy(dtype=object), before))
+    out["revenue_now"] = object_column(money(revenue, now))
     out["revenue_before"] = object_column(money(closed["revenue_now"].to_numpy(dtype=object), before))
-    return pd.DataFrame(out)[_HISTORY_COLUMNS]
+    return pd.DataFrame(out, copy=False)
 
 
 def _per_customer(names: np.ndarray, customer: np.ndarray, month: np.ndarray, tier: np.ndarray, revenue: np.ndarray, cost: np.ndarray,
@@ -499,8 +502,9 @@ def since_and_change(frame: pd.DataFrame, history: pd.DataFrame, months: list[st
         # whose tier was not inactive (a month whose entries net to zero is inactive, not activity).
         start = np.where(tiers == "inactive", np.where(np.isnan(miss), 0, miss + 1), bound + 1)
         valid = (start <= last) & ((tiers == "inactive") | ~no_history)
-        since = [months[int(s)] if ok else None for s, ok in zip(start.tolist(), valid.tolist())]
-    out = frame.copy()
+        labels = np.array([*months, None], dtype=object)
+        since = labels[np.where(valid, np.nan_to_num(start, nan=len(months)), len(months)).astype(np.int64)].tolist()
+    out = frame.copy(deep=False)  # new columns only: the caller's frame is left as it was
     out["tier_since"] = pd.Series(since, index=frame.index, dtype=object)
     values = {c: money_column(c) for c in ("margin_now", "margin_before", "revenue_now", "revenue_before")}
     out["last_month"] = last_month
