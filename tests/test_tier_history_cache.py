@@ -1,5 +1,6 @@
-"""The since-when history of the months before the period's last month is kept in memory while
-nothing it was read from changes (`walleta.generations`, `tier_history._closed_history`).
+"""What pages derive from closed months is kept in memory while nothing it was read from changes
+(`walleta.generations`, `analytics.closed_months`): the since-when history of the months before
+the period's last month, and the trend rows of closed months.
 
 Every kind of write (usage in the last month, late usage in a closed month, a deleted event, a
 rollup rebuild, a revenue import) and every setting (thresholds, FX table) is followed by a
@@ -18,7 +19,7 @@ import pandas as pd
 import pytest
 
 from walleta import generations
-from walleta.analytics import margins
+from walleta.analytics import closed_months, margins, trends
 from walleta.analytics.margins import HealthThresholds, _monthly_by_merge, _with_history, monthly_customer_margins
 from walleta.analytics.period import Period
 from walleta.analytics.tier_history import _customer_months, _per_customer, cache_clear, cache_info, tier_history
@@ -43,12 +44,12 @@ class Book:
     def __init__(self, store: Store, catalog: Catalog, seed: int) -> None:
         self.store, self.catalog, self.rng, self.serial = store, catalog, random.Random(seed), 0
 
-    def usage(self, month: str, count: int = 6) -> None:
+    def usage(self, month: str, count: int = 6, day: int | None = None) -> None:
         rows = []
         for _ in range(count):
             self.serial += 1
-            day = f"{month}-{self.rng.randint(1, 28):02d}"
-            rows.append({"ts_us": int(pd.Timestamp(day, tz="UTC").value // 1000), "customer_id": self.rng.choice(CUSTOMERS + [None]),
+            day_text = f"{month}-{day or self.rng.randint(1, 28):02d}"
+            rows.append({"ts_us": int(pd.Timestamp(day_text, tz="UTC").value // 1000), "customer_id": self.rng.choice(CUSTOMERS + [None]),
                          "feature": "chat", "model": self.rng.choice(["m-small", "m-unknown"]), "input_tokens": self.rng.randint(0, 40) * 250_000,
                          "output_tokens": 0, "requests": 1, "request_id": f"cache_{self.serial}"})
         self.store.write_events(prepare_events(pd.DataFrame(rows), self.catalog, source="test"))
@@ -66,13 +67,21 @@ class Book:
             ensure_fresh(cur, self.store.dialect)
 
 
+def _plans(store: Store, plans: dict[str, str]) -> None:
+    store.upsert("customers", [{"customer_id": c, "name": c.upper(), "plan": p, "signup_date": "2025-10-01", "email": "",
+                                "stripe_customer_id": "", "seats": None, "source": "test"} for c, p in plans.items()], ["customer_id"])
+
+
 @pytest.fixture
 def book(store: Store, tmp_path: Path) -> Book:
     cache_clear()
+    _plans(store, {"a": "Pro", "b": "Pro", "c": "Free", "d": ""})  # e has usage but no customer record
     book = Book(store, fixture_catalog(tmp_path / "catalog"), seed=7)
     for month in MONTHS:
         book.usage(month)
         book.revenue(month)
+    book.usage(LAST, count=2, day=1)  # the first day of the last month: the trends' split point
+    book.usage("2026-01", count=2, day=31)  # and the day before it
     return book
 
 
@@ -103,11 +112,30 @@ def _check(store: Store, fx: FxTable = FX, thresholds: HealthThresholds = THRESH
     slow = _with_history(plain, _monthly_by_merge(store, fx, None, LAST, thresholds), LAST).set_index("customer_id")
     for column in SINCE_COLUMNS:
         assert fast[column].to_dict() == slow.loc[fast.index, column].to_dict(), column
+    _check_trends(store)
     for first in (None, "2025-12", LAST):  # the monthly table from the scans equals the merged rows
         scanned, merged = (f(store, fx, first, LAST, thresholds) for f in (monthly_customer_margins, _monthly_by_merge))
         assert list(scanned.columns) == list(merged.columns) and len(scanned) == len(merged) > 0
         for column in scanned.columns:
             assert scanned[column].tolist() == merged[column].tolist(), (first, column)
+
+
+def _check_trends(store: Store) -> None:
+    """Trends with remembered closed months equal one read of the whole period."""
+    days = Period.days("2025-11-20", "2026-02-20")
+    for by in ("model", "feature", None):
+        got = trends.trend(store, days, grain="day", by=by)
+        key = f", {by}" if by else ""
+        _, rows = store.fetch(f"SELECT day{key}, CAST(SUM(cost_pico) AS BIGINT), CAST(SUM(requests) AS BIGINT) FROM rollup_feature_model_day "
+                              f"WHERE day >= ? AND day <= ? GROUP BY day{key}", ["2025-11-20", "2026-02-20"])
+        expected = {tuple(r[:-2]): (int(r[-2] or 0), int(r[-1] or 0)) for r in rows}
+        columns = ["bucket", by] if by else ["bucket"]
+        seen = {tuple(r[:-2]): (r[-2], r[-1]) for r in got[columns + ["ai_cost_pico", "requests"]].itertuples(index=False, name=None)}
+        assert seen == expected and expected, by
+    months = Period.months("2025-11", LAST)
+    got = trends.trend(store, months, grain="month", by="plan")
+    whole = trends._assemble(trends._by_plan(store, "rollup_customer_month", "month", "2025-11", LAST), ["plan"], "month", True, months)
+    assert got.to_dict("records") == whole.to_dict("records") and {"Pro", "Free", "(no plan)", "(unknown)"} <= set(got["plan"])
 
 
 def _misses() -> int:
@@ -148,6 +176,13 @@ def test_cached_history_equals_the_whole_reduction_after_every_kind_of_write(boo
     _check(store)
     assert _misses() == misses + 5
 
+    plan_misses = closed_months.cache_info("trends.monthly_by_plan")["misses"]
+    with store.transaction() as cur:  # a plan changed by hand: the months by plan are read again
+        cur.execute(store.sql("UPDATE customers SET plan = ? WHERE customer_id = ?"), ["Free", "a"])
+    _check(store)
+    assert closed_months.cache_info("trends.monthly_by_plan")["misses"] == plan_misses + 1
+    assert _misses() == misses + 5  # the since-when history does not depend on plans
+
 
 def test_settings_have_their_own_cached_histories(book: Book) -> None:
     store = book.store
@@ -178,13 +213,14 @@ def test_two_databases_never_share_a_cached_history(tmp_path: Path) -> None:
     catalog = fixture_catalog(tmp_path / "catalog")
     stores = [open_store(f"sqlite:///{tmp_path / name}.db") for name in ("one", "two")]
     for seed, store in enumerate(stores):
+        _plans(store, {"a": "Pro", "b": "Pro", "c": "Free", "d": ""})
         book = Book(store, catalog, seed=seed)
         for month in MONTHS:
             book.usage(month)
             book.revenue(month)
     for store in stores + stores:
         _check(store)
-    assert cache_info()["entries"] == 2
+    assert cache_info()["entries"] == 2 and closed_months.cache_info("trends.monthly_by_plan")["entries"] == 2
     ids = {store.get_meta(generations.STORE_ID_KEY) for store in stores}
     assert len(ids) == 2 and None not in ids
 

@@ -31,18 +31,16 @@ usage lands in the current month, so a page re-rendered while usage flows reads 
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from .. import generations
 from ..fx import FxTable
 from ..revenue_rollup import RollupFacts, facts
 from ..schema import UNATTRIBUTED
 from ..store import Store
+from . import closed_months
 from .columns import INT, TEXT, object_column, scan_frame, union_positions
 from .exact import SAFE, exact_ints, exact_sums
 from .period import month_range, next_month
@@ -342,54 +340,34 @@ _HISTORY_COLUMNS = ["customer_id", "first_idx", "last_idx", "last_gap", *(f"miss
                     "margin_now", "margin_before", "revenue_now", "revenue_before"]
 _EMPTY_CLOSED = pd.DataFrame({c: pd.Series(dtype=object if c in ("customer_id", "margin_now", "margin_before", "revenue_now", "revenue_before") else float)
                               for c in _HISTORY_COLUMNS})
-_CACHE: "OrderedDict[tuple[object, ...], tuple[tuple[str, ...], pd.DataFrame]]" = OrderedDict()
-_CACHE_SIZE = 16
-_CACHE_LOCK = threading.Lock()
-_STATS = {"hits": 0, "misses": 0}
-
-
 def cache_info() -> dict[str, int]:
-    """The closed-month history cache: hits, misses (reads not served from memory, caching or
+    """The closed-month history cache (`closed_months`): hits, misses (computations, cached or
     not) and entries held."""
-    with _CACHE_LOCK:
-        return {**_STATS, "entries": len(_CACHE)}
+    return closed_months.cache_info(_CACHE_NAME)
 
 
 def cache_clear() -> None:
-    """Forget every cached closed-month history (and reset the counters)."""
-    with _CACHE_LOCK:
-        _CACHE.clear()
-        _STATS.update(hits=0, misses=0)
+    """Forget every remembered closed-month result (and reset the counters)."""
+    closed_months.cache_clear()
+
+
+_CACHE_NAME = "tier_history"
 
 
 def _closed_history(store: Store, fx: FxTable | None, months: list[str], thresholds: object,
                     known: RollupFacts | None) -> pd.DataFrame | None:
-    """`_per_customer` over `months` (the months before the period's last), from memory when
-    nothing it was read from has changed since: the `walleta.generations` fingerprint is read
-    before the data, so a write during the read makes the next call read again. Not cached while
-    the revenue rollup is stale (revenue then comes from the entries)."""
-    stamp = generations.fingerprint(store, next_month(months[-1])) if known is not None else None
-    key = (store.url, months[0], months[-1], _threshold_key(thresholds), None if fx is None else tuple(sorted(fx.rates.items())))
-    if stamp is not None:
-        with _CACHE_LOCK:
-            hit = _CACHE.get(key)
-            if hit is not None and hit[0] == stamp:
-                _CACHE.move_to_end(key)
-                _STATS["hits"] += 1
-                return hit[1]
-    with _CACHE_LOCK:
-        _STATS["misses"] += 1
-    rows = _customer_months(store, fx, months, thresholds, known)
-    if rows is None:
-        return None
-    frame = _per_customer(*rows[:6], len(months) - 1) if len(rows.customer) else _EMPTY_CLOSED
-    if stamp is not None:
-        with _CACHE_LOCK:
-            _CACHE[key] = (stamp, frame)
-            _CACHE.move_to_end(key)
-            while len(_CACHE) > _CACHE_SIZE:
-                _CACHE.popitem(last=False)
-    return frame
+    """`_per_customer` over `months` (the months before the period's last), remembered while
+    nothing it was read from changes (`closed_months.remember`). Not remembered while the revenue
+    rollup is stale (revenue then comes from the entries, which the counters do not cover)."""
+
+    def compute() -> pd.DataFrame | None:
+        rows = _customer_months(store, fx, months, thresholds, known)
+        if rows is None:
+            return None
+        return _per_customer(*rows[:6], len(months) - 1) if len(rows.customer) else _EMPTY_CLOSED
+
+    args = (months[0], months[-1], _threshold_key(thresholds), None if fx is None else tuple(sorted(fx.rates.items())))
+    return closed_months.remember(store, _CACHE_NAME, args, next_month(months[-1]), compute, cacheable=known is not None)
 
 
 def _threshold_key(thresholds: object) -> tuple[object, ...]:

@@ -29,9 +29,10 @@ from ..exact_merge import merge_filled
 from ..fx import FxTable
 from ..schema import UNATTRIBUTED
 from ..store import Store
+from . import closed_months
 from .columns import object_column
 from .display import pct
-from .period import Period, month_range
+from .period import Period, month_range, previous_month
 from .customer_seeks import MAX_PARAMS, customer_day_rows, days_of, month_costs
 from .sources import read, NO_PLAN, UNKNOWN, group_sum, revenue_by_customer_month, revenue_totals, usage_sql
 from .tier_history import revenue_and_paying_by_month
@@ -144,12 +145,17 @@ def _fetch(store: Store, statement: str, params: list) -> list[tuple]:
 
 
 def _daily_from_feature_model(store: Store, period: Period, by: str | None) -> list[tuple]:
-    """Rows (day, [by], *_TREND_MEASURES) from the feature x model day rollup."""
+    """Rows (day, [by], *_TREND_MEASURES) from the feature x model day rollup. The days before
+    the last day's month are remembered while those months do not change (`closed_months`)."""
     keys = f"day, {by}" if by else "day"
-    return _fetch(store,
-        f"SELECT {keys}, {usage_sql(_TREND_MEASURES)} FROM rollup_feature_model_day WHERE day >= ? AND day <= ? GROUP BY {keys}",
-        [period.first_day, period.last_day],
-    )
+    statement = f"SELECT {keys}, {usage_sql(_TREND_MEASURES)} FROM rollup_feature_model_day WHERE day >= ? AND day <= ? GROUP BY {keys}"
+    month_start = period.last_day[:7] + "-01"
+    if period.first_day >= month_start:
+        return _fetch(store, statement, [period.first_day, period.last_day])
+    closed_last = (date.fromisoformat(month_start) - timedelta(days=1)).isoformat()
+    closed = closed_months.remember(store, "trends.daily_feature_model", (by, period.first_day, closed_last), month_start[:7],
+                                    lambda: _fetch(store, statement, [period.first_day, closed_last]))
+    return closed + _fetch(store, statement, [month_start, period.last_day])
 
 
 def top_customers(store: Store, period: Period, top: int) -> list[str]:
@@ -301,6 +307,17 @@ def _by_plan(store: Store, rollup: str, key: str, first: str, last: str) -> list
 
 
 def _monthly_by_plan(store: Store, first: str, last: str) -> list[tuple]:
+    """`_months_by_plan` with the months before `last` remembered while those months and every
+    customer's plan do not change (`closed_months`)."""
+    if first >= last:
+        return _months_by_plan(store, first, last)
+    before = previous_month(last)
+    closed = closed_months.remember(store, "trends.monthly_by_plan", (first, before), last,
+                                    lambda: _months_by_plan(store, first, before), extra=closed_months.customers_digest)
+    return closed + _months_by_plan(store, last, last)
+
+
+def _months_by_plan(store: Store, first: str, last: str) -> list[tuple]:
     """Rows (month, plan, *_TREND_MEASURES) for months [first, last], equal to `_by_plan` on
     the customer-month rollup without its sort of every customer-month.
 

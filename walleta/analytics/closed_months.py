@@ -1,0 +1,92 @@
+"""What a page derives from closed months, kept in memory while nothing it was read from changes.
+
+A page re-rendered while usage flows into the current month should not re-read a year of rollups.
+`remember(store, name, args, before_month, compute)` returns `compute()` (which must read only
+months before `before_month`) from memory for as long as `walleta.generations.fingerprint(store,
+before_month)` and the `extra` stamps are unchanged. Stamps are read BEFORE computing, so a write
+during the computation can only make the next call compute again, never hide the write. Results
+are shared between callers: treat them as read-only.
+
+Used for: the since-when history of the Customers page (`tier_history`), the day rows of the cost
+trends by model and feature and the month rows by plan (`trends`). Entries are per database
+(URL and store id), name and arguments; at most `SIZE` are kept (least recently used first out).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from typing import Any, Callable, Hashable, TypeVar
+
+from .. import generations
+from ..store import Store
+
+__all__ = ["remember", "customers_digest", "cache_info", "cache_clear", "SIZE"]
+
+T = TypeVar("T")
+SIZE = 64
+_CACHE: "OrderedDict[tuple[Hashable, ...], tuple[tuple[Hashable, ...], Any]]" = OrderedDict()
+_LOCK = threading.Lock()
+_STATS: dict[str, dict[str, int]] = {}
+
+
+def remember(store: Store, name: str, args: tuple[Hashable, ...], before_month: str, compute: Callable[[], T], *,
+             extra: Callable[[Store], Hashable] | None = None, cacheable: bool = True) -> T:
+    """`compute()`, from memory when the same (database, `name`, `args`) was computed while every
+    month before `before_month` (and `extra(store)`, e.g. `customers_digest`) looked as it does
+    now. `cacheable=False` (or a database without a store id) computes every time."""
+    stamp = generations.fingerprint(store, before_month) if cacheable else None
+    if stamp is None:
+        _count(name, "misses")
+        return compute()
+    if extra is not None:
+        stamp = (*stamp, extra(store))
+    key = (store.url, name, args)
+    with _LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None and hit[0] == stamp:
+            _CACHE.move_to_end(key)
+            _STATS.setdefault(name, {"hits": 0, "misses": 0})["hits"] += 1
+            return hit[1]  # type: ignore[no-any-return]
+    _count(name, "misses")
+    value = compute()
+    with _LOCK:
+        _CACHE[key] = (stamp, value)
+        _CACHE.move_to_end(key)
+        while len(_CACHE) > SIZE:
+            _CACHE.popitem(last=False)
+    return value
+
+
+def _count(name: str, outcome: str) -> None:
+    with _LOCK:
+        _STATS.setdefault(name, {"hits": 0, "misses": 0})[outcome] += 1
+
+
+def customers_digest(store: Store) -> str:
+    """A digest of every customer's id and plan (for results that group by plan): any change to
+    the customers table that moves a customer between plans changes it, whoever made it."""
+    if store.dialect == "postgresql":
+        statement = "SELECT string_agg(customer_id || chr(31) || COALESCE(plan, ''), chr(30) ORDER BY customer_id) FROM customers"
+    else:  # (an ordered subquery: were the order ever different, the digest would only differ)
+        statement = ("SELECT group_concat(customer_id || char(31) || COALESCE(plan, ''), char(30)) "
+                     "FROM (SELECT customer_id, plan FROM customers ORDER BY customer_id)")
+    text = store.scalar(statement) or ""
+    return hashlib.blake2b(str(text).encode(), digest_size=16).hexdigest()
+
+
+def cache_info(name: str | None = None) -> dict[str, int]:
+    """Hits and misses (computations, cached or not) for `name`, or summed over every name, and
+    the entries held (for `name`, or all)."""
+    with _LOCK:
+        chosen = [s for n, s in _STATS.items() if name is None or n == name]
+        entries = sum(1 for key in _CACHE if name is None or key[1] == name)
+        return {"hits": sum(s["hits"] for s in chosen), "misses": sum(s["misses"] for s in chosen), "entries": entries}
+
+
+def cache_clear() -> None:
+    """Forget every remembered result (and reset the counters)."""
+    with _LOCK:
+        _CACHE.clear()
+        _STATS.clear()
