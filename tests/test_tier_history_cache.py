@@ -133,6 +133,9 @@ def _check_trends(store: Store) -> None:
         seen = {tuple(r[:-2]): (r[-2], r[-1]) for r in got[columns + ["ai_cost_pico", "requests"]].itertuples(index=False, name=None)}
         assert seen == expected and expected, by
     months = Period.months("2025-11", LAST)
+    summary, whole_summary = trends.monthly_summary(store, months, FX), trends._summary(store, months, FX)
+    assert summary.to_dict("records") == whole_summary.to_dict("records") and len(summary) == 4
+    assert [str(d) for d in summary.dtypes] == [str(d) for d in whole_summary.dtypes]
     got = trends.trend(store, months, grain="month", by="plan")
     whole = trends._assemble(trends._by_plan(store, "rollup_customer_month", "month", "2025-11", LAST), ["plan"], "month", True, months)
     assert got.to_dict("records") == whole.to_dict("records") and {"Pro", "Free", "(no plan)", "(unknown)"} <= set(got["plan"])

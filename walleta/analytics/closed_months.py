@@ -20,9 +20,10 @@ from collections import OrderedDict
 from typing import Any, Callable, Hashable, TypeVar
 
 from .. import generations
+from ..fx import FxTable
 from ..store import Store
 
-__all__ = ["remember", "customers_digest", "cache_info", "cache_clear", "SIZE"]
+__all__ = ["remember", "customers_digest", "fx_key", "cache_info", "cache_clear", "SIZE"]
 
 T = TypeVar("T")
 SIZE = 64
@@ -62,6 +63,11 @@ def remember(store: Store, name: str, args: tuple[Hashable, ...], before_month: 
 def _count(name: str, outcome: str) -> None:
     with _LOCK:
         _STATS.setdefault(name, {"hits": 0, "misses": 0})[outcome] += 1
+
+
+def fx_key(fx: FxTable | None) -> Hashable:
+    """An FX table as a cache argument (its rates)."""
+    return None if fx is None else tuple(sorted(fx.rates.items()))
 
 
 def customers_digest(store: Store) -> str:

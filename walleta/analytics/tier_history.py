@@ -366,7 +366,7 @@ def _closed_history(store: Store, fx: FxTable | None, months: list[str], thresho
             return None
         return _per_customer(*rows[:6], len(months) - 1) if len(rows.customer) else _EMPTY_CLOSED
 
-    args = (months[0], months[-1], _threshold_key(thresholds), None if fx is None else tuple(sorted(fx.rates.items())))
+    args = (months[0], months[-1], _threshold_key(thresholds), closed_months.fx_key(fx))
     return closed_months.remember(store, _CACHE_NAME, args, next_month(months[-1]), compute, cacheable=known is not None)
 
 

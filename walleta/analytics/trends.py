@@ -27,6 +27,7 @@ import pandas as pd
 from ..errors import InputError
 from ..exact_merge import merge_filled
 from ..fx import FxTable
+from ..revenue_rollup import facts
 from ..schema import UNATTRIBUTED
 from ..store import Store
 from . import closed_months
@@ -419,8 +420,21 @@ def monthly_summary(store: Store, period: Period, fx: FxTable | None) -> pd.Data
     """Revenue, AI cost and margin per month over the whole months of `period`.
 
     Columns: SUMMARY_COLUMNS. `customers_with_usage` excludes the unattributed pseudo-customer;
-    `paying_customers` counts customers with revenue > 0 in the month."""
+    `paying_customers` counts customers with revenue > 0 in the month. The months before the
+    last are remembered while they do not change (`closed_months`; not while the revenue rollup
+    is stale)."""
     period = period.whole_months()
+    first, last = period.first_month, period.last_month
+    if first >= last:
+        return _summary(store, period, fx)
+    before = previous_month(last)
+    closed = closed_months.remember(store, "trends.monthly_summary", (first, before, closed_months.fx_key(fx)), last,
+                                    lambda: _summary(store, Period.months(first, before), fx), cacheable=facts(store) is not None)
+    return pd.concat([closed, _summary(store, Period.month(last), fx)], ignore_index=True)
+
+
+def _summary(store: Store, period: Period, fx: FxTable | None) -> pd.DataFrame:
+    """`monthly_summary` of whole-month `period`, read at once."""
     usage = read(store, 
         "SELECT month, CAST(SUM(cost_pico) AS BIGINT) AS cost_pico, CAST(SUM(requests) AS BIGINT) AS requests, "
         "CAST(SUM(unpriced_requests) AS BIGINT) AS unpriced_requests, CAST(SUM(unpriced_tokens) AS BIGINT) AS unpriced_tokens, "
