@@ -10,6 +10,7 @@ month changed and not reused when a closed month did."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +20,7 @@ import pandas as pd
 import pytest
 
 from walleta import generations
-from walleta.analytics import closed_months, margins, trends
+from walleta.analytics import closed_months, margins, reconciliation, trends
 from walleta.analytics.margins import HealthThresholds, _monthly_by_merge, _with_history, monthly_customer_margins
 from walleta.analytics.period import Period
 from walleta.analytics.tier_history import _customer_months, _per_customer, cache_clear, cache_info, tier_history
@@ -242,3 +243,47 @@ def test_generation_counters(store: Store, tmp_path: Path) -> None:
     book.revenue("2026-01")
     book.revenue("2026-01")
     assert store.get_meta("generation:revenue") is not None and int(store.get_meta("generation:revenue") or 0) >= 2
+
+
+def _bill(store: Store, lines: dict[str, tuple[str, str, int]]) -> None:
+    store.upsert("billed_costs", [{"uid": uid, "day": day, "project_id": "", "api_key_id": "", "line_item": item, "amount_pico": amount,
+                                   "currency": "USD", "quantity": None, "quantity_unit": "", "source": "test"}
+                                  for uid, (day, item, amount) in lines.items()], ["uid"])
+
+
+def test_reconciliation_lines_are_remembered_for_closed_months_only(book: Book) -> None:
+    store, catalog = book.store, book.catalog
+    january, name = Period.month("2026-01"), "reconciliation.lines"
+    _bill(store, {"b1": ("2026-01-05", "m-small, input", 3 * 10**12), "b2": ("2026-01-09", "m-small, input", 10**12)})
+
+    def check(expect_hit: bool) -> None:
+        before = closed_months.cache_info(name)
+        got = reconciliation.reconciliation_lines(store, january, catalog)
+        after = closed_months.cache_info(name)
+        assert (after["hits"] - before["hits"], after["misses"] - before["misses"]) == ((1, 0) if expect_hit else (0, 1))
+        expected = reconciliation._joined(store, january, catalog)
+        assert got.to_dict("records") == expected.to_dict("records") and len(got) >= 2
+
+    check(False)
+    check(True)
+    book.usage(LAST)  # live usage after the period: still remembered
+    check(True)
+    _bill(store, {"b2": ("2026-01-09", "m-small, input", 2 * 10**12)})  # a re-imported bill line
+    check(False)
+    with store.transaction() as cur:  # a bill line edited by hand
+        cur.execute(store.sql("UPDATE billed_costs SET line_item = ? WHERE uid = ?"), ["m-small, output", "b1"])
+    check(False)
+    book.usage("2026-01")  # late usage in the period
+    check(False)
+    check(True)
+    small = next(i for i, row in enumerate(catalog.rows) if row.model == "m-small")
+    rows = list(catalog.rows)
+    rows[small] = dataclasses.replace(rows[small], input=(rows[small].input or 0) // 2)
+    cheaper = dataclasses.replace(catalog, rows=rows)
+    assert closed_months.catalog_key(cheaper) != closed_months.catalog_key(catalog)
+    before = closed_months.cache_info(name)["misses"]
+    assert reconciliation.reconciliation_lines(store, january, cheaper).to_dict("records") == reconciliation._joined(store, january, cheaper).to_dict("records")
+    assert closed_months.cache_info(name)["misses"] == before + 1
+    live = closed_months.cache_info(name)["entries"]
+    reconciliation.reconciliation_lines(store, Period.month(LAST), catalog)
+    assert closed_months.cache_info(name)["entries"] == live  # the live month is never remembered

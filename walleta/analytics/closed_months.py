@@ -20,10 +20,11 @@ from collections import OrderedDict
 from typing import Any, Callable, Hashable, TypeVar
 
 from .. import generations
+from ..catalog import Catalog
 from ..fx import FxTable
 from ..store import Store
 
-__all__ = ["remember", "customers_digest", "fx_key", "cache_info", "cache_clear", "SIZE"]
+__all__ = ["remember", "billed_digest", "catalog_key", "customers_digest", "fx_key", "cache_info", "cache_clear", "SIZE"]
 
 T = TypeVar("T")
 SIZE = 64
@@ -68,6 +69,26 @@ def _count(name: str, outcome: str) -> None:
 def fx_key(fx: FxTable | None) -> Hashable:
     """An FX table as a cache argument (its rates)."""
     return None if fx is None else tuple(sorted(fx.rates.items()))
+
+
+def catalog_key(catalog: Catalog) -> Hashable:
+    """A price catalog as a cache argument: a digest of every price row, alias and setting."""
+    text = repr((catalog.as_of, catalog.long_context_threshold, sorted(catalog.aliases.items()), catalog.rows))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def billed_digest(store: Store, first_day: str, last_day: str) -> str:
+    """A digest of every billed-cost line of the days (for results that compare with the bill):
+    an import that adds, replaces or removes a line changes it, whoever made it."""
+    fields = ("uid", "day", "project_id", "line_item", "currency", "CAST(amount_pico AS TEXT)")
+    if store.dialect == "postgresql":
+        line = " || chr(31) || ".join(f"COALESCE({f}, '')" for f in fields)
+        statement = f"SELECT string_agg({line}, chr(30) ORDER BY uid) FROM billed_costs WHERE day >= ? AND day <= ?"
+    else:  # (an ordered subquery: were the order ever different, the digest would only differ)
+        line = " || char(31) || ".join(f"COALESCE({f}, '')" for f in fields)
+        statement = f"SELECT group_concat({line}, char(30)) FROM (SELECT * FROM billed_costs WHERE day >= ? AND day <= ? ORDER BY uid)"
+    text = store.scalar(statement, [first_day, last_day]) or ""
+    return hashlib.blake2b(str(text).encode(), digest_size=16).hexdigest()
 
 
 def customers_digest(store: Store) -> str:

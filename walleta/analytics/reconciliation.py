@@ -40,9 +40,10 @@ from ..exact_merge import merge_filled
 from ..money import PICO_PER_CENT, format_usd
 from ..schema import UNATTRIBUTED
 from ..store import Store
+from . import closed_months
 from .columns import object_column
 from .display import pct
-from .period import Period
+from .period import Period, next_month
 from .sources import group_sum, read, usage_sql
 
 __all__ = [
@@ -285,8 +286,16 @@ def _explain(status: str, estimated: int, billed: int, unpriced_requests: int, u
 def reconciliation_lines(store: Store, period: Period, catalog: Catalog | None = None) -> pd.DataFrame:
     """Estimated and billed cost side by side per (day, project_id, line_model, token_class):
     the input of `reconcile` and `reconciliation_summary`. Compute it once and pass it as
-    `lines=` when a page shows several views of the same period."""
-    return _joined(store, period, catalog or load_catalog())
+    `lines=` when a page shows several views of the same period. A period of closed months
+    (before the last month with usage) is remembered while its usage rollup rows, its billed
+    lines and the catalog do not change (`closed_months`); treat the frame as read-only."""
+    catalog = catalog or load_catalog()
+    latest = store.scalar("SELECT MAX(month) FROM rollup_customer_month")
+    if latest is None or period.last_month >= latest:  # the live month: read every time
+        return _joined(store, period, catalog)
+    return closed_months.remember(store, "reconciliation.lines", (period.first_day, period.last_day, closed_months.catalog_key(catalog)),
+                                  next_month(period.last_month), lambda: _joined(store, period, catalog),
+                                  extra=lambda s: closed_months.billed_digest(s, period.first_day, period.last_day))
 
 
 def _joined(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame:
