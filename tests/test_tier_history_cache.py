@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from walleta import generations
-from walleta.analytics import closed_months, margins, reconciliation, trends
+from walleta.analytics import breakdowns, closed_months, margins, reconciliation, trends
 from walleta.analytics.margins import HealthThresholds, _monthly_by_merge, _with_history, monthly_customer_margins
 from walleta.analytics.period import Period
 from walleta.analytics.tier_history import _customer_months, _per_customer, cache_clear, cache_info, tier_history
@@ -114,6 +114,7 @@ def _check(store: Store, fx: FxTable = FX, thresholds: HealthThresholds = THRESH
     for column in SINCE_COLUMNS:
         assert fast[column].to_dict() == slow.loc[fast.index, column].to_dict(), column
     _check_trends(store)
+    _check_breakdowns(store, fx)
     for first in (None, "2025-12", LAST):  # the monthly table from the scans equals the merged rows
         scanned, merged = (f(store, fx, first, LAST, thresholds) for f in (monthly_customer_margins, _monthly_by_merge))
         assert list(scanned.columns) == list(merged.columns) and len(scanned) == len(merged) > 0
@@ -140,6 +141,16 @@ def _check_trends(store: Store) -> None:
     got = trends.trend(store, months, grain="month", by="plan")
     whole = trends._assemble(trends._by_plan(store, "rollup_customer_month", "month", "2025-11", LAST), ["plan"], "month", True, months)
     assert got.to_dict("records") == whole.to_dict("records") and {"Pro", "Free", "(no plan)", "(unknown)"} <= set(got["plan"])
+
+
+def _check_breakdowns(store: Store, fx: FxTable) -> None:
+    """Feature and plan breakdowns of a closed month (remembered) equal one read of it."""
+    january = Period.month("2026-01")
+    for allocation in (breakdowns.Allocation(), breakdowns.Allocation("request_share")):
+        got = breakdowns.feature_breakdown(store, january, fx, allocation)
+        assert got.to_dict("records") == breakdowns._feature_breakdown(store, january, fx, allocation).to_dict("records") and len(got)
+    got = breakdowns.plan_breakdown(store, january, fx)
+    assert got.to_dict("records") == breakdowns._plan_breakdown(store, january, fx).to_dict("records") and len(got)
 
 
 def _misses() -> int:
@@ -287,3 +298,14 @@ def test_reconciliation_lines_are_remembered_for_closed_months_only(book: Book) 
     live = closed_months.cache_info(name)["entries"]
     reconciliation.reconciliation_lines(store, Period.month(LAST), catalog)
     assert closed_months.cache_info(name)["entries"] == live  # the live month is never remembered
+
+
+def test_a_remembered_frame_changed_by_a_caller_stays_as_computed(book: Book) -> None:
+    store, january = book.store, Period.month("2026-01")
+    first = breakdowns.plan_breakdown(store, january, FX)
+    expected = first.to_dict("records")
+    first.loc[:, "revenue_pico"] = 0  # a caller writing into its frame
+    first["extra"] = 1
+    again = breakdowns.plan_breakdown(store, january, FX)
+    assert closed_months.cache_info("breakdowns.plan")["hits"] >= 1
+    assert again.to_dict("records") == expected and "extra" not in again

@@ -33,8 +33,10 @@ import pandas as pd
 
 from ..errors import InputError
 from ..fx import FxTable
+from ..revenue_rollup import facts
 from ..schema import TOKEN_COLUMNS
 from ..store import Store
+from . import closed_months
 from .columns import INT, TEXT, scan
 from .display import div_round, pct
 from .feature_allocation import allocate_by_basis
@@ -205,10 +207,19 @@ def feature_breakdown(
     Columns: FEATURE_COLUMNS (money in pico-dollars; margin_pct = 100 * margin / allocated
     revenue, None when that is <= 0). Sorted by AI cost, highest first; the
     `(revenue without usage)` row, when present, comes last. Reads rollup_feature_model_day,
-    rollup_customer_month_feature and the revenue entries.
+    rollup_customer_month_feature and the revenue rollup (or the entries). Closed months are
+    remembered while they do not change (`closed_months.remember_closed`).
     """
     allocation = allocation or Allocation()
     period = period.whole_months()
+    weights = tuple(sorted((str(k), str(v)) for k, v in allocation.weights.items()))
+    args = (period.first_month, period.last_month, closed_months.fx_key(fx), allocation.rule, weights)
+    return closed_months.remember_closed(store, "breakdowns.feature", args, period.last_month,
+                                         lambda: _feature_breakdown(store, period, fx, allocation), cacheable=facts(store) is not None)
+
+
+def _feature_breakdown(store: Store, period: Period, fx: FxTable | None, allocation: Allocation) -> pd.DataFrame:
+    """`feature_breakdown` of whole-month `period`, read at once."""
     usage = _feature_usage(store, period)
     names = usage["feature"].tolist()
     allocated, _ = _allocate(store, period, fx, allocation, names)
@@ -267,7 +278,16 @@ def plan_breakdown(store: Store, period: Period, fx: FxTable | None) -> pd.DataF
 
     Columns: PLAN_COLUMNS. `customers` counts customers with revenue or usage; `paying` those with
     revenue > 0; `losing` those in the losing tier. The plan is the customers table's current
-    plan ('(unknown)' for usage without a customer record). Sorted by revenue, highest first."""
+    plan ('(unknown)' for usage without a customer record). Sorted by revenue, highest first.
+    Closed months are remembered while they and every customer's plan do not change."""
+    whole = period.whole_months()
+    return closed_months.remember_closed(store, "breakdowns.plan", (whole.first_month, whole.last_month, closed_months.fx_key(fx)),
+                                         whole.last_month, lambda: _plan_breakdown(store, whole, fx),
+                                         extra=closed_months.customers_digest, cacheable=facts(store) is not None)
+
+
+def _plan_breakdown(store: Store, period: Period, fx: FxTable | None) -> pd.DataFrame:
+    """`plan_breakdown` of whole-month `period`, read at once."""
     columns = plan_totals(store, period, fx)
     plans, revenue, cost = columns["plan"], columns["revenue_pico"], columns["ai_cost_pico"]
     if not len(plans):

@@ -5,7 +5,8 @@ A page re-rendered while usage flows into the current month should not re-read a
 months before `before_month`) from memory for as long as `walleta.generations.fingerprint(store,
 before_month)` and the `extra` stamps are unchanged. Stamps are read BEFORE computing, so a write
 during the computation can only make the next call compute again, never hide the write. Results
-are shared between callers: treat them as read-only.
+are shared between callers: frames come back as shallow copies (copy-on-write), lists must be
+treated as read-only.
 
 Used for: the since-when history of the Customers page (`tier_history`), the day rows of the cost
 trends by model and feature and the month rows by plan (`trends`). Entries are per database
@@ -15,16 +16,19 @@ trends by model and feature and the month rows by plan (`trends`). Entries are p
 from __future__ import annotations
 
 import hashlib
+from datetime import date, timedelta
 import threading
 from collections import OrderedDict
 from typing import Any, Callable, Hashable, TypeVar
+
+import pandas as pd
 
 from .. import generations
 from ..catalog import Catalog
 from ..fx import FxTable
 from ..store import Store
 
-__all__ = ["remember", "billed_digest", "catalog_key", "customers_digest", "fx_key", "cache_info", "cache_clear", "SIZE"]
+__all__ = ["remember", "remember_closed", "billed_digest", "catalog_key", "customers_digest", "fx_key", "cache_info", "cache_clear", "SIZE"]
 
 T = TypeVar("T")
 SIZE = 64
@@ -50,7 +54,7 @@ def remember(store: Store, name: str, args: tuple[Hashable, ...], before_month: 
         if hit is not None and hit[0] == stamp:
             _CACHE.move_to_end(key)
             _STATS.setdefault(name, {"hits": 0, "misses": 0})["hits"] += 1
-            return hit[1]  # type: ignore[no-any-return]
+            return _shared(hit[1])
     _count(name, "misses")
     value = compute()
     with _LOCK:
@@ -58,7 +62,24 @@ def remember(store: Store, name: str, args: tuple[Hashable, ...], before_month: 
         _CACHE.move_to_end(key)
         while len(_CACHE) > SIZE:
             _CACHE.popitem(last=False)
-    return value
+    return _shared(value)
+
+
+def _shared(value: T) -> T:
+    """A remembered frame as a new frame over the same data: with pandas' copy-on-write, a
+    caller that adds or changes columns or values changes its own copy, never the memory."""
+    return value.copy(deep=False) if isinstance(value, pd.DataFrame) else value  # type: ignore[return-value]
+
+
+def remember_closed(store: Store, name: str, args: tuple[Hashable, ...], last_month: str, compute: Callable[[], T], *,
+                    extra: Callable[[Store], Hashable] | None = None, cacheable: bool = True) -> T:
+    """`remember` for a result over months up to `last_month`, when that month is closed (before
+    the last month with usage); a period reaching the live month is computed every time."""
+    latest = store.scalar("SELECT MAX(month) FROM rollup_customer_month")
+    if latest is None or last_month >= latest:
+        return compute()
+    month = date(int(last_month[:4]), int(last_month[5:7]), 1) + timedelta(days=31)
+    return remember(store, name, args, f"{month.year:04d}-{month.month:02d}", compute, extra=extra, cacheable=cacheable)
 
 
 def _count(name: str, outcome: str) -> None:

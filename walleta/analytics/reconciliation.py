@@ -43,7 +43,7 @@ from ..store import Store
 from . import closed_months
 from .columns import object_column
 from .display import pct
-from .period import Period, next_month
+from .period import Period
 from .sources import group_sum, read, usage_sql
 
 __all__ = [
@@ -290,12 +290,9 @@ def reconciliation_lines(store: Store, period: Period, catalog: Catalog | None =
     (before the last month with usage) is remembered while its usage rollup rows, its billed
     lines and the catalog do not change (`closed_months`); treat the frame as read-only."""
     catalog = catalog or load_catalog()
-    latest = store.scalar("SELECT MAX(month) FROM rollup_customer_month")
-    if latest is None or period.last_month >= latest:  # the live month: read every time
-        return _joined(store, period, catalog)
-    return closed_months.remember(store, "reconciliation.lines", (period.first_day, period.last_day, closed_months.catalog_key(catalog)),
-                                  next_month(period.last_month), lambda: _joined(store, period, catalog),
-                                  extra=lambda s: closed_months.billed_digest(s, period.first_day, period.last_day))
+    return closed_months.remember_closed(store, "reconciliation.lines", (period.first_day, period.last_day, closed_months.catalog_key(catalog)),
+                                         period.last_month, lambda: _joined(store, period, catalog),
+                                         extra=lambda s: closed_months.billed_digest(s, period.first_day, period.last_day))
 
 
 def _joined(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame:
