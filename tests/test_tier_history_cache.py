@@ -151,6 +151,10 @@ def _check_breakdowns(store: Store, fx: FxTable) -> None:
         assert got.to_dict("records") == breakdowns._feature_breakdown(store, january, fx, allocation).to_dict("records") and len(got)
     got = breakdowns.plan_breakdown(store, january, fx)
     assert got.to_dict("records") == breakdowns._plan_breakdown(store, january, fx).to_dict("records") and len(got)
+    for inactive in (False, True):
+        got = margins.customer_margins(store, january, fx, include_inactive=inactive)
+        direct = margins._customer_margins(store, january, fx, THRESHOLDS, inactive, True, True)
+        assert got.to_dict("records") == direct.to_dict("records") and len(got)
 
 
 def _misses() -> int:
@@ -196,6 +200,11 @@ def test_cached_history_equals_the_whole_reduction_after_every_kind_of_write(boo
         cur.execute(store.sql("UPDATE customers SET plan = ? WHERE customer_id = ?"), ["Free", "a"])
     _check(store)
     assert closed_months.cache_info("trends.monthly_by_plan")["misses"] == plan_misses + 1
+    digest = closed_months.customers_digest(store)
+    with store.transaction() as cur:  # a name changed by hand: shown on the Customers page
+        cur.execute(store.sql("UPDATE customers SET name = ? WHERE customer_id = ?"), ["Acme Renamed", "b"])
+    assert closed_months.customers_digest(store) != digest
+    _check(store)
     assert _misses() == misses + 5  # the since-when history does not depend on plans
 
 

@@ -8,8 +8,13 @@ during the computation can only make the next call compute again, never hide the
 are shared between callers: frames come back as shallow copies (copy-on-write), lists must be
 treated as read-only.
 
-Used for: the since-when history of the Customers page (`tier_history`), the day rows of the cost
-trends by model and feature and the month rows by plan (`trends`). Entries are per database
+Used for: the since-when history of the months before the period's last (`tier_history`), the
+closed days and months of the trends and the monthly summary (`trends`), and whole results over
+periods of closed months, i.e. ending before the last month with usage (`remember_closed`:
+customer margins, feature and plan breakdowns, reconciliation lines). Inputs other than the
+rollups are stamped too: the revenue rollup's counter (nothing is remembered while it is stale),
+a digest of the customers table where names or plans are shown, of the billed lines for
+reconciliation, and the FX rates, thresholds and catalog as arguments. Entries are per database
 (URL and store id), name and arguments; at most `SIZE` are kept (least recently used first out).
 """
 
@@ -113,13 +118,15 @@ def billed_digest(store: Store, first_day: str, last_day: str) -> str:
 
 
 def customers_digest(store: Store) -> str:
-    """A digest of every customer's id and plan (for results that group by plan): any change to
-    the customers table that moves a customer between plans changes it, whoever made it."""
+    """A digest of every customer's id, name, plan and signup date (for results that show or group
+    by them): any change to those columns of the customers table changes it, whoever made it."""
+    fields = ("customer_id", "name", "plan", "signup_date")
     if store.dialect == "postgresql":
-        statement = "SELECT string_agg(customer_id || chr(31) || COALESCE(plan, ''), chr(30) ORDER BY customer_id) FROM customers"
+        line = " || chr(31) || ".join(f"COALESCE({f}, '')" for f in fields)
+        statement = f"SELECT string_agg({line}, chr(30) ORDER BY customer_id) FROM customers"
     else:  # (an ordered subquery: were the order ever different, the digest would only differ)
-        statement = ("SELECT group_concat(customer_id || char(31) || COALESCE(plan, ''), char(30)) "
-                     "FROM (SELECT customer_id, plan FROM customers ORDER BY customer_id)")
+        line = " || char(31) || ".join(f"COALESCE({f}, '')" for f in fields)
+        statement = f"SELECT group_concat({line}, char(30)) FROM (SELECT * FROM customers ORDER BY customer_id)"
     text = store.scalar(statement) or ""
     return hashlib.blake2b(str(text).encode(), digest_size=16).hexdigest()
 

@@ -39,8 +39,10 @@ import pandas as pd
 
 from ..errors import InputError
 from ..fx import FxTable
+from ..revenue_rollup import facts
 from ..schema import UNATTRIBUTED
 from ..store import Store
+from . import closed_months
 from .columns import object_column, union_positions
 from .display import pct, pct_of_positive
 from .period import Period, previous_month
@@ -215,10 +217,21 @@ def customer_margins(
     customer-month rollup, the revenue rollup (or the entries while it is stale) and the
     customers table only. With
     `with_history=False` the since-when and month-over-month columns are left empty (None),
-    which skips reading the months before the period.
+    which skips reading the months before the period. A period of closed months is remembered
+    while its months and the customers table do not change (`closed_months.remember_closed`).
     """
     thresholds = thresholds or HealthThresholds()
     period = period.whole_months()
+    args = (period.first_month, period.last_month, closed_months.fx_key(fx), thresholds, include_inactive, include_unattributed, with_history)
+    return closed_months.remember_closed(
+        store, "margins.customer_margins", args, period.last_month,
+        lambda: _customer_margins(store, period, fx, thresholds, include_inactive, include_unattributed, with_history),
+        extra=closed_months.customers_digest, cacheable=facts(store) is not None)
+
+
+def _customer_margins(store: Store, period: Period, fx: FxTable | None, thresholds: HealthThresholds, include_inactive: bool,
+                      include_unattributed: bool, with_history: bool) -> pd.DataFrame:
+    """`customer_margins` of whole-month `period`, computed now."""
     last = period.last_month
     frame = period_margins(store, period, fx, thresholds=thresholds, include_inactive=include_inactive,
                            include_unattributed=include_unattributed)
