@@ -103,8 +103,12 @@ def _assert_same(got: pd.DataFrame, expected: pd.DataFrame) -> None:
         assert len(a) == len(b) and all(same), (column, a, b)
 
 
-def _check(store: Store, fx: FxTable = FX, thresholds: HealthThresholds = THRESHOLDS) -> None:
+def _check(store: Store, fx: FxTable = FX, thresholds: HealthThresholds = THRESHOLDS) -> int:
+    """Check every remembered view against its direct computation; returns how many times the
+    since-when history of the months before LAST was computed (0: from memory, 1: read)."""
+    misses = cache_info()["misses"]
     history, months = tier_history(store, fx, LAST, thresholds)  # type: ignore[misc]
+    read = cache_info()["misses"] - misses
     assert months[-1] == LAST and len(history) >= 3
     _assert_same(history, _reduced_at_once(store, fx, thresholds))
     period = Period.month(LAST)
@@ -115,6 +119,7 @@ def _check(store: Store, fx: FxTable = FX, thresholds: HealthThresholds = THRESH
         assert fast[column].to_dict() == slow.loc[fast.index, column].to_dict(), column
     _check_trends(store)
     _check_breakdowns(store, fx)
+    return read
     for first in (None, "2025-12", LAST):  # the monthly table from the scans equals the merged rows
         scanned, merged = (f(store, fx, first, LAST, thresholds) for f in (monthly_customer_margins, _monthly_by_merge))
         assert list(scanned.columns) == list(merged.columns) and len(scanned) == len(merged) > 0
@@ -157,68 +162,53 @@ def _check_breakdowns(store: Store, fx: FxTable) -> None:
         assert got.to_dict("records") == direct.to_dict("records") and len(got)
 
 
-def _misses() -> int:
-    return cache_info()["misses"]
-
-
 def test_cached_history_equals_the_whole_reduction_after_every_kind_of_write(book: Book) -> None:
     store = book.store
-    _check(store)
-    misses = _misses()
-    _check(store)
-    assert _misses() == misses and cache_info()["hits"] >= 2  # nothing changed: served from memory
+    assert _check(store) == 1
+    assert _check(store) == 0 and cache_info()["hits"] >= 2  # nothing changed: served from memory
 
     book.usage(LAST)  # live usage lands in the last month: the closed months stay cached
     book.usage(LAST)
-    _check(store)
-    assert _misses() == misses
+    assert _check(store) == 0
 
     book.usage("2025-12")  # late usage in a closed month
-    _check(store)
-    assert _misses() == misses + 1
+    assert _check(store) == 1
 
     uid = store.scalar("SELECT uid FROM usage_events WHERE month = ? ORDER BY uid LIMIT 1", ["2026-01"])
     with store.transaction() as cur:
         assert store.delete_events([uid], cur=cur) == 1
-    _check(store)
-    assert _misses() == misses + 2
+    assert _check(store) == 1
 
     store.rebuild_rollups()  # re-pricing or re-mapping: every month may differ
-    _check(store)
-    assert _misses() == misses + 3
+    assert _check(store) == 1
 
     book.revenue("2026-01")  # a revenue import rebuilds the revenue rollup
-    _check(store)
-    assert _misses() == misses + 4
+    assert _check(store) == 1
 
     book.revenue(LAST)  # even revenue of the last month only: the rollup is rebuilt whole
-    _check(store)
-    assert _misses() == misses + 5
+    assert _check(store) == 1
 
     plan_misses = closed_months.cache_info("trends.monthly_by_plan")["misses"]
     with store.transaction() as cur:  # a plan changed by hand: the months by plan are read again
         cur.execute(store.sql("UPDATE customers SET plan = ? WHERE customer_id = ?"), ["Free", "a"])
-    _check(store)
+    assert _check(store) == 0  # (the since-when history does not depend on plans)
     assert closed_months.cache_info("trends.monthly_by_plan")["misses"] == plan_misses + 1
     digest = closed_months.customers_digest(store)
     with store.transaction() as cur:  # a name changed by hand: shown on the Customers page
         cur.execute(store.sql("UPDATE customers SET name = ? WHERE customer_id = ?"), ["Acme Renamed", "b"])
     assert closed_months.customers_digest(store) != digest
-    _check(store)
-    assert _misses() == misses + 5  # the since-when history does not depend on plans
+    assert _check(store) == 0
 
 
 def test_settings_have_their_own_cached_histories(book: Book) -> None:
     store = book.store
     strict = HealthThresholds.from_percentages(80, 60, 10)
     richer = FxTable(rates={"USD": Decimal(1), "EUR": Decimal("1.50"), "CHF": Decimal("1.10")}, as_of={})
-    for fx, thresholds in ((FX, THRESHOLDS), (FX, strict), (richer, THRESHOLDS), (richer, strict)):
-        _check(store, fx, thresholds)
-    assert cache_info()["entries"] == 4
-    misses = _misses()
-    for fx, thresholds in ((richer, strict), (FX, THRESHOLDS)):
-        _check(store, fx, thresholds)
-    assert _misses() == misses
+    settings = ((FX, THRESHOLDS), (FX, strict), (richer, THRESHOLDS), (richer, strict))
+    for fx, thresholds in settings:
+        assert _check(store, fx, thresholds) == 1
+    for fx, thresholds in reversed(settings):
+        assert _check(store, fx, thresholds) == 0
 
 
 def test_nothing_is_cached_while_the_revenue_rollup_is_stale(book: Book) -> None:
@@ -226,10 +216,7 @@ def test_nothing_is_cached_while_the_revenue_rollup_is_stale(book: Book) -> None
     with store.transaction() as cur:  # a hand-written change to the entries marks the rollup stale
         cur.execute(store.sql("UPDATE revenue_entries SET amount_minor = amount_minor + 100 WHERE customer_id = ?"), ["a"])
     assert facts(store) is None
-    misses = _misses()
-    _check(store)
-    _check(store)
-    assert _misses() >= misses + 2 and cache_info()["entries"] == 0
+    assert _check(store) == 1 and _check(store) == 1 and cache_info()["entries"] == 0
 
 
 def test_two_databases_never_share_a_cached_history(tmp_path: Path) -> None:
@@ -242,9 +229,8 @@ def test_two_databases_never_share_a_cached_history(tmp_path: Path) -> None:
         for month in MONTHS:
             book.usage(month)
             book.revenue(month)
-    for store in stores + stores:
-        _check(store)
-    assert cache_info()["entries"] == 2 and closed_months.cache_info("trends.monthly_by_plan")["entries"] == 2
+    assert [_check(store) for store in stores + stores] == [1, 1, 0, 0]  # each database read once, then its own entry
+    assert closed_months.cache_info("trends.monthly_by_plan")["entries"] == 2
     ids = {store.get_meta(generations.STORE_ID_KEY) for store in stores}
     assert len(ids) == 2 and None not in ids
 
