@@ -9,15 +9,15 @@ For each size (default 1M then 10M events; `--quick`: 100k then 1M) the script
      overview        monthly summary (12 months), forecast, concentration, daily trend (30 days),
                      daily anomalies (30 days)
      customers       margin per customer with tiers, since-when, month-over-month; customer anomalies
-                     (the since-when of the months before the last is kept in memory while they do
-                     not change, as in the app; the figure with it recomputed at every call is
-                     printed too)
      features        feature breakdown (cost-share allocation), model breakdown, plan breakdown
      trends          day x model (90 days), week x feature (90 days), month x plan (12 months),
                      day x top-10 customers (30 days)
      reconciliation  estimate vs bill: summary, by day, by project and line item
 3. in another fresh subprocess, the naive baseline: load every event with pandas (`read_sql`), then
    group in memory for each page (time per page = load + group), with its peak RSS.
+What a page reads from closed months is remembered while it does not change (`walleta.analytics.
+closed_months`), as in the app: the median is over repeated views; each page is also timed with
+nothing remembered ("recomp"), and the first call in the process is printed ("cold").
 Targets (issue 6): every page <= 300 ms median at 10M; >= 50x faster than the naive baseline;
 growth from 1M to 10M <= 2x; query-process peak RSS <= 500 MB; ingest with rollups >= 200k
 events/s. Everything printed is measured in this run.
@@ -280,23 +280,23 @@ def query_process(path: str, runs: int) -> dict[str, Any]:
             started = time.perf_counter()
             function()
             times.append(time.perf_counter() - started)
-        result[name] = {"median_ms": statistics.median(times) * 1000, "cold_ms": cold * 1000, "runs_ms": [t * 1000 for t in times]}
-    result["customers_uncached_ms"] = _customers_uncached_ms(page_functions(store)["customers"], runs)
+        result[name] = {"median_ms": statistics.median(times) * 1000, "cold_ms": cold * 1000, "runs_ms": [t * 1000 for t in times],
+                        "recomputed_ms": _recomputed_ms(function, runs)}
     result["peak_rss_mb"] = peak_rss_mb()
     return result
 
 
-def _customers_uncached_ms(customers: Callable[[], object], runs: int) -> float:
-    """Median of the Customers page with the closed months' since-when history recomputed at
-    every call (what the first view costs after a write to a closed month, a revenue import or a
-    change of thresholds or FX rates)."""
-    from walleta.analytics.tier_history import cache_clear
+def _recomputed_ms(page: Callable[[], object], runs: int) -> float:
+    """Median of a page with nothing remembered from closed months (`analytics.closed_months`
+    cleared before each call): what the first view costs after a write to a closed month, an
+    import of revenue or bills, or a change of thresholds, FX rates or prices."""
+    from walleta.analytics.closed_months import cache_clear
 
     times = []
     for _ in range(runs):
         cache_clear()
         started = time.perf_counter()
-        customers()
+        page()
         times.append(time.perf_counter() - started)
     return statistics.median(times) * 1000
 
@@ -398,10 +398,10 @@ def report(results: dict[int, dict[str, Any]], naive_sizes: set[int]) -> bool:
         naive = results[n].get("naive")
         if naive:
             print(f"naive baseline: read_sql of every event {naive['load_s']:.1f} s, peak RSS {naive['peak_rss_mb']:,.0f} MB")
-        print(f"{'page':<16}{'median ms':>10}{'cold ms':>9}{'<=300ms':>9}" + (f"{'naive ms':>11}{'speed-up':>10}{'>=50x':>8}" if naive else ""))
+        print(f"{'page':<16}{'median ms':>10}{'cold ms':>9}{'recomp ms':>10}{'<=300ms':>9}" + (f"{'naive ms':>11}{'speed-up':>10}{'>=50x':>8}" if naive else ""))
         for page in PAGES:
             median = query[page]["median_ms"]
-            line = f"{page:<16}{median:>10.1f}{query[page]['cold_ms']:>9.1f}{_check(median <= TARGET_MS):>9}"
+            line = f"{page:<16}{median:>10.1f}{query[page]['cold_ms']:>9.1f}{query[page]['recomputed_ms']:>10.1f}{_check(median <= TARGET_MS):>9}"
             if n == big:
                 all_ok &= median <= TARGET_MS
             if naive:
@@ -411,8 +411,9 @@ def report(results: dict[int, dict[str, Any]], naive_sizes: set[int]) -> bool:
                 if n == big:
                     all_ok &= speedup >= TARGET_SPEEDUP
             print(line)
-        print(f"customers page with the closed months' since-when recomputed at every call (first view after a write to a closed "
-              f"month, a revenue import or a settings change; not a target row): {query['customers_uncached_ms']:.1f} ms median")
+        print("median: repeated views (what was read from closed months is remembered while it does not change, as in the app);\n"
+              "cold: the first call in the process; recomp: median with nothing remembered (the first view after a write to a\n"
+              "closed month, an import of revenue or bills, or a change of thresholds, FX rates or prices)")
         print()
     if small != big:
         print(f"== growth from {small:,} to {big:,} events (median page time; target <= {TARGET_GROWTH}x)")

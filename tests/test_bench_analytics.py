@@ -22,5 +22,5 @@ def test_bench_runs_and_prints_every_figure() -> None:
     for page in ("overview", "customers", "features", "trends", "reconciliation"):
         assert f"\n{page} " in out
     for figure in ("ingest (Store.write_events, rollups maintained)", "query process peak RSS", "naive baseline", "growth from 10,000 to 20,000",
-                   "since-when recomputed at every call", "all targets"):
+                   "recomp: median with nothing remembered", "all targets"):
         assert figure in out, figure
