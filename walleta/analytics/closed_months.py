@@ -107,27 +107,25 @@ def billed_digest(store: Store, first_day: str, last_day: str) -> str:
     """A digest of every billed-cost line of the days (for results that compare with the bill):
     an import that adds, replaces or removes a line changes it, whoever made it."""
     fields = ("uid", "day", "project_id", "line_item", "currency", "CAST(amount_pico AS TEXT)")
-    if store.dialect == "postgresql":
-        line = " || chr(31) || ".join(f"COALESCE({f}, '')" for f in fields)
-        statement = f"SELECT string_agg({line}, chr(30) ORDER BY uid) FROM billed_costs WHERE day >= ? AND day <= ?"
-    else:  # (an ordered subquery: were the order ever different, the digest would only differ)
-        line = " || char(31) || ".join(f"COALESCE({f}, '')" for f in fields)
-        statement = f"SELECT group_concat({line}, char(30)) FROM (SELECT * FROM billed_costs WHERE day >= ? AND day <= ? ORDER BY uid)"
-    text = store.scalar(statement, [first_day, last_day]) or ""
-    return hashlib.blake2b(str(text).encode(), digest_size=16).hexdigest()
+    return _table_digest(store, "billed_costs", fields, "uid", "day >= ? AND day <= ?", [first_day, last_day])
 
 
 def customers_digest(store: Store) -> str:
     """A digest of every customer's id, name, plan and signup date (for results that show or group
     by them): any change to those columns of the customers table changes it, whoever made it."""
-    fields = ("customer_id", "name", "plan", "signup_date")
+    return _table_digest(store, "customers", ("customer_id", "name", "plan", "signup_date"), "customer_id", "1 = 1", [])
+
+
+def _table_digest(store: Store, table: str, fields: tuple[str, ...], order: str, where: str, params: list[str]) -> str:
+    """blake2b of the rows' fields, each written as `<length>:<text>` (so no two different tables
+    give the same text), rows in `order`, concatenated by the database in one value."""
+    length = "length" if store.dialect == "sqlite" else "char_length"
+    line = " || ".join(f"{length}(COALESCE({f}, '')) || ':' || COALESCE({f}, '')" for f in fields)
     if store.dialect == "postgresql":
-        line = " || chr(31) || ".join(f"COALESCE({f}, '')" for f in fields)
-        statement = f"SELECT string_agg({line}, chr(30) ORDER BY customer_id) FROM customers"
+        statement = f"SELECT string_agg({line}, '' ORDER BY {order}) FROM {table} WHERE {where}"
     else:  # (an ordered subquery: were the order ever different, the digest would only differ)
-        line = " || char(31) || ".join(f"COALESCE({f}, '')" for f in fields)
-        statement = f"SELECT group_concat({line}, char(30)) FROM (SELECT * FROM customers ORDER BY customer_id)"
-    text = store.scalar(statement) or ""
+        statement = f"SELECT group_concat({line}, '') FROM (SELECT * FROM {table} WHERE {where} ORDER BY {order})"
+    text = store.scalar(statement, params) or ""
     return hashlib.blake2b(str(text).encode(), digest_size=16).hexdigest()
 
 
