@@ -304,3 +304,17 @@ def test_a_remembered_frame_changed_by_a_caller_stays_as_computed(book: Book) ->
     again = breakdowns.plan_breakdown(store, january, FX)
     assert closed_months.cache_info("breakdowns.plan")["hits"] >= 1
     assert again.to_dict("records") == expected and "extra" not in again
+
+
+def test_memory_is_bounded_by_entries_and_values(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache_clear()
+    monkeypatch.setattr(closed_months, "CELLS", 250)
+    rows = [(i, i * 2) for i in range(50)]  # 100 values each
+    for n in range(4):
+        assert closed_months.remember(store, "bound", (n,), "2026-01", lambda: list(rows)) == rows
+    assert closed_months.cache_info("bound")["entries"] == 2  # the two most recent fit in 250 values
+    assert closed_months.remember(store, "bound", (3,), "2026-01", lambda: []) == rows  # still remembered
+    assert closed_months.remember(store, "bound", (0,), "2026-01", lambda: []) == []  # evicted: computed again
+    monkeypatch.setattr(closed_months, "SIZE", 1)
+    closed_months.remember(store, "bound", (9,), "2026-01", lambda: [1])
+    assert closed_months.cache_info()["entries"] == 1

@@ -15,13 +15,13 @@ customer margins, feature and plan breakdowns, reconciliation lines). Inputs oth
 rollups are stamped too: the revenue rollup's counter (nothing is remembered while it is stale),
 a digest of the customers table where names or plans are shown, of the billed lines for
 reconciliation, and the FX rates, thresholds and catalog as arguments. Entries are per database
-(URL and store id), name and arguments; at most `SIZE` are kept (least recently used first out).
+(URL and store id), name and arguments; at most `SIZE` entries and about `CELLS` values are
+kept (least recently used first out).
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import date, timedelta
 import threading
 from collections import OrderedDict
 from typing import Any, Callable, Hashable, TypeVar
@@ -32,12 +32,15 @@ from .. import generations
 from ..catalog import Catalog
 from ..fx import FxTable
 from ..store import Store
+from .period import next_month
 
-__all__ = ["remember", "remember_closed", "billed_digest", "catalog_key", "customers_digest", "fx_key", "cache_info", "cache_clear", "SIZE"]
+__all__ = ["remember", "remember_closed", "billed_digest", "catalog_key", "customers_digest", "fx_key", "cache_info", "cache_clear",
+           "SIZE", "CELLS"]
 
 T = TypeVar("T")
-SIZE = 64
-_CACHE: "OrderedDict[tuple[Hashable, ...], tuple[tuple[Hashable, ...], Any]]" = OrderedDict()
+SIZE = 64  # entries at most
+CELLS = 2_000_000  # values held at most (frame cells, list items x width): ~100-200 MB
+_CACHE: "OrderedDict[tuple[Hashable, ...], tuple[tuple[Hashable, ...], Any, int]]" = OrderedDict()
 _LOCK = threading.Lock()
 _STATS: dict[str, dict[str, int]] = {}
 
@@ -63,11 +66,20 @@ def remember(store: Store, name: str, args: tuple[Hashable, ...], before_month: 
     _count(name, "misses")
     value = compute()
     with _LOCK:
-        _CACHE[key] = (stamp, value)
+        _CACHE[key] = (stamp, value, _cells(value))
         _CACHE.move_to_end(key)
-        while len(_CACHE) > SIZE:
+        while len(_CACHE) > SIZE or (len(_CACHE) > 1 and sum(entry[2] for entry in _CACHE.values()) > CELLS):
             _CACHE.popitem(last=False)
     return _shared(value)
+
+
+def _cells(value: object) -> int:
+    """About how many values `value` holds (for the memory bound)."""
+    if isinstance(value, pd.DataFrame):
+        return len(value) * max(len(value.columns), 1)
+    if isinstance(value, list):
+        return len(value) * (len(value[0]) if value and isinstance(value[0], tuple) else 1)
+    return 1
 
 
 def _shared(value: T) -> T:
@@ -83,8 +95,7 @@ def remember_closed(store: Store, name: str, args: tuple[Hashable, ...], last_mo
     latest = store.scalar("SELECT MAX(month) FROM rollup_customer_month")
     if latest is None or last_month >= latest:
         return compute()
-    month = date(int(last_month[:4]), int(last_month[5:7]), 1) + timedelta(days=31)
-    return remember(store, name, args, f"{month.year:04d}-{month.month:02d}", compute, extra=extra, cacheable=cacheable)
+    return remember(store, name, args, next_month(last_month), compute, extra=extra, cacheable=cacheable)
 
 
 def _count(name: str, outcome: str) -> None:
