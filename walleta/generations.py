@@ -1,10 +1,11 @@
 """Change counters for derived data, so a reader can keep what it derived from months that did
-not change (issue 6: the Customers page's since-when over closed months).
+not change (issue 6: `walleta.analytics.closed_months`).
 
 Each counter is a `walleta_meta` row `generation:<label>` holding an integer that only grows, bumped
 in the same transaction as the write it counts:
 - `generation:<YYYY-MM>`: every write to `rollup_customer_month` rows of that month (new or
-  replaced usage, deleted events; `Store._upsert_rollup`);
+  replaced usage, deleted events; `Store._upsert_rollup`). A usage write updates every usage
+  rollup from the same events, so this counter stands for the day rollups of the month too;
 - `generation:all`: every write that may touch any month (rollup rebuild after re-pricing or
   re-mapping, schema upgrades);
 - `generation:revenue`: every rebuild of the revenue rollup (`walleta.revenue_rollup.refresh`).
@@ -13,7 +14,8 @@ apart. A reader compares the `fingerprint` it read BEFORE reading the data with 
 now: equal means nothing it read has changed since (a write in between can only make the
 fingerprint differ, never hide). Writes that bypass Walleta (hand-written SQL on the rollup
 tables, which are derived data) are not counted; revenue entries are covered by the revenue
-rollup's own triggers (a stale revenue rollup is never cached on).
+rollup's own triggers (a stale revenue rollup is never cached on), the customers table and the
+bill by digests (`analytics.closed_months`).
 """
 
 from __future__ import annotations
