@@ -288,7 +288,7 @@ def reconciliation_lines(store: Store, period: Period, catalog: Catalog | None =
     the input of `reconcile` and `reconciliation_summary`. Compute it once and pass it as
     `lines=` when a page shows several views of the same period. A period of closed months
     (before the last month with usage) is remembered while its usage rollup rows, its billed
-    lines and the catalog do not change (`closed_months`); treat the frame as read-only."""
+    lines and the catalog do not change (`closed_months`)."""
     catalog = catalog or load_catalog()
     return closed_months.remember_closed(store, "reconciliation.lines", (period.first_day, period.last_day, closed_months.catalog_key(catalog)),
                                          period.last_month, lambda: _joined(store, period, catalog),
