@@ -115,27 +115,31 @@ def catalog_key(catalog: Catalog) -> Hashable:
 
 
 def billed_digest(store: Store, first_day: str, last_day: str) -> str:
-    """A digest of every billed-cost line of the days (for results that compare with the bill):
-    an import that adds, replaces or removes a line changes it, whoever made it."""
-    fields = ("uid", "day", "project_id", "line_item", "currency", "CAST(amount_pico AS TEXT)")
-    return _table_digest(store, "billed_costs", fields, "uid", "day >= ? AND day <= ?", [first_day, last_day])
+    """A digest of the billed-cost lines of the days, in the columns reconciliation reads (for
+    results that compare with the bill): an import or an edit that changes a line changes it,
+    whoever made it."""
+    fields = ("day", "project_id", "line_item", "currency", "CAST(amount_pico AS TEXT)")
+    return _table_digest(store, "billed_costs", fields, "day >= ? AND day <= ?", [first_day, last_day])
 
 
 def customers_digest(store: Store) -> str:
     """A digest of every customer's id, name, plan and signup date (for results that show or group
     by them): any change to those columns of the customers table changes it, whoever made it."""
-    return _table_digest(store, "customers", ("customer_id", "name", "plan", "signup_date"), "customer_id", "1 = 1", [])
+    return _table_digest(store, "customers", ("customer_id", "name", "plan", "signup_date"), "1 = 1", [])
 
 
-def _table_digest(store: Store, table: str, fields: tuple[str, ...], order: str, where: str, params: list[str]) -> str:
-    """blake2b of the rows' fields, each written as `<length>:<text>` (so no two different tables
-    give the same text), rows in `order`, concatenated by the database in one value."""
-    length = "length" if store.dialect == "sqlite" else "char_length"
-    line = " || ".join(f"{length}(COALESCE({f}, '')) || ':' || COALESCE({f}, '')" for f in fields)
+def _table_digest(store: Store, table: str, fields: tuple[str, ...], where: str, params: list[str]) -> str:
+    """blake2b of the rows' fields (U+001F between fields, U+001E between rows), concatenated by
+    the database in one value. Rows come in the database's scan order (sorted on PostgreSQL): the
+    same rows in another order only give another digest, i.e. one needless recomputation. (Two
+    different tables could give the same text only through values holding those two control
+    characters.)"""
+    sep = "chr" if store.dialect == "postgresql" else "char"
+    line = f" || {sep}(31) || ".join(f"COALESCE({f}, '')" for f in fields)
     if store.dialect == "postgresql":
-        statement = f"SELECT string_agg({line}, '' ORDER BY {order}) FROM {table} WHERE {where}"
-    else:  # (an ordered subquery: were the order ever different, the digest would only differ)
-        statement = f"SELECT group_concat({line}, '') FROM (SELECT * FROM {table} WHERE {where} ORDER BY {order})"
+        statement = f"SELECT string_agg({line}, chr(30) ORDER BY {line}) FROM {table} WHERE {where}"
+    else:
+        statement = f"SELECT group_concat({line}, char(30)) FROM {table} WHERE {where}"
     text = store.scalar(statement, params) or ""
     return hashlib.blake2b(str(text).encode(), digest_size=16).hexdigest()
 
