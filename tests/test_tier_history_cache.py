@@ -23,7 +23,8 @@ from walleta import generations
 from walleta.analytics import breakdowns, closed_months, margins, reconciliation, trends
 from walleta.analytics.margins import HealthThresholds, _monthly_by_merge, _with_history, monthly_customer_margins
 from walleta.analytics.period import Period
-from walleta.analytics.tier_history import _customer_months, _per_customer, cache_clear, cache_info, tier_history
+from walleta.analytics.closed_months import cache_clear
+from walleta.analytics.tier_history import _customer_months, _per_customer, tier_history
 from walleta.catalog import Catalog
 from walleta.events import prepare_events
 from walleta.fx import FxTable
@@ -37,6 +38,11 @@ MONTHS = ["2025-11", "2025-12", "2026-01", "2026-02"]
 CUSTOMERS = ["a", "b", "c", "d", "e"]
 THRESHOLDS = HealthThresholds()
 SINCE_COLUMNS = ["tier", "tier_since", "last_month_margin_pico", "prev_month_margin_pico", "mom_margin_change_pico", "mom_margin_pct_change"]
+
+
+def cache_info() -> dict[str, int]:
+    """The memory's counters for the since-when history of closed months."""
+    return closed_months.cache_info("tier_history")
 
 
 class Book:

@@ -33,7 +33,6 @@ import pandas as pd
 
 from ..errors import InputError
 from ..fx import FxTable
-from ..revenue_rollup import facts
 from ..schema import TOKEN_COLUMNS
 from ..store import Store
 from . import closed_months
@@ -215,7 +214,7 @@ def feature_breakdown(
     weights = tuple(sorted((str(k), str(v)) for k, v in allocation.weights.items()))
     args = (period.first_month, period.last_month, closed_months.fx_key(fx), allocation.rule, weights)
     return closed_months.remember_closed(store, "breakdowns.feature", args, period.last_month,
-                                         lambda: _feature_breakdown(store, period, fx, allocation), cacheable=facts(store) is not None)
+                                         lambda: _feature_breakdown(store, period, fx, allocation), revenue=True)
 
 
 def _feature_breakdown(store: Store, period: Period, fx: FxTable | None, allocation: Allocation) -> pd.DataFrame:
@@ -283,7 +282,7 @@ def plan_breakdown(store: Store, period: Period, fx: FxTable | None) -> pd.DataF
     whole = period.whole_months()
     return closed_months.remember_closed(store, "breakdowns.plan", (whole.first_month, whole.last_month, closed_months.fx_key(fx)),
                                          whole.last_month, lambda: _plan_breakdown(store, whole, fx),
-                                         extra=closed_months.customers_digest, cacheable=facts(store) is not None)
+                                         extra=closed_months.customers_digest, revenue=True)
 
 
 def _plan_breakdown(store: Store, period: Period, fx: FxTable | None) -> pd.DataFrame:

@@ -31,6 +31,7 @@ import pandas as pd
 from .. import generations
 from ..catalog import Catalog
 from ..fx import FxTable
+from ..revenue_rollup import is_fresh
 from ..store import Store
 from .period import next_month
 
@@ -46,11 +47,13 @@ _STATS: dict[str, dict[str, int]] = {}
 
 
 def remember(store: Store, name: str, args: tuple[Hashable, ...], before_month: str, compute: Callable[[], T], *,
-             extra: Callable[[Store], Hashable] | None = None, cacheable: bool = True) -> T:
+             extra: Callable[[Store], Hashable] | None = None, revenue: bool = False) -> T:
     """`compute()`, from memory when the same (database, `name`, `args`) was computed while every
     month before `before_month` (and `extra(store)`, e.g. `customers_digest`) looked as it does
-    now. `cacheable=False` (or a database without a store id) computes every time."""
-    stamp = generations.fingerprint(store, before_month) if cacheable else None
+    now. `revenue=True`: the result reads revenue, so it is computed every time while the revenue
+    rollup is stale (revenue then comes from the entries, which the counters do not cover); so is
+    everything on a database without a store id."""
+    stamp = generations.fingerprint(store, before_month) if not revenue or is_fresh(store) else None
     if stamp is None:
         _count(name, "misses")
         return compute()
@@ -89,13 +92,13 @@ def _shared(value: T) -> T:
 
 
 def remember_closed(store: Store, name: str, args: tuple[Hashable, ...], last_month: str, compute: Callable[[], T], *,
-                    extra: Callable[[Store], Hashable] | None = None, cacheable: bool = True) -> T:
+                    extra: Callable[[Store], Hashable] | None = None, revenue: bool = False) -> T:
     """`remember` for a result over months up to `last_month`, when that month is closed (before
     the last month with usage); a period reaching the live month is computed every time."""
     latest = store.scalar("SELECT MAX(month) FROM rollup_customer_month")
     if latest is None or last_month >= latest:
         return compute()
-    return remember(store, name, args, next_month(last_month), compute, extra=extra, cacheable=cacheable)
+    return remember(store, name, args, next_month(last_month), compute, extra=extra, revenue=revenue)
 
 
 def _count(name: str, outcome: str) -> None:

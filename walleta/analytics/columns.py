@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..store import Store
 
-__all__ = ["scan", "scan_frame", "object_column", "union_positions", "INT", "TEXT"]
+__all__ = ["scan", "scan_frame", "object_column", "union_positions", "aligned", "INT", "TEXT"]
 
 INT, TEXT = "int", "text"
 _TEXT_SEP = "\x1f"
@@ -148,3 +148,14 @@ def union_positions(keys: list[pd.Series], listed: int) -> tuple[np.ndarray, lis
         positions.append(position[:count])
         start += len(array)
     return np.asarray(uniques, dtype=object)[:count], positions
+
+
+def aligned(values: np.ndarray, position: np.ndarray, missing: object) -> np.ndarray:
+    """`values[position]` with `missing` where position is -1 (e.g. from `union_positions`), in
+    `values`' dtype: int64 stays int64 with an int fill, objects stay objects, nothing passes
+    through float. An empty `values` gives the fill's own dtype (object for text)."""
+    dtype = values.dtype if len(values) else (object if isinstance(missing, str) else np.asarray(missing).dtype)
+    out = np.full(len(position), missing, dtype=dtype)
+    found = position >= 0
+    out[found] = values[position[found]]
+    return out

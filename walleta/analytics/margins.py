@@ -39,11 +39,10 @@ import pandas as pd
 
 from ..errors import InputError
 from ..fx import FxTable
-from ..revenue_rollup import facts
 from ..schema import UNATTRIBUTED
 from ..store import Store
 from . import closed_months
-from .columns import object_column, union_positions
+from .columns import aligned, object_column, union_positions
 from .display import pct, pct_of_positive
 from .period import Period, previous_month
 from .tier_history import customer_month_rows, since_and_change, tier_history
@@ -226,7 +225,7 @@ def customer_margins(
     return closed_months.remember_closed(
         store, "margins.customer_margins", args, period.last_month,
         lambda: _customer_margins(store, period, fx, thresholds, include_inactive, include_unattributed, with_history),
-        extra=closed_months.customers_digest, cacheable=facts(store) is not None)
+        extra=closed_months.customers_digest, revenue=True)
 
 
 def _customer_margins(store: Store, period: Period, fx: FxTable | None, thresholds: HealthThresholds, include_inactive: bool,
@@ -290,16 +289,16 @@ def period_margins(
         [usage["customer_id"], revenue["customer_id"], attributes["customer_id"]], listed=3 if include_inactive else 2)
     frame = pd.DataFrame({"customer_id": object_column(ids)})
     for column in _PERIOD_MEASURES:
-        values = _aligned(usage[column].to_numpy(), in_usage, 0)
+        values = aligned(usage[column].to_numpy(), in_usage, 0)
         if column == "cost_pico":
             frame["ai_cost_pico"] = object_column(values.tolist())  # money: Python ints
         else:
             frame[column] = values
-    frame["revenue_pico"] = object_column(_aligned(revenue["revenue_pico"].to_numpy(dtype=object), in_revenue, 0).tolist())
+    frame["revenue_pico"] = object_column(aligned(revenue["revenue_pico"].to_numpy(dtype=object), in_revenue, 0).tolist())
     for column in ("unconverted_revenue", "unconverted_currencies"):
-        frame[column] = object_column(_aligned(revenue[column].to_numpy(dtype=object), in_revenue, ""))
+        frame[column] = object_column(aligned(revenue[column].to_numpy(dtype=object), in_revenue, ""))
     for column, missing in (("name", ""), ("plan", UNKNOWN), ("signup_date", "")):
-        frame[column] = object_column(_aligned(attributes[column].to_numpy(dtype=object), in_attributes, missing))
+        frame[column] = object_column(aligned(attributes[column].to_numpy(dtype=object), in_attributes, missing))
     frame["period"] = period.label()
     frame["margin_pico"] = object_column([r - c for r, c in zip(frame["revenue_pico"].tolist(), frame["ai_cost_pico"].tolist())])
     frame["total_tokens"] = frame["input_tokens"] + frame["output_tokens"]
@@ -312,15 +311,6 @@ def period_margins(
     if not include_unattributed:
         frame = frame[~unattributed]
     return frame
-
-
-def _aligned(values: np.ndarray, position: np.ndarray, missing: object) -> np.ndarray:
-    """`values[position]` with `missing` where position is -1 (exact: int64 stays int64 when the
-    fill is an int, objects stay objects; nothing passes through float)."""
-    out = np.full(len(position), missing, dtype=values.dtype if len(values) or isinstance(missing, str) else np.int64)
-    found = position >= 0
-    out[found] = values[position[found]]
-    return out
 
 
 def _sort_key(column: pd.Series) -> pd.Series:

@@ -181,13 +181,22 @@ def revenue_totals(
     conversion per (*by, currency), which is what is computed (summed in SQL first)."""
     by = list(by)
     rows = _revenue_rows(store, first_month, last_month, by)
-    factors = {str(c): integral_factor(fx, str(c)) for c in pd.unique(rows["currency"].to_numpy(dtype=object))}
-    if any(f is None and fx is not None and fx.has(c) for c, f in factors.items()):
+    factors = whole_pico_factors(fx, rows["currency"])
+    if factors is None:
         return revenue_by_customer(revenue_by_customer_month(store, fx, first_month, last_month), by)
     if len(by) == 1 and not rows.empty:
-        return _totals_by_key(rows, by[0], {c: f for c, f in factors.items() if f is not None})
+        return _totals_by_key(rows, by[0], factors)
     rows["revenue_pico"] = to_usd_pico(rows["amount_minor"], rows["currency"], fx)
     return revenue_by_customer(rows, by)
+
+
+def whole_pico_factors(fx: FxTable | None, currencies: pd.Series) -> dict[str, int] | None:
+    """Whole pico-dollars per minor unit of each of the currencies that has a rate (`integral_factor`);
+    None when some rate is not a whole number of them (then convert row by row with the FX table)."""
+    factors = {str(c): integral_factor(fx, str(c)) for c in pd.unique(currencies.to_numpy(dtype=object))}
+    if any(f is None and fx is not None and fx.has(c) for c, f in factors.items()):
+        return None
+    return {c: f for c, f in factors.items() if f is not None}
 
 
 def convert_minor(codes: np.ndarray, amounts: np.ndarray, factors: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:

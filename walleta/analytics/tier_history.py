@@ -41,13 +41,13 @@ from ..revenue_rollup import RollupFacts, facts
 from ..schema import UNATTRIBUTED
 from ..store import Store
 from . import closed_months
-from .columns import INT, TEXT, object_column, scan_frame, union_positions
+from .columns import INT, TEXT, aligned, object_column, scan_frame, union_positions
 from .exact import SAFE, exact_ints, exact_sums
 from .period import month_range, next_month
 from .sources import _revenue_rows as sources_revenue_rows
-from .sources import convert_minor, integral_factor, read
+from .sources import convert_minor, integral_factor, read, whole_pico_factors
 
-__all__ = ["tier_history", "since_and_change", "customer_month_rows", "revenue_and_paying_by_month", "cache_info", "cache_clear", "HISTORY_TIERS"]
+__all__ = ["tier_history", "since_and_change", "customer_month_rows", "revenue_and_paying_by_month", "HISTORY_TIERS"]
 
 HISTORY_TIERS = ("healthy", "moderate", "at_risk", "losing", "free", "no_usage", "unpriced", "unconverted", "unattributed", "inactive")
 
@@ -69,11 +69,11 @@ def _to_usd(rows: pd.DataFrame, fx: FxTable | None) -> pd.DataFrame | None:
     apply)."""
     if rows.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in ("customer_id", "month", "revenue", "unconverted")})
-    factors = {str(c): integral_factor(fx, str(c)) for c in pd.unique(rows["currency"].to_numpy(dtype=object))}
-    if any(f is None and fx is not None and fx.has(c) for c, f in factors.items()):
+    factors = whole_pico_factors(fx, rows["currency"])
+    if factors is None:
         return None
     amounts = exact_ints(rows["amount_minor"].to_numpy())
-    revenue, has_rate = convert_minor(rows["currency"].to_numpy(dtype=object), amounts, {c: f for c, f in factors.items() if f is not None})
+    revenue, has_rate = convert_minor(rows["currency"].to_numpy(dtype=object), amounts, factors)
     return pd.DataFrame({"customer_id": object_column(rows["customer_id"]), "month": object_column(rows["month"]),
                          "revenue": revenue, "unconverted": (~has_rate & (amounts != 0)).astype(np.int64)})
 
@@ -340,25 +340,14 @@ _HISTORY_COLUMNS = ["customer_id", "first_idx", "last_idx", "last_gap", *(f"miss
                     "margin_now", "margin_before", "revenue_now", "revenue_before"]
 _EMPTY_CLOSED = pd.DataFrame({c: pd.Series(dtype=object if c in ("customer_id", "margin_now", "margin_before", "revenue_now", "revenue_before") else float)
                               for c in _HISTORY_COLUMNS})
-def cache_info() -> dict[str, int]:
-    """The closed-month history cache (`closed_months`): hits, misses (computations, cached or
-    not) and entries held."""
-    return closed_months.cache_info(_CACHE_NAME)
-
-
-def cache_clear() -> None:
-    """Forget every remembered closed-month result (and reset the counters)."""
-    closed_months.cache_clear()
-
-
 _CACHE_NAME = "tier_history"
 
 
 def _closed_history(store: Store, fx: FxTable | None, months: list[str], thresholds: object,
                     known: RollupFacts | None) -> pd.DataFrame | None:
     """`_per_customer` over `months` (the months before the period's last), remembered while
-    nothing it was read from changes (`closed_months.remember`). Not remembered while the revenue
-    rollup is stale (revenue then comes from the entries, which the counters do not cover)."""
+    nothing it was read from changes (`closed_months.remember`; not while the revenue rollup is
+    stale)."""
 
     def compute() -> pd.DataFrame | None:
         rows = _customer_months(store, fx, months, thresholds, known)
@@ -367,7 +356,7 @@ def _closed_history(store: Store, fx: FxTable | None, months: list[str], thresho
         return _per_customer(*rows[:6], len(months) - 1) if len(rows.customer) else _EMPTY_CLOSED
 
     args = (months[0], months[-1], _threshold_key(thresholds), closed_months.fx_key(fx))
-    return closed_months.remember(store, _CACHE_NAME, args, next_month(months[-1]), compute, cacheable=known is not None)
+    return closed_months.remember(store, _CACHE_NAME, args, next_month(months[-1]), compute, revenue=True)
 
 
 def _threshold_key(thresholds: object) -> tuple[object, ...]:
@@ -383,15 +372,10 @@ def _extend(closed: pd.DataFrame, current: CustomerMonths, last: int) -> pd.Data
     was, active = before >= 0, now >= 0
 
     def earlier(column: str) -> np.ndarray:
-        out = np.full(len(ids), np.nan)
-        out[was] = closed[column].to_numpy(dtype=float)[before[was]]
-        return out
+        return aligned(closed[column].to_numpy(dtype=float), before, np.nan)
 
     def money(values: np.ndarray, position: np.ndarray) -> list[int]:
-        out = np.zeros(len(ids), dtype=object)
-        found = position >= 0
-        out[found] = values[position[found]]
-        return out.tolist()  # Python ints: int64 items become ints here
+        return aligned(values, position, 0).tolist()  # Python ints (int64 items become ints)
 
     tier_now = np.full(len(ids), -1)
     tier_now[active] = tier[now[active]]
@@ -449,20 +433,14 @@ def since_and_change(frame: pd.DataFrame, history: pd.DataFrame, months: list[st
     last = len(months) - 1 if months and months[-1] == last_month else None
     n = len(frame)
     position = pd.Index(history["customer_id"]).get_indexer(frame["customer_id"]) if len(history) else np.full(n, -1)
-    found = position >= 0
 
     def index_column(column: str) -> np.ndarray:
-        out = np.full(n, np.nan)
-        if column in history and found.any():
-            values = pd.to_numeric(history[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            out[found] = values[position[found]]
-        return out
+        values = pd.to_numeric(history[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan) if column in history else np.zeros(0)
+        return aligned(values, position, np.nan)
 
     def money_column(column: str) -> list[int]:
-        out = np.zeros(n, dtype=object)
-        if column in history and found.any():
-            out[found] = history[column].to_numpy(dtype=object)[position[found]]  # Python ints (`_per_customer`)
-        return out.tolist()
+        values = history[column].to_numpy(dtype=object) if column in history else np.zeros(0, dtype=object)
+        return aligned(values, position, 0).tolist()  # Python ints (`_per_customer`)
 
     tiers = frame["tier"].to_numpy(dtype=object)
     first, last_idx, gap = index_column("first_idx"), index_column("last_idx"), index_column("last_gap")

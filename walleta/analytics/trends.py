@@ -27,7 +27,6 @@ import pandas as pd
 from ..errors import InputError
 from ..exact_merge import merge_filled
 from ..fx import FxTable
-from ..revenue_rollup import facts
 from ..schema import UNATTRIBUTED
 from ..store import Store
 from . import closed_months
@@ -429,7 +428,7 @@ def monthly_summary(store: Store, period: Period, fx: FxTable | None) -> pd.Data
         return _summary(store, period, fx)
     before = previous_month(last)
     closed = closed_months.remember(store, "trends.monthly_summary", (first, before, closed_months.fx_key(fx)), last,
-                                    lambda: _summary(store, Period.months(first, before), fx), cacheable=facts(store) is not None)
+                                    lambda: _summary(store, Period.months(first, before), fx), revenue=True)
     return pd.concat([closed, _summary(store, Period.month(last), fx)], ignore_index=True)
 
 
