@@ -20,7 +20,9 @@ closed_months`), as in the app: the median is over repeated views; each page is 
 nothing remembered ("recomp"), and the first call in the process is printed ("cold").
 Targets (issue 6): every page <= 300 ms median at 10M; >= 50x faster than the naive baseline;
 growth from 1M to 10M <= 2x; query-process peak RSS <= 500 MB; ingest with rollups >= 200k
-events/s. Everything printed is measured in this run.
+events/s. Next to the ingest figure, the floor under it: one chunk's rows bound and inserted the way
+`write_events` does into an in-memory table with no index, no uid check and no rollup. Everything
+printed is measured in this run.
 
 Run: python bench/analytics_10m.py [--quick] [--sizes 1000000,10000000] [--runs 5] [--keep DIR]
 """
@@ -221,8 +223,35 @@ def build(path: Path, total: int, chunk: int) -> dict[str, float]:
     bills = billed_costs(store, catalog)
     side_s = time.perf_counter() - started
     store.close()
+    first = prepare_events(generate_chunk(np.random.default_rng(6), 0, min(chunk, total), total), catalog, source="bench")
     return {"generate_s": generate_s, "prepare_s": prepare_s, "write_s": write_s, "side_tables_s": side_s,
-            "revenue_entries": len(revenue), "billed_rows": bills}
+            "revenue_entries": len(revenue), "billed_rows": bills, "bare_insert_per_s": bare_insert_rate(first)}
+
+
+def bare_insert_rate(prepared: pd.DataFrame) -> float:
+    """Rows per second of the floor under any ingest through Python's sqlite3: the prepared rows
+    of one chunk put into statements the way `Store.write_events` does (uid order, constant
+    columns as literals, multi-row INSERTs of the varying values) and inserted into an in-memory
+    SQLite table with the event columns and nothing else: no index, no uid check, no rollup, no
+    disk. Ingest with rollups is reported as a share of it."""
+    import sqlite3
+
+    from walleta.schema import EVENT_COLUMNS
+    from walleta.store import _insert_many, _split_event_columns, _uid_ordered
+
+    connection = sqlite3.connect(":memory:", isolation_level=None)
+    connection.execute(f"CREATE TABLE bare ({', '.join(EVENT_COLUMNS)})")
+    started = time.perf_counter()
+    split = _split_event_columns(_uid_ordered(prepared))
+    values = ", ".join(split.constants.get(c, "?") for c in EVENT_COLUMNS)
+    cursor = connection.cursor()
+    cursor.execute("BEGIN")
+    _insert_many(cursor, f"INSERT INTO bare ({', '.join(EVENT_COLUMNS)}) VALUES ", f"({values})", "", split.rows())
+    cursor.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    assert connection.execute("SELECT COUNT(*) FROM bare").fetchone()[0] == len(prepared)
+    connection.close()
+    return len(prepared) / elapsed
 
 
 # -- page data ---------------------------------------------------------------------------------------
@@ -392,6 +421,9 @@ def report(results: dict[int, dict[str, Any]], naive_sizes: set[int]) -> bool:
         print(f"ingest (Store.write_events, rollups maintained): {ingest:>10,.0f} events/s   target >= {TARGET_INGEST:,}: {_check(ok)}")
         print(f"ingest end to end (prepare_events + write_events): {end_to_end:>8,.0f} events/s   (prepare_events alone "
               f"{n / build_info['prepare_s']:,.0f}/s; generation not counted)")
+        bare = build_info["bare_insert_per_s"]
+        print(f"ingest floor (the same rows into an in-memory table, no index, no rollup): {bare:>9,.0f} rows/s; "
+              f"ingest with rollups is {ingest / bare:.0%} of it")
         rss_ok = query["peak_rss_mb"] <= TARGET_RSS_MB
         all_ok &= rss_ok if n == big else True
         print(f"query process peak RSS: {query['peak_rss_mb']:,.0f} MB   target <= {TARGET_RSS_MB}: {_check(rss_ok)}")

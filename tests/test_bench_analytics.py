@@ -21,6 +21,7 @@ def test_bench_runs_and_prints_every_figure() -> None:
     out = result.stdout
     for page in ("overview", "customers", "features", "trends", "reconciliation"):
         assert f"\n{page} " in out
-    for figure in ("ingest (Store.write_events, rollups maintained)", "query process peak RSS", "naive baseline", "growth from 10,000 to 20,000",
+    for figure in ("ingest (Store.write_events, rollups maintained)", "query process peak RSS", "naive baseline",
+                   "ingest floor (the same rows into an in-memory table, no index, no rollup)", "growth from 10,000 to 20,000",
                    "recomp: median with nothing remembered", "all targets"):
         assert figure in out, figure
