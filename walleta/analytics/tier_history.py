@@ -9,12 +9,14 @@ thresholds as `margins._tiers`) and reduced to one row per customer:
 - `miss_<tier>`: the last month index whose tier was not <tier>,
 - `margin_now` / `margin_before` / `revenue_now` / `revenue_before`: the last and previous month.
 
-How: two plain scans, no GROUP BY in the database. SQLite sorts a GROUP BY or window input of
+How: plain scans, no GROUP BY in the database. SQLite sorts a GROUP BY or window input of
 ~150k customer-month rows slowly (about a second at 10k customers); reading the rows in table
-order and grouping them with numpy takes a fraction of that, on PostgreSQL too.
-1. `rollup_customer_month` for the months: customer, month, cost, requests and unpriced
-   requests, one row per customer-month (its primary key).
-2. Recognised revenue per (customer, month, currency): one range of the revenue rollup
+order and grouping them with numpy takes a fraction of that, on PostgreSQL too. Both rollups are
+read one month at a time (`WHERE month = ?`, their keys start with the month), so the month of a
+row is known from its statement instead of read as text.
+1. `rollup_customer_month` for the months: customer, cost, requests and unpriced requests, one
+   row per customer-month (its primary key).
+2. Recognised revenue per (customer, month, currency): the revenue rollup
    (`walleta.revenue_rollup`; derived from the entries while the rollup is stale), converted
    row by row as amount x (whole pico-dollars per minor unit), an exact integer product. A
    customer-month is unconverted when a currency without a rate has a non-zero amount.
