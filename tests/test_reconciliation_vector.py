@@ -234,3 +234,54 @@ def test_groups_by_lexsort_equal_groups_by_one_integer_key() -> None:
     assert list(zip(*firsts)) == sorted(set(zip(*(k.tolist() for k in keys))))
     for inverse, representative, _ in (small, huge):
         assert all((k[representative[inverse]] == k).all() for k in keys)
+
+
+def _tricky_lines() -> pd.DataFrame:
+    """Lines whose line items sort unlike their (line_model, token_class) pairs ('m b' < 'm,'
+    but 'm' < 'm b'), with equal gaps to tie-break by key, upper/lower case and non-ASCII
+    projects, and money beyond int64."""
+    rows = [
+        ("2026-03-02", "proj_b", "m", "input", 5, 7, 1, 0, 0), ("2026-03-02", "proj_b", "m b", "input", 5, 7, 1, 0, 0),
+        ("2026-03-01", "Proj_b", "m", "output", 0, 2, 0, 0, 0), ("2026-03-01", "proj_é", "m", "other", 2, 0, 3, 0, 0),
+        ("2026-03-01", "proj_b", "m b", "cached input", 2**63, 2**63 + 2, 1, 2, 9), ("2026-03-02", "proj_b", "m", "input", 1, 1, 1, 0, 0),
+        ("2026-03-03", "(no project)", "gpt-99", "input", 0, 0, 0, 4, 40), ("2026-03-03", "proj_a", "m", "input", 3, 3, 2**62, 0, 0),
+        ("2026-03-01", "proj_é", "m", "input", 2**62, 2**62, 0, 0, 0),
+    ]
+    return pd.DataFrame({
+        "day": pd.Series([r[0] for r in rows], dtype=object), "project_id": pd.Series([r[1] for r in rows], dtype=object),
+        "line_model": pd.Series([r[2] for r in rows], dtype=object), "token_class": pd.Series([r[3] for r in rows], dtype=object),
+        "estimated_pico": pd.Series([r[4] for r in rows], dtype=object), "tokens": pd.Series([r[6] for r in rows], dtype=object),
+        "requests": np.ones(len(rows), dtype=np.int64), "unpriced_requests": np.array([r[7] for r in rows], dtype=np.int64),
+        "unpriced_tokens": np.array([r[8] for r in rows], dtype=np.int64), "billed_pico": pd.Series([r[5] for r in rows], dtype=object),
+    })
+
+
+BY_CHOICES = [("day",), ("project_id",), ("line_item",), ("day", "project_id"), ("project_id", "line_item"), ("day", "line_item"),
+              ("day", "project_id", "line_item")]
+
+
+def test_reconcile_numpy_grouping_equals_group_sum(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`reconcile` groups text keys with numpy (`_grouped_lines`, a stable sort by gap); the
+    pandas path (`group_sum`, `sort_values`) it replaced gives the same frames."""
+    catalog = _catalog(tmp_path / "catalog")
+    _write_usage(store, catalog)
+    store.upsert("billed_costs", _bill_rows(BILLS), ["uid"])
+    frames = [_tricky_lines(), reconciliation._joined_fast(store, MARCH, catalog)]
+    fast = [[reconciliation.reconcile(store, MARCH, catalog, by=by, lines=lines) for by in BY_CHOICES] for lines in frames]
+    monkeypatch.setattr(reconciliation, "_grouped_lines", lambda *args: None)  # the pandas path
+    for lines, results in zip(frames, fast):
+        for by, result in zip(BY_CHOICES, results):
+            pd.testing.assert_frame_equal(result, reconciliation.reconcile(store, MARCH, catalog, by=by, lines=lines))
+    by_item = fast[0][BY_CHOICES.index(("line_item",))]  # every gap is 2 but gpt-99's: line item order ('m b' < 'm,')
+    assert by_item["line_item"].tolist() == ["m b, cached input", "m b, input", "m, input", "m, other", "m, output", "gpt-99, input"]
+    assert by_item["estimated_pico"].tolist()[0] == 2**63 and by_item["tokens"].tolist()[2] == 2**62 + 2
+    by_project = fast[0][BY_CHOICES.index(("project_id",))]
+    assert by_project["project_id"].tolist() == ["proj_b", "Proj_b", "proj_é", "(no project)", "proj_a"]
+    assert by_project["difference_pico"].tolist()[0] == 6
+
+
+def test_reconcile_with_missing_keys_takes_the_pandas_path(store: Store) -> None:
+    lines = _tricky_lines()
+    lines.loc[0, "project_id"] = None  # group_sum leaves the row out, as before
+    projects = reconciliation.reconcile(store, MARCH, load_catalog(), by=("project_id",), lines=lines)
+    assert None not in projects["project_id"].tolist() and int(projects["unpriced_tokens"].sum()) == 49

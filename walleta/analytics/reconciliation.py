@@ -584,25 +584,95 @@ def reconcile(
     keys = [b for b in _BY_CHOICES if b in by]
     if frame.empty:
         return pd.DataFrame(columns=[c for c in RECONCILE_COLUMNS if c not in _BY_CHOICES or c in keys])
-    if "line_item" in keys:  # a new frame: the caller's lines are not modified
-        frame = frame.assign(line_item=frame["line_model"] + ", " + frame["token_class"])
-    grouped = group_sum(frame, keys, ["estimated_pico", "billed_pico", "tokens", "unpriced_requests", "unpriced_tokens"])
-    estimated = [int(v) for v in grouped["estimated_pico"]]
-    billed = [int(v) for v in grouped["billed_pico"]]
-    grouped["estimated_pico"] = pd.Series(estimated, index=grouped.index, dtype=object)
-    grouped["billed_pico"] = pd.Series(billed, index=grouped.index, dtype=object)
-    grouped["difference_pico"] = pd.Series([b - e for b, e in zip(billed, estimated)], index=grouped.index, dtype=object)
-    grouped["difference_pct"] = [(_ZERO_PCT if b == e else pct(b - e, b)) if b else None for b, e in zip(billed, estimated)]
-    unpriced = grouped["unpriced_requests"].tolist()
-    grouped["status"] = [_status(e, b, u) for e, b, u in zip(estimated, billed, unpriced)]
-    key_rows = list(zip(*(grouped[k].astype(object).tolist() for k in keys)))
-    grouped["explanation"] = [
-        _MATCH_TEXT if s == "matches" else _explain(s, e, b, int(ur), int(ut), _what(row, keys))
-        for s, e, b, ur, ut, row in zip(grouped["status"], estimated, billed, unpriced, grouped["unpriced_tokens"].tolist(), key_rows)
-    ]
-    grouped["_gap"] = [abs(b - e) for b, e in zip(billed, estimated)]
-    grouped = grouped.sort_values(["_gap", *keys], ascending=[False, *([True] * len(keys))])
-    return grouped[[c for c in RECONCILE_COLUMNS if c not in _BY_CHOICES or c in keys]].reset_index(drop=True)
+    grouped = _grouped_lines(frame, keys)
+    by_keys = grouped is not None  # rows in key order, as sort_values orders text
+    if grouped is None:  # a key column with missing or non-text values: pandas' rules
+        if "line_item" in keys:  # a new frame: the caller's lines are not modified
+            frame = frame.assign(line_item=frame["line_model"] + ", " + frame["token_class"])
+        grouped = group_sum(frame, keys, list(_SUMMED))
+    estimated = [int(v) for v in grouped["estimated_pico"].tolist()]
+    billed = [int(v) for v in grouped["billed_pico"].tolist()]
+    unpriced, unpriced_tokens = grouped["unpriced_requests"].tolist(), grouped["unpriced_tokens"].tolist()
+    key_values = [grouped[k].to_numpy(dtype=object) for k in keys]
+    statuses = [_status(e, b, u) for e, b, u in zip(estimated, billed, unpriced)]
+    gaps = [abs(b - e) for b, e in zip(billed, estimated)]
+    if by_keys:  # largest gap first, equal gaps in key order (a stable sort of rows in key order)
+        order = sorted(range(len(gaps)), key=gaps.__getitem__, reverse=True)
+    else:
+        ranking = pd.DataFrame({"_gap": gaps, **{k: key_values[i] for i, k in enumerate(keys)}})
+        order = ranking.sort_values(["_gap", *keys], ascending=[False, *([True] * len(keys))]).index.tolist()
+    estimated, billed, statuses = [estimated[i] for i in order], [billed[i] for i in order], [statuses[i] for i in order]
+    unpriced, unpriced_tokens = [unpriced[i] for i in order], [unpriced_tokens[i] for i in order]
+    key_values = [values[order] for values in key_values]
+    columns = {
+        **{k: object_column(values) for k, values in zip(keys, key_values)},
+        "estimated_pico": pd.Series(estimated, dtype=object),
+        "billed_pico": pd.Series(billed, dtype=object),
+        "difference_pico": pd.Series([b - e for b, e in zip(billed, estimated)], dtype=object),
+        "difference_pct": pd.Series([(_ZERO_PCT if b == e else pct(b - e, b)) if b else None for b, e in zip(billed, estimated)], dtype=object),
+        "tokens": grouped["tokens"].to_numpy()[order],
+        "unpriced_requests": grouped["unpriced_requests"].to_numpy()[order],
+        "unpriced_tokens": grouped["unpriced_tokens"].to_numpy()[order],
+        "status": statuses,
+        "explanation": [_MATCH_TEXT if s == "matches" else _explain(s, e, b, int(ur), int(ut), _what(row, keys))
+                        for s, e, b, ur, ut, row in zip(statuses, estimated, billed, unpriced, unpriced_tokens, zip(*key_values))],
+    }
+    return pd.DataFrame({c: columns[c] for c in RECONCILE_COLUMNS if c not in _BY_CHOICES or c in keys})
+
+
+_SUMMED = ("estimated_pico", "billed_pico", "tokens", "unpriced_requests", "unpriced_tokens")
+
+
+def _grouped_lines(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame | None:
+    """`group_sum` of the lines' `_SUMMED` columns per `keys` (line_item: '<line_model>,
+    <token_class>'), computed with numpy: the same groups in the same order (sorted by the key
+    text), sums exact (int64 where they fit, else Python ints; None counts 0), key columns as
+    object columns. None when a key column holds a missing or non-text value (the caller then
+    uses `group_sum`)."""
+    codes, sizes, vocabs = [], [], []
+    for key in keys:
+        found = _line_item_codes(frame) if key == "line_item" else _text_codes(frame[key])
+        if found is None:
+            return None
+        vocabs.append(found[0])
+        codes.append(found[1])
+        sizes.append(len(found[0]))
+    inverse, representative, count = _groups(codes, sizes)
+    return pd.DataFrame({**{key: object_column(vocab[code[representative]]) for key, vocab, code in zip(keys, vocabs, codes)},
+                         **{column: exact_sums(inverse, count, _exact_column(frame[column])) for column in _SUMMED}}, copy=False)
+
+
+def _text_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """The sorted distinct values of a text column and each row's position among them; None if
+    a value is missing or not text."""
+    uniques, codes = _value_codes(values.to_numpy(dtype=object))
+    if len(codes) and int(codes.min()) < 0 or not all(type(u) is str for u in uniques):
+        return None
+    vocab, (rank,) = _ranked(uniques)
+    return vocab, rank[codes]
+
+
+def _line_item_codes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """`_text_codes` of '<line_model>, <token_class>', the text built once per distinct pair."""
+    models, classes = _text_codes(frame["line_model"]), _text_codes(frame["token_class"])
+    if models is None or classes is None:
+        return None
+    width = max(len(classes[0]), 1)
+    pair_codes, pairs = pd.factorize(models[1] * width + classes[1])
+    texts = [models[0][p // width] + ", " + classes[0][p % width] for p in pairs.tolist()]
+    vocab, (rank,) = _ranked(texts)
+    return vocab, rank[pair_codes]
+
+
+def _exact_column(values: pd.Series) -> np.ndarray:
+    """An integer column as int64 or Python ints (`exact_ints`), None/NA as 0."""
+    if values.dtype == np.int64:
+        return values.to_numpy()
+    raw = values.to_numpy(dtype=object, na_value=0) if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) else values.to_numpy(dtype=object)
+    try:
+        return exact_ints(raw)
+    except (TypeError, ValueError):  # None or NaN among the values
+        return exact_ints(np.where(pd.isna(raw), 0, raw))
 
 
 def _what(values: tuple, keys: list[str]) -> str:
