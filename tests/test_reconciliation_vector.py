@@ -285,3 +285,49 @@ def test_reconcile_with_missing_keys_takes_the_pandas_path(store: Store) -> None
     lines.loc[0, "project_id"] = None  # group_sum leaves the row out, as before
     projects = reconciliation.reconcile(store, MARCH, load_catalog(), by=("project_id",), lines=lines)
     assert None not in projects["project_id"].tolist() and int(projects["unpriced_tokens"].sum()) == 49
+
+
+def test_the_remembered_lines_are_stamped_with_the_bill_rows_they_read(store: Store, tmp_path: Path) -> None:
+    """The lines of a closed month are remembered under a digest of the bill rows that the
+    computation itself reads: re-importing the same bill (on PostgreSQL a new row version,
+    possibly elsewhere in the table) keeps them; a changed amount, currency or line item does not."""
+    from walleta.analytics import closed_months
+
+    catalog = _catalog(tmp_path / "catalog")
+    _write_usage(store, catalog)
+    store.write_events(prepare_events(pd.DataFrame([{"ts_us": int(pd.Timestamp("2026-04-02", tz="UTC").value // 1000), "model": "m-std",
+                                                      "input_tokens": 10, "request_id": "april"}]), catalog, source="test"))
+    store.upsert("billed_costs", _bill_rows(BILLS), ["uid"])
+    closed_months.cache_clear()
+
+    def lines(hit: bool) -> pd.DataFrame:
+        before = closed_months.cache_info("reconciliation.lines")
+        got = reconciliation.reconciliation_lines(store, MARCH, catalog)
+        after = closed_months.cache_info("reconciliation.lines")
+        assert (after["hits"] - before["hits"], after["misses"] - before["misses"]) == ((1, 0) if hit else (0, 1))
+        pd.testing.assert_frame_equal(got, reconciliation._joined_frames(store, MARCH, catalog).astype(
+            {c: object for c in ("day", "project_id", "line_model", "token_class")}))
+        return got
+
+    first = lines(hit=False)
+    lines(hit=True)
+    store.upsert("billed_costs", _bill_rows(BILLS)[::-1], ["uid"])  # the same rows again, written in another order
+    store.upsert("billed_costs", _bill_rows(BILLS)[:3], ["uid"])
+    lines(hit=True)
+    changed = [list(b) for b in BILLS]
+    changed[2][3] = 3 * USD  # 20 March output: $1 -> $3
+    store.upsert("billed_costs", _bill_rows([tuple(b) for b in changed]), ["uid"])
+    assert _line(lines(hit=False), "2026-03-20", "proj_a", "m-std", "output")["billed_pico"] == 4 * USD
+    assert _line(first, "2026-03-20", "proj_a", "m-std", "output")["billed_pico"] == 2 * USD
+    changed[9][4] = "GBP"
+    store.upsert("billed_costs", _bill_rows([tuple(b) for b in changed]), ["uid"])
+    assert lines(hit=False).attrs["other_currencies"] == (2, ["EUR", "GBP"])
+    changed[4][2] = "m-inonly, output"
+    store.upsert("billed_costs", _bill_rows([tuple(b) for b in changed]), ["uid"])
+    assert _line(lines(hit=False), "2026-03-11", "proj_b", "m-inonly", "output")["billed_pico"] == USD // 2
+    lines(hit=True)
+    # Outside SQLite (whose read follows the bill's index) the rows are put in one order first.
+    bill = reconciliation._PeriodBill(store, MARCH)
+    reordered = reconciliation._PeriodBill(store, MARCH)
+    reordered._rows = {name: values[::-1] for name, values in bill.rows().items()}
+    assert (reordered.digest() == bill.digest()) == (store.dialect != "sqlite")

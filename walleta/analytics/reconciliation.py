@@ -291,14 +291,46 @@ def reconciliation_lines(store: Store, period: Period, catalog: Catalog | None =
     (before the last month with usage) is remembered while its usage rollup rows, its billed
     lines and the catalog do not change (`closed_months`)."""
     catalog = catalog or load_catalog()
+    bill = _PeriodBill(store, period)
     return closed_months.remember_closed(store, "reconciliation.lines", (period.first_day, period.last_day, closed_months.catalog_key(catalog)),
-                                         period.last_month, lambda: _joined(store, period, catalog),
-                                         extra=lambda s: closed_months.billed_digest(s, period.first_day, period.last_day))
+                                         period.last_month, lambda: _joined(store, period, catalog, bill),
+                                         extra=lambda _: bill.digest())
 
 
-def _joined(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame:
-    fast = _joined_fast(store, period, catalog)
+def _joined(store: Store, period: Period, catalog: Catalog, bill: _PeriodBill | None = None) -> pd.DataFrame:
+    fast = _joined_fast(store, period, catalog, bill)
     return fast if fast is not None else _joined_frames(store, period, catalog)
+
+
+class _PeriodBill:
+    """The bill rows of a period in the columns the lines read (`_FAST_BILL_COLUMNS`), read at
+    most once: their digest stamps remembered lines (read before computing them) and the
+    computation that may follow uses the same rows. The digest covers the values as read (a
+    NULL currency reads as USD, a NULL amount as 0, a NULL project as '': read alike, they give
+    the same lines, bar the count of other-currency groups)."""
+
+    def __init__(self, store: Store, period: Period) -> None:
+        self.store, self.period = store, period
+        self._rows: dict[str, np.ndarray] | None = None
+
+    def rows(self) -> dict[str, np.ndarray]:
+        if self._rows is None:
+            self._rows = scan(self.store, _FAST_BILL_COLUMNS, "FROM billed_costs WHERE day >= ? AND day <= ?",
+                              [self.period.first_day, self.period.last_day])
+        return self._rows
+
+    def digest(self) -> str:
+        """`closed_months.columns_digest` of the rows in a canonical order: SQLite reads them in
+        index order; elsewhere they are sorted first (PostgreSQL's order may follow the heap)."""
+        rows = self.rows()
+        if self.store.dialect != "sqlite" and len(rows["day"]):
+            ranks = []
+            for values in rows.values():
+                uniques, codes = _value_codes(values)
+                ranks.append(_ranked(uniques)[1][0][codes])
+            order = np.lexsort(ranks[::-1])
+            rows = {name: values[order] for name, values in rows.items()}
+        return closed_months.columns_digest(rows)
 
 
 _FAST_USAGE_COLUMNS = (
@@ -315,7 +347,7 @@ _FAST_BILL_COLUMNS = (("day", "day", TEXT), ("project_id", "project_id", TEXT), 
                       ("currency", "COALESCE(currency, 'USD')", TEXT), ("amount", "amount_pico", INT))
 
 
-def _joined_fast(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame | None:
+def _joined_fast(store: Store, period: Period, catalog: Catalog, bill: _PeriodBill | None = None) -> pd.DataFrame | None:
     """`_joined_frames` computed with numpy (the same rules as `line_item_costs`,
     `estimated_line_items` and `billed_line_items`; money exact: int64 where no value or sum can
     overflow, else Python ints). The usage rows are the project rollup's own rows (its key is the
@@ -326,7 +358,7 @@ def _joined_fast(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame
     None when both sides are empty or give no line (the frame path gives that shape)."""
     params = [period.first_day, period.last_day]
     usage = scan(store, _FAST_USAGE_COLUMNS, "FROM rollup_project_model_day WHERE day >= ? AND day <= ?", params)
-    bills = scan(store, _FAST_BILL_COLUMNS, "FROM billed_costs WHERE day >= ? AND day <= ?", params)
+    bills = (bill or _PeriodBill(store, period)).rows()
     if not len(usage["day"]) and not len(bills["day"]):
         return None
     used = {name: _value_codes(usage[name]) for name in ("day", "project_id", "model", "service_tier", "batch")}
