@@ -131,7 +131,12 @@ def columns_digest(columns: dict[str, np.ndarray]) -> str:
         if values.dtype == np.int64:
             digest.update(np.ascontiguousarray(values).astype("<i8", copy=False).tobytes())
         else:
-            digest.update("\x1f".join(map(str, values.tolist())).encode("utf-8", "surrogatepass"))
+            items = values.tolist()
+            try:
+                text = "\x1f".join(items)
+            except TypeError:  # not all text (e.g. Python ints)
+                text = "\x1f".join(map(str, items))
+            digest.update(text.encode("utf-8", "surrogatepass"))
         digest.update(b"\x1e")
     return digest.hexdigest()
 

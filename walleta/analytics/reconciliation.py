@@ -336,7 +336,8 @@ class _PeriodBill:
 _FAST_USAGE_COLUMNS = (
     ("day", "day", TEXT), ("project_id", "project_id", TEXT), ("model", "model", TEXT), ("service_tier", "service_tier", TEXT),
     ("batch", "batch", INT),
-    ("priced", "CASE WHEN events > unpriced_events THEN 1 ELSE 0 END", INT), ("whole", "CASE WHEN unpriced_events = 0 THEN 1 ELSE 0 END", INT),
+    # 1: some events priced, 2: no unpriced event (one column instead of two: a column costs ~2 ms a month)
+    ("state", "CASE WHEN events > unpriced_events THEN 1 ELSE 0 END + CASE WHEN unpriced_events = 0 THEN 2 ELSE 0 END", INT),
     ("text_in", "input_tokens - cached_input_tokens - cache_write_tokens - input_audio_tokens - input_image_tokens", INT),
     ("cached", "cached_input_tokens", INT), ("text_out", "output_tokens - output_audio_tokens - output_image_tokens", INT),
     ("all_tokens", "input_tokens + output_tokens", INT), ("cost", "cost_pico", INT), ("requests", "requests", INT),
@@ -457,7 +458,7 @@ def _row_rates(used: dict[str, tuple[np.ndarray, np.ndarray]], line_of_model: li
     if not len(model_codes):
         return np.zeros((0, 3), dtype=np.int64)
     lookup = _RateLookup(catalog)
-    epochs = np.array([[lookup.epoch(line, day) for day in days] for line in line_of_model], dtype=np.int64) + 1
+    epochs = np.stack([lookup.epochs(line, days) for line in line_of_model]) + 1
     inverse, representative, count = _groups([model_codes, epochs[model_codes, day_codes], tier_codes, batch_codes],
                                             [len(line_of_model), int(epochs.max()) + 1, len(used["service_tier"][0]), len(used["batch"][0])])
     tiers, batches = used["service_tier"][0], used["batch"][0]
@@ -474,8 +475,8 @@ def _estimated_lines(usage: dict[str, np.ndarray], rates: np.ndarray, slot_keys:
     events or a missing rate puts its priced cost on 'other', tokens unsplit), requests and
     unpriced counts on the 'input' line; empty lines left out as `estimated_line_items` does.
     Returns the lines' key codes (`keys`, four columns) and their columns."""
-    priced = usage["priced"] != 0
-    usable = priced & (usage["whole"] != 0) & (rates >= 0).all(axis=1)
+    priced = (usage["state"] & 1) != 0
+    usable = priced & ((usage["state"] & 2) != 0) & (rates >= 0).all(axis=1)
     quantities = [np.where(usable, usage[c], 0) for c in ("text_in", "cached", "text_out")]
     amounts = [_product(q, np.where(usable, rates[:, i], 0)) for i, q in enumerate(quantities)]
     amounts.append(_difference(np.where(priced, usage["cost"], 0), amounts))
@@ -561,6 +562,16 @@ class _RateLookup:
             return -1
         dates = self.dates.get(known, [])
         return bisect.bisect_right(dates, day) if len(dates) > 1 else 0
+
+    def epochs(self, line_model: str, days: np.ndarray) -> np.ndarray:
+        """`epoch` of each of `days` (an object array of text), as int64."""
+        known = self._known(line_model)
+        if not known:
+            return np.full(len(days), -1, dtype=np.int64)
+        dates = self.dates.get(known, [])
+        if len(dates) < 2:
+            return np.zeros(len(days), dtype=np.int64)
+        return np.searchsorted(np.array(dates, dtype=object), days, side="right").astype(np.int64)
 
     def get(self, line_model: str, day: str, tier: str, batch: int) -> tuple[int, int, int]:
         known = self._known(line_model)
