@@ -331,3 +331,13 @@ def test_the_remembered_lines_are_stamped_with_the_bill_rows_they_read(store: St
     reordered = reconciliation._PeriodBill(store, MARCH)
     reordered._rows = {name: values[::-1] for name, values in bill.rows().items()}
     assert (reordered.digest() == bill.digest()) == (store.dialect != "sqlite")
+
+
+def test_reconcile_keeps_the_dtype_of_arrow_string_keys(store: Store) -> None:
+    lines = _tricky_lines()
+    arrow = lines.astype({"day": "str", "project_id": "str"})
+    for by in (("day",), ("project_id", "line_item")):
+        plain = reconciliation.reconcile(store, MARCH, load_catalog(), by=by, lines=lines)
+        other = reconciliation.reconcile(store, MARCH, load_catalog(), by=by, lines=arrow)
+        assert isinstance(other[by[0]].dtype, pd.StringDtype) and plain[by[0]].dtype == object
+        pd.testing.assert_frame_equal(plain, other, check_dtype=False)

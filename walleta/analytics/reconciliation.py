@@ -19,9 +19,12 @@ customer, plus everything on the bill that the log does not explain).
 A row "matches" when |difference| <= max($0.01, 0.5% of billed).
 
 Speed (issue 6): `reconciliation_lines` reads the project rollup's rows (token arithmetic done
-in SQL) and the bill's rows as stored, and joins them in plain Python (`_joined_fast`), with
-rates looked up once per (model, price epoch, tier, batch); `line_item_costs`,
-`estimated_line_items` and `billed_line_items` remain the frame definitions it equals.
+in SQL) and the bill's rows as stored (`columns.scan`; the bill rows also stamp the remembered
+lines), and joins them with numpy (`_joined_fast`): text keys as codes ranked like the text,
+rates looked up once per (model, price epoch, tier, batch), exact sums (int64 where no sum can
+overflow, else Python ints). `line_item_costs`, `estimated_line_items` and `billed_line_items`
+remain the frame definitions it equals (`_joined_frames`). `reconcile` groups the lines the
+same way (`_grouped_lines`; `group_sum` for key columns with missing or non-text values).
 """
 
 from __future__ import annotations
@@ -629,7 +632,7 @@ def reconcile(
         return pd.DataFrame(columns=[c for c in RECONCILE_COLUMNS if c not in _BY_CHOICES or c in keys])
     grouped = _grouped_lines(frame, keys)
     by_keys = grouped is not None  # rows in key order, as sort_values orders text
-    if grouped is None:  # a key column with missing or non-text values: pandas' rules
+    if grouped is None:  # a key column of another dtype, or with missing or non-text values: pandas' rules
         if "line_item" in keys:  # a new frame: the caller's lines are not modified
             frame = frame.assign(line_item=frame["line_model"] + ", " + frame["token_class"])
         grouped = group_sum(frame, keys, list(_SUMMED))
@@ -648,7 +651,7 @@ def reconcile(
     unpriced, unpriced_tokens = [unpriced[i] for i in order], [unpriced_tokens[i] for i in order]
     key_values = [values[order] for values in key_values]
     columns = {
-        **{k: object_column(values) for k, values in zip(keys, key_values)},
+        **{k: object_column(values) if grouped[k].dtype == object else pd.Series(values, dtype=grouped[k].dtype) for k, values in zip(keys, key_values)},
         "estimated_pico": pd.Series(estimated, dtype=object),
         "billed_pico": pd.Series(billed, dtype=object),
         "difference_pico": pd.Series([b - e for b, e in zip(billed, estimated)], dtype=object),
@@ -670,7 +673,7 @@ def _grouped_lines(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame | None:
     """`group_sum` of the lines' `_SUMMED` columns per `keys` (line_item: '<line_model>,
     <token_class>'), computed with numpy: the same groups in the same order (sorted by the key
     text), sums exact (int64 where they fit, else Python ints; None counts 0), key columns as
-    object columns. None when a key column holds a missing or non-text value (the caller then
+    object columns. None when a key column is not a plain object column of text (the caller then
     uses `group_sum`)."""
     codes, sizes, vocabs = [], [], []
     for key in keys:
@@ -686,9 +689,12 @@ def _grouped_lines(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame | None:
 
 
 def _text_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
-    """The sorted distinct values of a text column and each row's position among them; None if
-    a value is missing or not text."""
-    uniques, codes = _value_codes(values.to_numpy(dtype=object))
+    """The sorted distinct values of a plain object column of text and each row's position among
+    them; None for another dtype (e.g. Arrow strings: `group_sum` keeps it) or a missing or
+    non-text value."""
+    if values.dtype != object:
+        return None
+    uniques, codes = _value_codes(values.to_numpy())
     if len(codes) and int(codes.min()) < 0 or not all(type(u) is str for u in uniques):
         return None
     vocab, (rank,) = _ranked(uniques)
