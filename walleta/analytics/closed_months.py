@@ -14,7 +14,7 @@ periods of closed months, i.e. ending before the last month with usage (`remembe
 customer margins, feature and plan breakdowns, reconciliation lines). Inputs other than the
 rollups are stamped too: the revenue rollup's counter (nothing is remembered while it is stale),
 a digest of the customers table where names or plans are shown, of the billed lines for
-reconciliation, and the FX rates, thresholds and catalog as arguments. Entries are per database
+reconciliation (`columns_digest` of the rows it then computes from), and the FX rates, thresholds and catalog as arguments. Entries are per database
 (URL and store id), name and arguments; at most `SIZE` entries and about `CELLS` values are
 kept (least recently used first out).
 """
@@ -26,6 +26,7 @@ import threading
 from collections import OrderedDict
 from typing import Any, Callable, Hashable, TypeVar
 
+import numpy as np
 import pandas as pd
 
 from .. import generations
@@ -35,7 +36,7 @@ from ..revenue_rollup import is_fresh
 from ..store import Store
 from .period import next_month
 
-__all__ = ["remember", "remember_closed", "billed_digest", "catalog_key", "customers_digest", "fx_key", "cache_info", "cache_clear",
+__all__ = ["remember", "remember_closed", "columns_digest", "catalog_key", "customers_digest", "fx_key", "cache_info", "cache_clear",
            "SIZE", "CELLS"]
 
 T = TypeVar("T")
@@ -117,12 +118,27 @@ def catalog_key(catalog: Catalog) -> Hashable:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def billed_digest(store: Store, first_day: str, last_day: str) -> str:
-    """A digest of the billed-cost lines of the days, in the columns reconciliation reads (for
-    results that compare with the bill): an import or an edit that changes a line changes it,
-    whoever made it."""
-    fields = ("day", "project_id", "line_item", "currency", "CAST(amount_pico AS TEXT)")
-    return _table_digest(store, "billed_costs", fields, "day >= ? AND day <= ?", [first_day, last_day])
+def columns_digest(columns: dict[str, np.ndarray]) -> str:
+    """A digest of rows given as named columns (text, int64 or Python ints), in their order:
+    for results that compare with rows read by the caller (reconciliation stamps with the bill
+    rows it then computes from, so they are read once). Text values are joined with U+001F,
+    columns with U+001E; two different sets of rows give the same text only through values
+    holding those characters (or, for the order, rows in another order: one needless
+    recomputation)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, values in columns.items():
+        digest.update(f"{name}:{len(values)}:".encode())
+        if values.dtype == np.int64:
+            digest.update(np.ascontiguousarray(values).astype("<i8", copy=False).tobytes())
+        else:
+            items = values.tolist()
+            try:
+                text = "\x1f".join(items)
+            except TypeError:  # not all text (e.g. Python ints)
+                text = "\x1f".join(map(str, items))
+            digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x1e")
+    return digest.hexdigest()
 
 
 def customers_digest(store: Store) -> str:

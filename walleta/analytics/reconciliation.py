@@ -19,9 +19,12 @@ customer, plus everything on the bill that the log does not explain).
 A row "matches" when |difference| <= max($0.01, 0.5% of billed).
 
 Speed (issue 6): `reconciliation_lines` reads the project rollup's rows (token arithmetic done
-in SQL) and the bill's rows as stored, and joins them in plain Python (`_joined_fast`), with
-rates looked up once per (model, price epoch, tier, batch); `line_item_costs`,
-`estimated_line_items` and `billed_line_items` remain the frame definitions it equals.
+in SQL) and the bill's rows as stored (`columns.scan`; the bill rows also stamp the remembered
+lines), and joins them with numpy (`_joined_fast`): text keys as codes ranked like the text,
+rates looked up once per (model, price epoch, tier, batch), exact sums (int64 where no sum can
+overflow, else Python ints). `line_item_costs`, `estimated_line_items` and `billed_line_items`
+remain the frame definitions it equals (`_joined_frames`). `reconcile` groups the lines the
+same way (`_grouped_lines`; `group_sum` for key columns with missing or non-text values).
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ from ..money import PICO_PER_CENT, format_usd
 from ..schema import UNATTRIBUTED
 from ..store import Store
 from . import closed_months
-from .columns import object_column
+from .columns import INT, TEXT, object_column, scan
+from .exact import SAFE, exact_ints, exact_sums
 from .display import pct
 from .period import Period
 from .sources import group_sum, read, usage_sql
@@ -290,114 +294,252 @@ def reconciliation_lines(store: Store, period: Period, catalog: Catalog | None =
     (before the last month with usage) is remembered while its usage rollup rows, its billed
     lines and the catalog do not change (`closed_months`)."""
     catalog = catalog or load_catalog()
+    bill = _PeriodBill(store, period)
     return closed_months.remember_closed(store, "reconciliation.lines", (period.first_day, period.last_day, closed_months.catalog_key(catalog)),
-                                         period.last_month, lambda: _joined(store, period, catalog),
-                                         extra=lambda s: closed_months.billed_digest(s, period.first_day, period.last_day))
+                                         period.last_month, lambda: _joined(store, period, catalog, bill),
+                                         extra=lambda _: bill.digest())
 
 
-def _joined(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame:
-    fast = _joined_fast(store, period, catalog)
+def _joined(store: Store, period: Period, catalog: Catalog, bill: _PeriodBill | None = None) -> pd.DataFrame:
+    fast = _joined_fast(store, period, catalog, bill)
     return fast if fast is not None else _joined_frames(store, period, catalog)
 
 
-_FAST_USAGE_SQL = (
-    "SELECT day, project_id, model, service_tier, batch, "
-    "CASE WHEN events > unpriced_events THEN 1 ELSE 0 END AS priced, CASE WHEN unpriced_events = 0 THEN 1 ELSE 0 END AS whole, "
-    "input_tokens - cached_input_tokens - cache_write_tokens - input_audio_tokens - input_image_tokens AS text_in, "
-    "cached_input_tokens, output_tokens - output_audio_tokens - output_image_tokens AS text_out, "
-    "input_tokens + output_tokens AS all_tokens, cost_pico, requests, unpriced_requests, unpriced_tokens "
-    "FROM rollup_project_model_day WHERE day >= ? AND day <= ?"
+class _PeriodBill:
+    """The bill rows of a period in the columns the lines read (`_FAST_BILL_COLUMNS`), read at
+    most once: their digest stamps remembered lines (read before computing them) and the
+    computation that may follow uses the same rows. The digest covers the values as read (a
+    NULL currency reads as USD, a NULL amount as 0, a NULL project as '': read alike, they give
+    the same lines, bar the count of other-currency groups)."""
+
+    def __init__(self, store: Store, period: Period) -> None:
+        self.store, self.period = store, period
+        self._rows: dict[str, np.ndarray] | None = None
+
+    def rows(self) -> dict[str, np.ndarray]:
+        if self._rows is None:
+            self._rows = scan(self.store, _FAST_BILL_COLUMNS, "FROM billed_costs WHERE day >= ? AND day <= ?",
+                              [self.period.first_day, self.period.last_day])
+        return self._rows
+
+    def digest(self) -> str:
+        """`closed_months.columns_digest` of the rows in a canonical order: SQLite reads them in
+        index order; elsewhere they are sorted first (PostgreSQL's order may follow the heap)."""
+        rows = self.rows()
+        if self.store.dialect != "sqlite" and len(rows["day"]):
+            ranks = []
+            for values in rows.values():
+                uniques, codes = _value_codes(values)
+                ranks.append(_ranked(uniques)[1][0][codes])
+            order = np.lexsort(ranks[::-1])
+            rows = {name: values[order] for name, values in rows.items()}
+        return closed_months.columns_digest(rows)
+
+
+_FAST_USAGE_COLUMNS = (
+    ("day", "day", TEXT), ("project_id", "project_id", TEXT), ("model", "model", TEXT), ("service_tier", "service_tier", TEXT),
+    ("batch", "batch", INT),
+    # 1: some events priced, 2: no unpriced event (one column instead of two: a column costs ~2 ms a month)
+    ("state", "CASE WHEN events > unpriced_events THEN 1 ELSE 0 END + CASE WHEN unpriced_events = 0 THEN 2 ELSE 0 END", INT),
+    ("text_in", "input_tokens - cached_input_tokens - cache_write_tokens - input_audio_tokens - input_image_tokens", INT),
+    ("cached", "cached_input_tokens", INT), ("text_out", "output_tokens - output_audio_tokens - output_image_tokens", INT),
+    ("all_tokens", "input_tokens + output_tokens", INT), ("cost", "cost_pico", INT), ("requests", "requests", INT),
+    ("unpriced_requests", "unpriced_requests", INT), ("unpriced_tokens", "unpriced_tokens", INT),
 )
+# NULL currency is USD (as in `billed_line_items`); NULL amounts count 0 (`scan` reads NULL as 0).
+_FAST_BILL_COLUMNS = (("day", "day", TEXT), ("project_id", "project_id", TEXT), ("line_item", "line_item", TEXT),
+                      ("currency", "COALESCE(currency, 'USD')", TEXT), ("amount", "amount_pico", INT))
 
 
-def _joined_fast(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame | None:
-    """`_joined_frames` computed row by row in plain Python (the same rules as
-    `line_item_costs`, `estimated_line_items` and `billed_line_items`; money as Python ints).
-    The usage rows are the project rollup's own rows (its key is the grouping key), read with
-    the token arithmetic done in SQL; rates are looked up once per (model, price epoch, tier,
-    batch) instead of once per day. None when both sides are empty (the frame path gives that
-    shape)."""
-    _, usage = store.fetch(_FAST_USAGE_SQL, [period.first_day, period.last_day])
-    # The bill's rows as stored (no GROUP BY: it would sort them; they are summed below).
-    _, bills = store.fetch("SELECT day, project_id, line_item, currency, amount_pico FROM billed_costs WHERE day >= ? AND day <= ?",
-                           [period.first_day, period.last_day])
-    if not usage and not bills:
+def _joined_fast(store: Store, period: Period, catalog: Catalog, bill: _PeriodBill | None = None) -> pd.DataFrame | None:
+    """`_joined_frames` computed with numpy (the same rules as `line_item_costs`,
+    `estimated_line_items` and `billed_line_items`; money exact: int64 where no value or sum can
+    overflow, else Python ints). The usage rows are the project rollup's own rows (its key is the
+    grouping key), read with the token arithmetic done in SQL, and the bill's rows as stored, both
+    with `columns.scan` (one concatenated row per column on SQLite). Rates are looked up once per
+    (model, price epoch, tier, batch). Text keys become codes that rank like the text, so the
+    lines come out in the order of their (day, project_id, line_model, token_class) tuples.
+    None when both sides are empty or give no line (the frame path gives that shape)."""
+    params = [period.first_day, period.last_day]
+    usage = scan(store, _FAST_USAGE_COLUMNS, "FROM rollup_project_model_day WHERE day >= ? AND day <= ?", params)
+    bills = (bill or _PeriodBill(store, period)).rows()
+    if not len(usage["day"]) and not len(bills["day"]):
         return None
-    rates = _RateLookup(catalog)
-    cases: dict[tuple, tuple[str, int, int, int]] = {}  # (model, day, tier, batch) -> (line model, rates)
-    # Per (day, project, line model): estimated and tokens of the four classes, then requests,
-    # unpriced requests and unpriced tokens (the counts sit on the 'input' line).
-    sums: dict[tuple[str, str, str], list[int]] = {}
-    for (day, project, model, tier, batch, priced, whole, text_in, cached, text_out, all_tokens, cost,
-         requests, unpriced_requests, unpriced_tokens) in usage:
-        case = cases.get((model, day, tier, batch))
-        if case is None:
-            line_model = catalog.resolve(model) or str(model).lower()
-            case = cases[(model, day, tier, batch)] = (line_model, *rates.get(line_model, day, tier, batch))
-        line_model, rate_in, rate_cached, rate_out = case
-        key = (day, project or NO_PROJECT, line_model)
-        found = sums.get(key)
-        if found is None:
-            found = sums[key] = [0] * 11
-        if priced:
-            cost = 0 if cost is None else int(cost)
-            if whole and rate_in >= 0 and rate_cached >= 0 and rate_out >= 0:
-                amount_in, amount_cached, amount_out = text_in * rate_in, cached * rate_cached, text_out * rate_out
-                found[0] += amount_in
-                found[1] += text_in
-                found[2] += amount_cached
-                found[3] += cached
-                found[4] += amount_out
-                found[5] += text_out
-                found[6] += cost - amount_in - amount_cached - amount_out
-            else:  # unpriced events in the row, or a missing rate: the priced cost is 'other', tokens unsplit
-                found[6] += cost
-                found[7] += all_tokens
-        found[8] += requests
-        found[9] += unpriced_requests
-        found[10] += unpriced_tokens
-    estimated: dict[tuple[str, str, str, str], list[int]] = {}
-    for (day, project, line_model), v in sums.items():
-        for index, token_class in enumerate(TOKEN_CLASSES):
-            amount, tokens = v[2 * index], v[2 * index + 1]
-            if index == 0:
-                if amount or tokens or v[9] > 0:
-                    estimated[(day, project, line_model, token_class)] = [amount, tokens, v[8], v[9], v[10]]
-            elif amount or tokens:
-                estimated[(day, project, line_model, token_class)] = [amount, tokens, 0, 0, 0]
-    billed: dict[tuple[str, str, str, str], int] = {}
-    parsed: dict[str, tuple[str, str]] = {}
-    other_groups, other_currencies = set(), set()  # the frame path counts (day, project, item, currency) groups
-    for day, project, item, raw_currency, amount in bills:
-        currency = "USD" if raw_currency is None else str(raw_currency).upper()
-        if currency != "USD":
-            other_groups.add((day, project, item, raw_currency))
-            other_currencies.add(currency)
-            continue
-        names = parsed.get(item)
-        if names is None:
-            names = parsed[item] = parse_line_item(item, catalog)
-        key = (day, project or NO_PROJECT, *names)
-        billed[key] = billed.get(key, 0) + (0 if amount is None else int(amount))
-    keys = sorted(estimated.keys() | billed.keys())
-    if not keys:
+    used = {name: _value_codes(usage[name]) for name in ("day", "project_id", "model", "service_tier", "batch")}
+    billed = {name: _value_codes(bills[name]) for name in ("day", "project_id", "line_item", "currency")}
+    in_usd = np.array([str(c).upper() == "USD" for c in billed["currency"][0]], dtype=bool)[billed["currency"][1]]
+    usd_rows = np.flatnonzero(in_usd)
+    line_of_model = [catalog.resolve(m) or str(m).lower() for m in used["model"][0]]
+    parsed = [parse_line_item(item, catalog) for item in billed["line_item"][0]]
+    # Each key column: its sorted distinct text over both sides, and every row's rank in it.
+    keys: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for name, usage_values, usage_codes, bill_values, bill_codes in (
+        ("day", used["day"][0], used["day"][1], billed["day"][0], billed["day"][1]),
+        ("project_id", [p or NO_PROJECT for p in used["project_id"][0]], used["project_id"][1],
+         [p or NO_PROJECT for p in billed["project_id"][0]], billed["project_id"][1]),
+        ("line_model", line_of_model, used["model"][1], [p[0] for p in parsed], billed["line_item"][1]),
+        ("token_class", list(TOKEN_CLASSES), np.arange(len(TOKEN_CLASSES)), [p[1] for p in parsed], billed["line_item"][1]),
+    ):
+        vocab, (usage_rank, bill_rank) = _ranked(usage_values, bill_values)
+        keys[name] = (vocab, usage_rank[usage_codes], bill_rank[bill_codes][usd_rows])
+    names = ("day", "project_id", "line_model", "token_class")
+    sizes = [len(keys[name][0]) for name in names]
+    rates = _row_rates(used, line_of_model, catalog)
+    estimated = _estimated_lines(usage, rates, [keys[name][1] for name in names[:3]], sizes[:3], keys["token_class"][1])
+    lines = [np.concatenate([e, keys[name][2]]) for e, name in zip(estimated["keys"], names)]
+    if not len(lines[0]):
         return None
-    zero = [0, 0, 0, 0, 0]
-    values = [estimated.get(k, zero) for k in keys]
+    inverse, representative, count = _groups(lines, sizes)
+    at_estimate, at_bill = inverse[:len(estimated["keys"][0])], inverse[len(estimated["keys"][0]):]
     frame = pd.DataFrame({
-        "day": object_column([k[0] for k in keys]),
-        "project_id": object_column([k[1] for k in keys]),
-        "line_model": object_column([k[2] for k in keys]),
-        "token_class": object_column([k[3] for k in keys]),
-        "estimated_pico": object_column([v[0] for v in values]),
-        "tokens": object_column([v[1] for v in values]),
-        "requests": np.array([v[2] for v in values], dtype=np.int64),
-        "unpriced_requests": np.array([v[3] for v in values], dtype=np.int64),
-        "unpriced_tokens": np.array([v[4] for v in values], dtype=np.int64),
-        "billed_pico": object_column([billed.get(k, 0) for k in keys]),
-    })
-    frame.attrs["other_currencies"] = (len(other_groups), sorted(other_currencies))
+        **{name: object_column(keys[name][0][line[representative]]) for name, line in zip(names, lines)},
+        "estimated_pico": object_column(_placed(estimated["estimated_pico"], at_estimate, count).astype(object)),
+        "tokens": object_column(_placed(estimated["tokens"], at_estimate, count).astype(object)),
+        **{name: _placed(estimated[name], at_estimate, count).astype(np.int64) for name in ("requests", "unpriced_requests", "unpriced_tokens")},
+        "billed_pico": object_column(exact_sums(at_bill, count, bills["amount"][usd_rows]).astype(object)),
+    }, copy=False)
+    frame.attrs["other_currencies"] = _other_currencies(store, period) if len(usd_rows) < len(in_usd) else (0, [])
     return frame
+
+
+def _value_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values (object array) and each value's position among them."""
+    if not len(values):
+        return np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64)
+    codes, uniques = pd.factorize(values)
+    return np.asarray(uniques, dtype=object), codes
+
+
+def _ranked(*lists: list[str] | np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The sorted distinct values of a few short lists of text, and each list's values as
+    positions in them (so positions compare like the text)."""
+    vocab = sorted(set().union(*(set(values) for values in lists)))
+    position = {value: index for index, value in enumerate(vocab)}
+    return np.array(vocab, dtype=object), [np.array([position[v] for v in values], dtype=np.int64) for values in lists]
+
+
+def _groups(keys: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Rows grouped by equal codes in every key column (codes of column i below sizes[i]),
+    groups in lexicographic order of the codes: each row's group, one row of each group, and the
+    number of groups. One int64 key per row when the codes' combinations fit, else `lexsort`."""
+    rows = len(keys[0])
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0
+    span = 1
+    for size in sizes:
+        span *= max(size, 1)
+    if span < SAFE:
+        combined = keys[0].astype(np.int64)
+        for key, size in zip(keys[1:], sizes[1:]):
+            combined = combined * size + key
+        codes, uniques = pd.factorize(combined)
+        rank = np.empty(len(uniques), dtype=np.int64)
+        rank[np.argsort(uniques)] = np.arange(len(uniques))
+        inverse, count = rank[codes], len(uniques)
+    else:
+        order = np.lexsort(keys[::-1])  # lexsort sorts by its last key first
+        starts = np.zeros(rows, dtype=bool)
+        starts[0] = True
+        for key in keys:
+            ordered = key[order]
+            starts[1:] |= ordered[1:] != ordered[:-1]
+        inverse = np.empty(rows, dtype=np.int64)
+        inverse[order] = np.cumsum(starts) - 1
+        count = int(starts.sum())
+    representative = np.empty(count, dtype=np.int64)
+    representative[inverse] = np.arange(rows)  # any row of a group: they all have its key
+    return inverse, representative, count
+
+
+def _row_rates(used: dict[str, tuple[np.ndarray, np.ndarray]], line_of_model: list[str], catalog: Catalog) -> np.ndarray:
+    """Each usage row's (text input, cached input, text output) rates as an (n, 3) int64 array
+    (MISSING where the catalog has none), from `_RateLookup` once per distinct (model, price
+    epoch, tier, batch). `used`: the distinct values and codes of the rows' day, model,
+    service_tier and batch; `line_of_model`: each distinct model's line model."""
+    days, day_codes = used["day"]
+    model_codes, tier_codes, batch_codes = used["model"][1], used["service_tier"][1], used["batch"][1]
+    if not len(model_codes):
+        return np.zeros((0, 3), dtype=np.int64)
+    lookup = _RateLookup(catalog)
+    epochs = np.stack([lookup.epochs(line, days) for line in line_of_model]) + 1
+    inverse, representative, count = _groups([model_codes, epochs[model_codes, day_codes], tier_codes, batch_codes],
+                                            [len(line_of_model), int(epochs.max()) + 1, len(used["service_tier"][0]), len(used["batch"][0])])
+    tiers, batches = used["service_tier"][0], used["batch"][0]
+    table = np.array([lookup.get(line_of_model[model_codes[i]], days[day_codes[i]], tiers[tier_codes[i]], batches[batch_codes[i]])
+                      for i in representative.tolist()], dtype=np.int64).reshape(count, 3)
+    return table[inverse]
+
+
+def _estimated_lines(usage: dict[str, np.ndarray], rates: np.ndarray, slot_keys: list[np.ndarray], slot_sizes: list[int],
+                     class_codes: np.ndarray) -> dict[str, object]:
+    """The estimate's lines from the usage rows (`rates`: each row's three rates; `slot_keys`:
+    each row's day, project and line model codes; `class_codes`: the codes of TOKEN_CLASSES).
+    Per (day, project, line model): the four classes' amounts and tokens (a row with unpriced
+    events or a missing rate puts its priced cost on 'other', tokens unsplit), requests and
+    unpriced counts on the 'input' line; empty lines left out as `estimated_line_items` does.
+    Returns the lines' key codes (`keys`, four columns) and their columns."""
+    priced = (usage["state"] & 1) != 0
+    usable = priced & ((usage["state"] & 2) != 0) & (rates >= 0).all(axis=1)
+    quantities = [np.where(usable, usage[c], 0) for c in ("text_in", "cached", "text_out")]
+    amounts = [_product(q, np.where(usable, rates[:, i], 0)) for i, q in enumerate(quantities)]
+    amounts.append(_difference(np.where(priced, usage["cost"], 0), amounts))
+    tokens = [*quantities, np.where(priced & ~usable, usage["all_tokens"], 0)]
+    slot, representative, slots = _groups(slot_keys, slot_sizes)
+    amount_sums = [exact_sums(slot, slots, exact_ints(a)) for a in amounts]
+    token_sums = [exact_sums(slot, slots, exact_ints(t)) for t in tokens]
+    counts = {c: exact_sums(slot, slots, exact_ints(usage[c])) for c in ("requests", "unpriced_requests", "unpriced_tokens")}
+    picks = []
+    for index, (amount, token) in enumerate(zip(amount_sums, token_sums)):
+        keep = (amount != 0) | (token != 0)
+        picks.append(np.flatnonzero(keep | (counts["unpriced_requests"] > 0) if index == 0 else keep))
+    rows = [representative[p] for p in picks]
+    zero = np.zeros(sum(len(p) for p in picks[1:]), dtype=np.int64)
+    return {
+        "keys": [*(np.concatenate([k[r] for r in rows]) for k in slot_keys),
+                 np.concatenate([np.full(len(p), class_codes[i], dtype=np.int64) for i, p in enumerate(picks)])],
+        "estimated_pico": _joined_ints([a[p] for a, p in zip(amount_sums, picks)]),
+        "tokens": _joined_ints([t[p] for t, p in zip(token_sums, picks)]),
+        **{c: _joined_ints([v[picks[0]], zero]) for c, v in counts.items()},
+    }
+
+
+def _difference(total: np.ndarray, parts: list[np.ndarray]) -> np.ndarray:
+    """total - sum(parts) exactly: int64 when no step can overflow, else Python ints."""
+    arrays = [total, *parts]
+    if all(a.dtype == np.int64 for a in arrays) and sum(int(np.abs(a).max(initial=0)) for a in arrays) < SAFE:
+        out = total.copy()
+    else:
+        arrays = [a.astype(object) for a in arrays]
+        out = arrays[0].copy()
+    for part in arrays[1:]:
+        out = out - part
+    return out
+
+
+def _joined_ints(arrays: list[np.ndarray]) -> np.ndarray:
+    """Integer arrays end to end: int64 if all are, else Python ints."""
+    if all(a.dtype == np.int64 for a in arrays):
+        return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+    return np.concatenate([a.astype(object) for a in arrays])
+
+
+def _placed(values: np.ndarray, positions: np.ndarray, size: int) -> np.ndarray:
+    """`values` at `positions` of an array of `size` zeros (int64 if `values` is, else Python
+    ints)."""
+    out = np.zeros(size, dtype=np.int64 if values.dtype == np.int64 else object)
+    out[positions] = values
+    return out
+
+
+def _other_currencies(store: Store, period: Period) -> tuple[int, list[str]]:
+    """(bill groups of (day, project_id, line_item, currency) not in USD, their currencies upper
+    case), as `billed_line_items` counts them (NULL and '' project ids apart); read again by
+    SQL only when the bill has such rows."""
+    _, rows = store.fetch("SELECT DISTINCT day, project_id, line_item, currency FROM billed_costs "
+                          "WHERE day >= ? AND day <= ? AND currency IS NOT NULL AND currency <> 'USD'",
+                          [period.first_day, period.last_day])
+    groups = [row for row in rows if str(row[3]).upper() != "USD"]
+    return len(groups), sorted({str(row[3]).upper() for row in groups})
 
 
 class _RateLookup:
@@ -416,20 +558,40 @@ class _RateLookup:
         self.known: dict[str, str | None] = {}
         self.cache: dict[tuple, tuple[int, int, int]] = {}
 
+    def epoch(self, line_model: str, day: str) -> int:
+        """The price epoch of `day` for a line model (-1 without a catalog model)."""
+        known = self._known(line_model)
+        if not known:
+            return -1
+        dates = self.dates.get(known, [])
+        return bisect.bisect_right(dates, day) if len(dates) > 1 else 0
+
+    def epochs(self, line_model: str, days: np.ndarray) -> np.ndarray:
+        """`epoch` of each of `days` (an object array of text), as int64."""
+        known = self._known(line_model)
+        if not known:
+            return np.full(len(days), -1, dtype=np.int64)
+        dates = self.dates.get(known, [])
+        if len(dates) < 2:
+            return np.zeros(len(days), dtype=np.int64)
+        return np.searchsorted(np.array(dates, dtype=object), days, side="right").astype(np.int64)
+
     def get(self, line_model: str, day: str, tier: str, batch: int) -> tuple[int, int, int]:
-        known = self.known.get(line_model, "")
-        if known == "":
-            known = self.known[line_model] = self.catalog.resolve(line_model)
+        known = self._known(line_model)
         if not known:
             return MISSING, MISSING, MISSING
-        dates = self.dates.get(known, [])
-        epoch = bisect.bisect_right(dates, day) if len(dates) > 1 else 0
-        key = (known, epoch, tier, batch)
+        key = (known, self.epoch(known, day), tier, batch)
         found = self.cache.get(key)
         if found is None:
             rates = rates_for(self.catalog, known, day, effective_tier(tier), bool(batch), False)
             found = self.cache[key] = (rates.text_in, rates.text_cached, rates.text_out)
         return found
+
+    def _known(self, line_model: str) -> str | None:
+        known = self.known.get(line_model, "")
+        if known == "":
+            known = self.known[line_model] = self.catalog.resolve(line_model)
+        return known
 
 
 def _joined_frames(store: Store, period: Period, catalog: Catalog) -> pd.DataFrame:
@@ -468,25 +630,98 @@ def reconcile(
     keys = [b for b in _BY_CHOICES if b in by]
     if frame.empty:
         return pd.DataFrame(columns=[c for c in RECONCILE_COLUMNS if c not in _BY_CHOICES or c in keys])
-    if "line_item" in keys:  # a new frame: the caller's lines are not modified
-        frame = frame.assign(line_item=frame["line_model"] + ", " + frame["token_class"])
-    grouped = group_sum(frame, keys, ["estimated_pico", "billed_pico", "tokens", "unpriced_requests", "unpriced_tokens"])
-    estimated = [int(v) for v in grouped["estimated_pico"]]
-    billed = [int(v) for v in grouped["billed_pico"]]
-    grouped["estimated_pico"] = pd.Series(estimated, index=grouped.index, dtype=object)
-    grouped["billed_pico"] = pd.Series(billed, index=grouped.index, dtype=object)
-    grouped["difference_pico"] = pd.Series([b - e for b, e in zip(billed, estimated)], index=grouped.index, dtype=object)
-    grouped["difference_pct"] = [(_ZERO_PCT if b == e else pct(b - e, b)) if b else None for b, e in zip(billed, estimated)]
-    unpriced = grouped["unpriced_requests"].tolist()
-    grouped["status"] = [_status(e, b, u) for e, b, u in zip(estimated, billed, unpriced)]
-    key_rows = list(zip(*(grouped[k].astype(object).tolist() for k in keys)))
-    grouped["explanation"] = [
-        _MATCH_TEXT if s == "matches" else _explain(s, e, b, int(ur), int(ut), _what(row, keys))
-        for s, e, b, ur, ut, row in zip(grouped["status"], estimated, billed, unpriced, grouped["unpriced_tokens"].tolist(), key_rows)
-    ]
-    grouped["_gap"] = [abs(b - e) for b, e in zip(billed, estimated)]
-    grouped = grouped.sort_values(["_gap", *keys], ascending=[False, *([True] * len(keys))])
-    return grouped[[c for c in RECONCILE_COLUMNS if c not in _BY_CHOICES or c in keys]].reset_index(drop=True)
+    grouped = _grouped_lines(frame, keys)
+    by_keys = grouped is not None  # rows in key order, as sort_values orders text
+    if grouped is None:  # a key column of another dtype, or with missing or non-text values: pandas' rules
+        if "line_item" in keys:  # a new frame: the caller's lines are not modified
+            frame = frame.assign(line_item=frame["line_model"] + ", " + frame["token_class"])
+        grouped = group_sum(frame, keys, list(_SUMMED))
+    estimated = [int(v) for v in grouped["estimated_pico"].tolist()]
+    billed = [int(v) for v in grouped["billed_pico"].tolist()]
+    unpriced, unpriced_tokens = grouped["unpriced_requests"].tolist(), grouped["unpriced_tokens"].tolist()
+    key_values = [grouped[k].to_numpy(dtype=object) for k in keys]
+    statuses = [_status(e, b, u) for e, b, u in zip(estimated, billed, unpriced)]
+    gaps = [abs(b - e) for b, e in zip(billed, estimated)]
+    if by_keys:  # largest gap first, equal gaps in key order (a stable sort of rows in key order)
+        order = sorted(range(len(gaps)), key=gaps.__getitem__, reverse=True)
+    else:
+        ranking = pd.DataFrame({"_gap": gaps, **{k: key_values[i] for i, k in enumerate(keys)}})
+        order = ranking.sort_values(["_gap", *keys], ascending=[False, *([True] * len(keys))]).index.tolist()
+    estimated, billed, statuses = [estimated[i] for i in order], [billed[i] for i in order], [statuses[i] for i in order]
+    unpriced, unpriced_tokens = [unpriced[i] for i in order], [unpriced_tokens[i] for i in order]
+    key_values = [values[order] for values in key_values]
+    columns = {
+        **{k: object_column(values) if grouped[k].dtype == object else pd.Series(values, dtype=grouped[k].dtype) for k, values in zip(keys, key_values)},
+        "estimated_pico": pd.Series(estimated, dtype=object),
+        "billed_pico": pd.Series(billed, dtype=object),
+        "difference_pico": pd.Series([b - e for b, e in zip(billed, estimated)], dtype=object),
+        "difference_pct": pd.Series([(_ZERO_PCT if b == e else pct(b - e, b)) if b else None for b, e in zip(billed, estimated)], dtype=object),
+        "tokens": grouped["tokens"].to_numpy()[order],
+        "unpriced_requests": grouped["unpriced_requests"].to_numpy()[order],
+        "unpriced_tokens": grouped["unpriced_tokens"].to_numpy()[order],
+        "status": statuses,
+        "explanation": [_MATCH_TEXT if s == "matches" else _explain(s, e, b, int(ur), int(ut), _what(row, keys))
+                        for s, e, b, ur, ut, row in zip(statuses, estimated, billed, unpriced, unpriced_tokens, zip(*key_values))],
+    }
+    return pd.DataFrame({c: columns[c] for c in RECONCILE_COLUMNS if c not in _BY_CHOICES or c in keys})
+
+
+_SUMMED = ("estimated_pico", "billed_pico", "tokens", "unpriced_requests", "unpriced_tokens")
+
+
+def _grouped_lines(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame | None:
+    """`group_sum` of the lines' `_SUMMED` columns per `keys` (line_item: '<line_model>,
+    <token_class>'), computed with numpy: the same groups in the same order (sorted by the key
+    text), sums exact (int64 where they fit, else Python ints; None counts 0), key columns as
+    object columns. None when a key column is not a plain object column of text (the caller then
+    uses `group_sum`)."""
+    codes, sizes, vocabs = [], [], []
+    for key in keys:
+        found = _line_item_codes(frame) if key == "line_item" else _text_codes(frame[key])
+        if found is None:
+            return None
+        vocabs.append(found[0])
+        codes.append(found[1])
+        sizes.append(len(found[0]))
+    inverse, representative, count = _groups(codes, sizes)
+    return pd.DataFrame({**{key: object_column(vocab[code[representative]]) for key, vocab, code in zip(keys, vocabs, codes)},
+                         **{column: exact_sums(inverse, count, _exact_column(frame[column])) for column in _SUMMED}}, copy=False)
+
+
+def _text_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """The sorted distinct values of a plain object column of text and each row's position among
+    them; None for another dtype (e.g. Arrow strings: `group_sum` keeps it) or a missing or
+    non-text value."""
+    if values.dtype != object:
+        return None
+    uniques, codes = _value_codes(values.to_numpy())
+    if len(codes) and int(codes.min()) < 0 or not all(type(u) is str for u in uniques):
+        return None
+    vocab, (rank,) = _ranked(uniques)
+    return vocab, rank[codes]
+
+
+def _line_item_codes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """`_text_codes` of '<line_model>, <token_class>', the text built once per distinct pair."""
+    models, classes = _text_codes(frame["line_model"]), _text_codes(frame["token_class"])
+    if models is None or classes is None:
+        return None
+    width = max(len(classes[0]), 1)
+    pair_codes, pairs = pd.factorize(models[1] * width + classes[1])
+    texts = [models[0][p // width] + ", " + classes[0][p % width] for p in pairs.tolist()]
+    vocab, (rank,) = _ranked(texts)
+    return vocab, rank[pair_codes]
+
+
+def _exact_column(values: pd.Series) -> np.ndarray:
+    """An integer column as int64 or Python ints (`exact_ints`), None/NA as 0."""
+    if values.dtype == np.int64:
+        return values.to_numpy()
+    raw = values.to_numpy(dtype=object, na_value=0) if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) else values.to_numpy(dtype=object)
+    try:
+        return exact_ints(raw)
+    except (TypeError, ValueError):  # None or NaN among the values
+        return exact_ints(np.where(pd.isna(raw), 0, raw))
 
 
 def _what(values: tuple, keys: list[str]) -> str:
