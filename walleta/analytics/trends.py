@@ -20,6 +20,7 @@ plan (`_monthly_by_plan`). The frame is assembled from the few result rows in pl
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Callable, Hashable
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,7 @@ from ..store import Store
 from . import closed_months
 from .columns import object_column
 from .display import pct
+from .exact import exact_ints, exact_sums
 from .period import Period, month_range, previous_month
 from .customer_seeks import MAX_PARAMS, customer_day_rows, days_of, month_costs
 from .sources import read, NO_PLAN, UNKNOWN, group_sum, revenue_by_customer_month, revenue_totals, usage_sql
@@ -90,42 +92,65 @@ _COLUMNS_AFTER_KEYS = ["days_in_bucket", "ai_cost_pico", "requests", "input_toke
 
 def _assemble(rows: list[tuple], keys: list[str], grain: str, monthly: bool, period: Period) -> pd.DataFrame:
     """The trend frame from rows (day or month, *key values, *_TREND_MEASURES): rows summed per
-    (bucket, *keys) exactly (Python ints; None counts 0), sorted by bucket, cost (highest first)
-    and keys. Rows are few (buckets x series), so plain Python beats pandas' per-call overhead."""
+    (bucket, *keys) exactly (None counts 0; int64 while no sum can pass 2^62, else Python ints:
+    `exact_sums`), sorted by bucket, cost (highest first) and keys. Columns are taken apart once
+    (`zip`) and grouped with numpy: no Python work per row and measure."""
     if not rows:
         return pd.DataFrame(columns=["bucket", *keys, "days_in_bucket", "ai_cost_pico", "requests", "total_tokens"])
     width = len(keys)
-    buckets: dict[str, str] = {}
-    sums: dict[tuple, list[int]] = {}
-    for row in rows:
-        day = row[0]
-        bucket = buckets.get(day)
-        if bucket is None:
-            bucket = buckets[day] = day if monthly else bucket_of(day, grain)
-        key = (bucket, *row[1:1 + width])
-        values = [0 if v is None else int(v) for v in row[1 + width:]]
-        found = sums.get(key)
-        if found is None:
-            sums[key] = values
-        else:
-            for i, v in enumerate(values):
-                found[i] += v
-    cost_at = _TREND_MEASURES.index("cost_pico")
-    ordered = sorted(sums.items(), key=lambda kv: (kv[0][0], -kv[1][cost_at], *kv[0][1:]))
+    columns = list(zip(*rows))
+    days, day_codes = _codes(columns[0])
+    buckets, bucket_of_day = _codes(days if monthly else [bucket_of(d, grain) for d in days])
+    group = bucket_of_day[day_codes]
+    names: list[np.ndarray] = []
+    for column in columns[1:1 + width]:
+        values, codes = _codes(column)
+        group = group * len(values) + codes
+        names.append(values)
+    groups, inverse = np.unique(group, return_inverse=True)
+    sums = [exact_sums(inverse.reshape(-1), len(groups), _exact_column(c)) for c in columns[1 + width:]]
+    key_codes: list[np.ndarray] = []
+    rest = groups
+    for values in reversed(names):
+        key_codes.insert(0, rest % len(values))
+        rest = rest // len(values)
+    cost = sums[_TREND_MEASURES.index("cost_pico")]
+    descending = -cost if cost.dtype == np.int64 else -np.unique(cost, return_inverse=True)[1].reshape(-1)
+    order = np.lexsort([*reversed(key_codes), descending, rest])
     in_period: dict[str, int] = {}
     for d in _days(period):
         label = bucket_of(d.isoformat(), grain)
         in_period[label] = in_period.get(label, 0) + 1
-    data: dict[str, object] = {"bucket": object_column([k[0] for k, _ in ordered])}
-    for i, name in enumerate(keys):
-        data[name] = object_column([k[1 + i] for k, _ in ordered])
-    data["days_in_bucket"] = np.array([in_period[k[0]] for k, _ in ordered], dtype=np.int64)
-    data["ai_cost_pico"] = pd.Series([v[cost_at] for _, v in ordered], dtype=object)
-    measures = {m: [v[i] for _, v in ordered] for i, m in enumerate(_TREND_MEASURES) if m != "cost_pico"}
-    measures["total_tokens"] = [a + b for a, b in zip(measures["input_tokens"], measures["output_tokens"])]
+    data: dict[str, object] = {"bucket": object_column(buckets[rest[order]])}
+    for name, values, codes in zip(keys, names, key_codes):
+        data[name] = object_column(values[codes[order]])
+    data["days_in_bucket"] = np.array([in_period[b] for b in buckets], dtype=np.int64)[rest[order]]
+    data["ai_cost_pico"] = pd.Series(cost[order].tolist(), dtype=object)
+    measures = {m: sums[i][order] for i, m in enumerate(_TREND_MEASURES) if m != "cost_pico"}
+    tokens = measures["input_tokens"], measures["output_tokens"]
+    if tokens[0].dtype == np.int64 and tokens[1].dtype == np.int64:  # each below 2^62: the sum fits
+        measures["total_tokens"] = tokens[0] + tokens[1]
+    else:
+        measures["total_tokens"] = np.array([a + b for a, b in zip(tokens[0].tolist(), tokens[1].tolist())], dtype=object)
     for name in _COLUMNS_AFTER_KEYS[2:]:
-        data[name] = _ints(measures[name])
+        values = measures[name]
+        data[name] = values if values.dtype == np.int64 else _ints(values.tolist())
     return pd.DataFrame(data)
+
+
+def _codes(values: tuple | list) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values, sorted (object array), and each value's position among them."""
+    uniques, inverse = np.unique(np.array(values, dtype=object), return_inverse=True)
+    return uniques, inverse.reshape(-1)
+
+
+def _exact_column(values: tuple) -> np.ndarray:
+    """A measure column of the rows (ints, None counting 0) for `exact_sums`: int64 when every
+    value is below 2^62 in size, else Python ints (`exact_ints`)."""
+    try:
+        return exact_ints(np.array(values, dtype=np.int64))
+    except (TypeError, OverflowError):  # None, or beyond int64
+        return exact_ints([0 if v is None else int(v) for v in values])
 
 
 def _ints(values: list[int]) -> np.ndarray:
@@ -153,9 +178,27 @@ def _daily_from_feature_model(store: Store, period: Period, by: str | None) -> l
     if period.first_day >= month_start:
         return _fetch(store, statement, [period.first_day, period.last_day])
     closed_last = (date.fromisoformat(month_start) - timedelta(days=1)).isoformat()
-    closed = closed_months.remember(store, "trends.daily_feature_model", (by, period.first_day, closed_last), month_start[:7],
-                                    lambda: _fetch(store, statement, [period.first_day, closed_last]))
-    return closed + _fetch(store, statement, [month_start, period.last_day])
+    return _closed_then_open(store, "trends.daily_feature_model", (by, period.first_day, closed_last), month_start,
+                             lambda: _fetch(store, statement, [period.first_day, period.last_day]),
+                             lambda: _fetch(store, statement, [month_start, period.last_day]))
+
+
+def _closed_then_open(store: Store, name: str, args: tuple, open_from: str, read_all: Callable[[], list[tuple]],
+                      read_open: Callable[[], list[tuple]], extra: Callable[[Store], Hashable] | None = None) -> list[tuple]:
+    """Rows (day or month, ...) of a period whose rows before `open_from` (a day 'YYYY-MM-01' or a
+    month 'YYYY-MM') are remembered (`closed_months`, name and args) while those months do not
+    change. Remembered: the closed rows, then `read_open()` reads the rest. Not remembered:
+    `read_all()` reads the whole period in one go (one statement instead of two), split at
+    `open_from`. Both reads must group per day or month, so that the split rows are the same."""
+    opened: list[list[tuple]] = []
+
+    def compute() -> list[tuple]:
+        rows = read_all()
+        opened.append([r for r in rows if r[0] >= open_from])
+        return [r for r in rows if r[0] < open_from]
+
+    closed = closed_months.remember(store, name, args, open_from[:7], compute, extra=extra)
+    return closed + (opened[0] if opened else read_open())
 
 
 def top_customers(store: Store, period: Period, top: int) -> list[str]:
@@ -311,10 +354,9 @@ def _monthly_by_plan(store: Store, first: str, last: str) -> list[tuple]:
     customer's plan do not change (`closed_months`)."""
     if first >= last:
         return _months_by_plan(store, first, last)
-    before = previous_month(last)
-    closed = closed_months.remember(store, "trends.monthly_by_plan", (first, before), last,
-                                    lambda: _months_by_plan(store, first, before), extra=closed_months.customers_digest)
-    return closed + _months_by_plan(store, last, last)
+    return _closed_then_open(store, "trends.monthly_by_plan", (first, previous_month(last)), last,
+                             lambda: _months_by_plan(store, first, last), lambda: _months_by_plan(store, last, last),
+                             extra=closed_months.customers_digest)
 
 
 def _months_by_plan(store: Store, first: str, last: str) -> list[tuple]:
