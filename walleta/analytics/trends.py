@@ -30,7 +30,7 @@ from ..exact_merge import merge_filled
 from ..fx import FxTable
 from ..schema import UNATTRIBUTED
 from ..store import Store
-from . import closed_months
+from . import closed_months, parallel_reads
 from .columns import object_column
 from .display import pct
 from .exact import exact_ints, exact_sums
@@ -82,7 +82,7 @@ def trend(store: Store, period: Period, *, grain: str = "day", by: str | None = 
     elif by == "customer":
         rows = _daily_by_customer(store, period, top)
     else:
-        rows = _by_plan(store, "rollup_customer_day", "day", period.first_day, period.last_day)
+        rows = _by_day_ranges(store, _by_plan_statement("rollup_customer_day", "day"), period.first_day, period.last_day)
     return _assemble(rows, [by] if by else [], grain, monthly, period)
 
 
@@ -176,11 +176,25 @@ def _daily_from_feature_model(store: Store, period: Period, by: str | None) -> l
     statement = f"SELECT {keys}, {usage_sql(_TREND_MEASURES)} FROM rollup_feature_model_day WHERE day >= ? AND day <= ? GROUP BY {keys}"
     month_start = period.last_day[:7] + "-01"
     if period.first_day >= month_start:
-        return _fetch(store, statement, [period.first_day, period.last_day])
+        return _by_day_ranges(store, statement, period.first_day, period.last_day)
     closed_last = (date.fromisoformat(month_start) - timedelta(days=1)).isoformat()
     return _closed_then_open(store, "trends.daily_feature_model", (by, period.first_day, closed_last), month_start,
-                             lambda: _fetch(store, statement, [period.first_day, period.last_day]),
-                             lambda: _fetch(store, statement, [month_start, period.last_day]))
+                             lambda: _by_day_ranges(store, statement, period.first_day, period.last_day),
+                             lambda: _by_day_ranges(store, statement, month_start, period.last_day))
+
+
+_SPLIT_DAYS = 14  # reads grouped by day over at least this many days are cut into day ranges read side by side
+
+
+def _by_day_ranges(store: Store, statement: str, first: str, last: str) -> list[tuple]:
+    """The rows of `statement` (grouped by day, or by day and more; its two parameters the first
+    and last day) for [first, last]: from `parallel_reads.WORKERS` consecutive day ranges read
+    side by side when the period has `_SPLIT_DAYS` days or more. A day's groups all come from
+    one range, so the rows are the same as from one read."""
+    days = (date.fromisoformat(last) - date.fromisoformat(first)).days + 1
+    ranges = parallel_reads.day_ranges(first, last, parallel_reads.WORKERS if days >= _SPLIT_DAYS else 1)
+    parts = parallel_reads.fetch_all(store, [(statement, [lo, hi]) for lo, hi in ranges])
+    return [row for part in parts for row in part]
 
 
 def _closed_then_open(store: Store, name: str, args: tuple, open_from: str, read_all: Callable[[], list[tuple]],
@@ -300,10 +314,10 @@ def _daily_by_customer(store: Store, period: Period, top: int | None) -> list[tu
     """Rows (day, customer, *_TREND_MEASURES): every customer, or the `top` ones and the rest
     as '(other customers)' (total from the feature x model rollup minus theirs)."""
     if top is None:
-        return _fetch(store,
+        return _by_day_ranges(store,
             f"SELECT day, customer_id AS customer, {usage_sql(_TREND_MEASURES)} FROM rollup_customer_day "
             "WHERE day >= ? AND day <= ? GROUP BY day, customer_id",
-            [period.first_day, period.last_day],
+            period.first_day, period.last_day,
         )
     chosen = top_customers(store, period, top)
     days = days_of(period.start, period.end)
@@ -336,17 +350,19 @@ def plan_sql(usage_alias: str = "r", customers_alias: str = "c") -> str:
     )
 
 
+def _by_plan_statement(rollup: str, key: str) -> str:
+    """SELECT of rows (day or month, plan, *_TREND_MEASURES) from a customer rollup joined to the
+    customers' plans, for `key` >= ? and <= ?."""
+    sums = usage_sql(_TREND_MEASURES).replace("SUM(", "SUM(r.")
+    return (f"SELECT r.{key} AS day, {plan_sql()} AS plan, {sums} "
+            f"FROM {rollup} r LEFT JOIN customers c ON c.customer_id = r.customer_id "
+            f"WHERE r.{key} >= ? AND r.{key} <= ? GROUP BY 1, 2")
+
+
 def _by_plan(store: Store, rollup: str, key: str, first: str, last: str) -> list[tuple]:
     """Rows (day or month, plan, *_TREND_MEASURES) from a customer rollup joined to the
-    customers' plans."""
-    sums = usage_sql(_TREND_MEASURES).replace("SUM(", "SUM(r.")
-    return _fetch(
-        store,
-        f"SELECT r.{key} AS day, {plan_sql()} AS plan, {sums} "
-        f"FROM {rollup} r LEFT JOIN customers c ON c.customer_id = r.customer_id "
-        f"WHERE r.{key} >= ? AND r.{key} <= ? GROUP BY 1, 2",
-        [first, last],
-    )
+    customers' plans, in one statement (the reference the faster paths are tested against)."""
+    return _fetch(store, _by_plan_statement(rollup, key), [first, last])
 
 
 def _monthly_by_plan(store: Store, first: str, last: str) -> list[tuple]:
@@ -367,16 +383,25 @@ def _months_by_plan(store: Store, first: str, last: str) -> list[tuple]:
     (`month IN (...) AND customer_id IN (customers of the plan)`, grouped by month in key order);
     one more reads the unattributed pseudo-customer. A COUNT per month over the range tells
     whether some usage belongs to customers missing from the customers table; only then are
-    the totals of those months read, and '(unknown)' is the total minus everything else."""
+    the totals of those months read, and '(unknown)' is the total minus everything else. The
+    plan, count and unattributed statements are read side by side (`parallel_reads`)."""
     months = month_range(first, last)
     if len(months) > MAX_PARAMS // 2:
         return _by_plan(store, "rollup_customer_month", "month", first, last)
-    counts = dict(_fetch(store, "SELECT month, COUNT(*) FROM rollup_customer_month WHERE month >= ? AND month <= ? GROUP BY month",
-                         [first, last]))
-    if not counts:
-        return []
     marks = ", ".join("?" for _ in months)
     measures = usage_sql(_TREND_MEASURES)
+    plans = _fetch(store, "SELECT COALESCE(plan, ''), COUNT(*) FROM customers WHERE customer_id <> ? GROUP BY 1", [UNATTRIBUTED])
+    plans.sort(key=lambda row: (-row[1], row[0]))  # the plans with most customers first: read side by side, they end together
+    jobs = [(f"SELECT month, COUNT(*), {measures} FROM rollup_customer_month WHERE month IN ({marks}) AND customer_id IN "
+             "(SELECT customer_id FROM customers WHERE COALESCE(plan, '') = ? AND customer_id <> ?) GROUP BY month",
+             [*months, plan, UNATTRIBUTED]) for plan, _ in plans]
+    jobs.append(("SELECT month, COUNT(*) FROM rollup_customer_month WHERE month >= ? AND month <= ? GROUP BY month", [first, last]))
+    jobs.append((f"SELECT month, COUNT(*), {measures} FROM rollup_customer_month WHERE month IN ({marks}) AND customer_id = ? GROUP BY month",
+                 [*months, UNATTRIBUTED]))
+    *by_plan, counted, unattributed = parallel_reads.fetch_all(store, jobs)
+    counts = dict(counted)
+    if not counts:
+        return []
     sums: dict[tuple[str, str], list[int]] = {}
 
     def add(label: str, rows: list[tuple]) -> None:
@@ -385,15 +410,9 @@ def _months_by_plan(store: Store, first: str, last: str) -> list[tuple]:
             for i, v in enumerate((count, *values)):
                 found[i] += 0 if v is None else int(v)
 
-    plans = [r[0] for r in _fetch(store, "SELECT DISTINCT COALESCE(plan, '') FROM customers WHERE customer_id <> ?", [UNATTRIBUTED])]
-    for plan in sorted(plans):
-        add(plan or NO_PLAN, _fetch(store,
-            f"SELECT month, COUNT(*), {measures} FROM rollup_customer_month WHERE month IN ({marks}) AND customer_id IN "
-            "(SELECT customer_id FROM customers WHERE COALESCE(plan, '') = ? AND customer_id <> ?) GROUP BY month",
-            [*months, plan, UNATTRIBUTED]))
-    add("(unattributed)", _fetch(store,
-        f"SELECT month, COUNT(*), {measures} FROM rollup_customer_month WHERE month IN ({marks}) AND customer_id = ? GROUP BY month",
-        [*months, UNATTRIBUTED]))
+    for (plan, _), rows in sorted(zip(plans, by_plan), key=lambda pair: pair[0][0]):
+        add(plan or NO_PLAN, rows)
+    add("(unattributed)", unattributed)
     seen: dict[str, int] = {}
     for (month, _), values in sums.items():
         seen[month] = seen.get(month, 0) + values[0]
