@@ -17,7 +17,6 @@ Periods start and end mid-week, span months, are single days, whole months, or e
 from __future__ import annotations
 
 import random
-import sqlite3
 from datetime import date
 from typing import Iterator
 
@@ -300,4 +299,3 @@ def test_fetch_all_on_an_in_memory_database_runs_one_after_another() -> None:
         assert parallel_reads.fetch_all(store, [("SELECT 1", []), ("SELECT 2", [])]) == [[(1,)], [(2,)]]
     finally:
         store.close()
-    assert sqlite3.sqlite_version  # (the module under the in-memory store)
