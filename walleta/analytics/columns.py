@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from ..store import Store
+from . import parallel_reads
 
-__all__ = ["scan", "scan_frame", "object_column", "union_positions", "aligned", "INT", "TEXT"]
+__all__ = ["scan", "scan_many", "scan_frame", "object_column", "union_positions", "aligned", "INT", "TEXT"]
 
 INT, TEXT = "int", "text"
 _TEXT_SEP = "\x1f"
@@ -48,18 +49,48 @@ def scan(store: Store, columns: Sequence[tuple[str, str, str]], source: str, par
     return _scan_rows(store, columns, source, params)
 
 
+def scan_many(store: Store, reads: Sequence[tuple[Sequence[tuple[str, str, str]], str, Sequence[object]]]) -> list[dict[str, np.ndarray]]:
+    """`scan` of each (columns, source, params) of `reads`, in order. On SQLite the one-row
+    statements run side by side (`parallel_reads.fetch_all`: the database builds one while
+    Python parses another), then each is parsed as `scan` does, with the same fallbacks."""
+    if store.dialect != "sqlite" or len(reads) < 2:
+        return [scan(store, columns, source, params) for columns, source, params in reads]
+    try:
+        found = parallel_reads.fetch_all(store, [(_concatenated_sql(columns, source), params) for columns, source, params in reads])
+    except sqlite3.DataError:  # a text over SQLite's length limit: each read on its own, as `scan` does
+        return [scan(store, columns, source, params) for columns, source, params in reads]
+    out = []
+    for (columns, source, params), rows in zip(reads, found):
+        try:
+            parsed = _parse_concatenated(columns, rows[0])
+        except (ValueError, OverflowError):
+            parsed = None
+        out.append(parsed if parsed is not None else _scan_rows(store, columns, source, params))
+    return out
+
+
 def _scan_concatenated(store: Store, columns: Sequence[tuple[str, str, str]], source: str,
                        params: Sequence[object]) -> dict[str, np.ndarray] | None:
     """The one-row read (SQLite); None when a value contains the separator (counts differ).
     Raises ValueError / OverflowError when an integer column holds something else."""
+    _, rows = store.fetch(_concatenated_sql(columns, source), params)
+    return _parse_concatenated(columns, rows[0])
+
+
+def _concatenated_sql(columns: Sequence[tuple[str, str, str]], source: str) -> str:
+    """SELECT COUNT(*) and each column concatenated (`group_concat`) over the rows of `source`."""
     parts = []
     for _, expression, kind in columns:
         if kind == INT:
             parts.append(f"group_concat(COALESCE({expression}, 0), ',')")
         else:
             parts.append(f"group_concat(COALESCE({expression}, ''), '{_TEXT_SEP}')")  # a literal: char(31) is a call per row
-    _, rows = store.fetch(f"SELECT COUNT(*), {', '.join(parts)} {source}", params)
-    count, texts = int(rows[0][0]), rows[0][1:]
+    return f"SELECT COUNT(*), {', '.join(parts)} {source}"
+
+
+def _parse_concatenated(columns: Sequence[tuple[str, str, str]], row: tuple) -> dict[str, np.ndarray] | None:
+    """The arrays of a `_concatenated_sql` row; None when a value contains the separator."""
+    count, texts = int(row[0]), row[1:]
     out: dict[str, np.ndarray] = {}
     for (name, _, kind), text in zip(columns, texts):
         if count == 0:

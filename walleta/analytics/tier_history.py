@@ -43,7 +43,7 @@ from ..revenue_rollup import RollupFacts, facts
 from ..schema import UNATTRIBUTED
 from ..store import Store
 from . import closed_months
-from .columns import INT, TEXT, aligned, object_column, scan, union_positions
+from .columns import INT, TEXT, aligned, object_column, scan_many, union_positions
 from .exact import SAFE, exact_ints, exact_sums
 from .period import month_range, next_month
 from .sources import _revenue_rows as sources_revenue_rows
@@ -59,28 +59,30 @@ _USAGE_COLUMNS = [("customer_id", "customer_id", TEXT), ("cost_pico", "cost_pico
 _REVENUE_COLUMNS = [("customer_id", "customer_id", TEXT), ("currency", "currency", TEXT), ("amount_minor", "amount_minor", INT)]
 
 
-def _by_month(store: Store, table: str, columns: list[tuple[str, str, str]], months: list[str]) -> pd.DataFrame:
-    """`columns` of `table` for each of `months`, read one month at a time (`WHERE month = ?`,
-    one range of the month-first key each), plus `month_index` (the month's position in
-    `months`). The month is known from the statement, so no month text is read, split or looked
-    up (~35% of a whole-range scan of the customer-month rollup at 10M events)."""
-    parts = [scan(store, columns, f"FROM {table} WHERE month = ?", [month]) for month in months]
+def _month_reads(table: str, columns: list[tuple[str, str, str]], months: list[str]) -> list[tuple]:
+    """`scan_many` reads of `columns` of `table`, one per month (`WHERE month = ?`, one range of
+    the month-first key each): the month of a row is known from its statement, so no month text
+    is read, split or looked up (~35% of a whole-range scan of the customer-month rollup)."""
+    return [(columns, f"FROM {table} WHERE month = ?", [month]) for month in months]
+
+
+def _by_month(parts: list[dict[str, np.ndarray]], columns: list[tuple[str, str, str]]) -> pd.DataFrame:
+    """The month reads' arrays (one part per month, in month order) end to end, plus
+    `month_index` (the part's position)."""
     sizes = [len(part[columns[0][0]]) for part in parts]
     out: dict[str, object] = {}
     for name, _, kind in columns:
         values = np.concatenate([part[name] for part in parts])  # int64, or objects when a part holds Python ints
         out[name] = object_column(values) if kind == TEXT else values
-    out["month_index"] = np.repeat(np.arange(len(months), dtype=np.int64), sizes)
+    out["month_index"] = np.repeat(np.arange(len(parts), dtype=np.int64), sizes)
     return pd.DataFrame(out, copy=False)
 
 
-def _amounts(store: Store, months: list[str], fresh: bool) -> pd.DataFrame:
-    """Recognised revenue per (customer, month, currency) for `months` (a contiguous range) in
-    minor units: columns customer_id, month_index (position in `months`), currency,
-    amount_minor. The revenue rollup's rows when it is fresh, else the same sums derived from
-    the entries."""
-    if fresh:
-        return _by_month(store, "rollup_revenue_month", _REVENUE_COLUMNS, months)
+def _entry_amounts(store: Store, months: list[str]) -> pd.DataFrame:
+    """Recognised revenue per (customer, month, currency) for `months` (a contiguous range),
+    derived from the entries (while the revenue rollup is stale), in minor units: the columns of
+    the rollup read (customer_id, currency, amount_minor) and month_index (position in
+    `months`)."""
     rows = sources_revenue_rows(store, months[0], months[-1], ["customer_id", "month"])
     index = _month_index(months, rows["month"].to_numpy(dtype=object))
     inside = index >= 0
@@ -90,10 +92,10 @@ def _amounts(store: Store, months: list[str], fresh: bool) -> pd.DataFrame:
 
 
 def _to_usd(rows: pd.DataFrame, fx: FxTable | None) -> pd.DataFrame | None:
-    """`_amounts` rows converted: columns customer_id, month_index, revenue (USD pico-dollars, 0
-    without a rate) and unconverted (1 when the amount is not zero and has no rate); None when
-    some rate is not a whole number of pico-dollars per minor unit (then the fast paths do not
-    apply)."""
+    """Revenue rows (`_entry_amounts` columns) converted: columns customer_id, month_index,
+    revenue (USD pico-dollars, 0 without a rate) and unconverted (1 when the amount is not zero
+    and has no rate); None when some rate is not a whole number of pico-dollars per minor unit
+    (then the fast paths do not apply)."""
     if rows.empty:
         return pd.DataFrame({"customer_id": pd.Series(dtype=object), "month_index": pd.Series(dtype=np.int64),
                              "revenue": pd.Series(dtype=object), "unconverted": pd.Series(dtype=np.int64)})
@@ -124,7 +126,7 @@ def revenue_and_paying_by_month(store: Store, fx: FxTable | None, first_month: s
     if known is not None:
         return _rollup_revenue_and_paying(store, fx, first_month, last_month, known)
     months = month_range(first_month, last_month)
-    amounts = _amounts(store, months, fresh=False)
+    amounts = _entry_amounts(store, months)
     if any(integral_factor(fx, str(c)) is None for c in set(amounts["currency"])):
         return None
     rows = _to_usd(amounts, fx)
@@ -298,8 +300,13 @@ def _customer_months(store: Store, fx: FxTable | None, months: list[str], thresh
     (customer, month): customer names, each row's customer code (into names) and month index
     (into `months`), tier code, revenue and cost (USD pico-dollars, exact). None when some rate
     is not a whole number of pico-dollars per minor unit."""
-    usage = _by_month(store, "rollup_customer_month", _USAGE_COLUMNS, months)
-    revenue = _to_usd(_amounts(store, months, known is not None), fx)
+    fresh = known is not None  # revenue from its rollup, read with the usage (side by side)
+    reads = _month_reads("rollup_customer_month", _USAGE_COLUMNS, months)
+    if fresh:
+        reads += _month_reads("rollup_revenue_month", _REVENUE_COLUMNS, months)
+    parts = scan_many(store, reads)
+    usage = _by_month(parts[:len(months)], _USAGE_COLUMNS)
+    revenue = _to_usd(_by_month(parts[len(months):], _REVENUE_COLUMNS) if fresh else _entry_amounts(store, months), fx)
     if revenue is None:
         return None
     n_usage, size = len(usage), len(months)
