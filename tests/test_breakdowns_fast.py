@@ -22,7 +22,7 @@ import pytest
 
 from walleta.analytics import breakdowns
 from walleta.analytics.breakdowns import NO_USAGE_ROW, Allocation, allocate_exact
-from walleta.analytics.columns import INT, TEXT, _scan_concatenated, _scan_rows, scan
+from walleta.analytics.columns import INT, TEXT, _scan_concatenated, _scan_rows, scan, scan_many
 from walleta.analytics.feature_allocation import _parts, allocate_by_basis
 from walleta.analytics.margins import period_margins
 from walleta.analytics.period import Period
@@ -176,6 +176,28 @@ def test_scan_falls_back_on_separators_nulls_and_negatives(store: Store) -> None
         assert _scan_concatenated(store, columns, "FROM customers", []) is None  # the separator: counts differ
         rest = _scan_concatenated(store, columns[1:], "FROM customers WHERE customer_id <> ?", ["a"])
         assert rest is not None and sorted(rest["plan"].tolist()) == ["", "Team"] and sorted(rest["seats"].tolist()) == [-5, 0]
+
+
+def test_scan_many_equals_one_scan_per_read_in_order(store: Store) -> None:
+    """Reads run side by side come back in the order asked, each equal to its own `scan`,
+    including one that falls back to the row read (a value holding the separator) and one with
+    other columns; an error in one read is raised."""
+    _customers(store, [("a", "Pro", 1), ("b", "Free", None), ("c", "Team\x1fEU", -5), ("d", "Pro", 2**31 - 1)])
+    reads = [
+        (SCAN, "FROM customers WHERE plan = ?", ["Pro"]),
+        (SCAN, "FROM customers WHERE customer_id <> ?", ["a"]),  # c's plan holds the separator
+        ([("seats", "seats", INT)], "FROM customers WHERE seats < ?", [0]),
+        (SCAN, "FROM customers WHERE plan = ?", ["nobody"]),
+    ]
+    got = scan_many(store, reads)
+    assert len(got) == len(reads)
+    for (columns, source, params), found in zip(reads, got):
+        expected = scan(store, columns, source, params)
+        assert set(found) == set(expected) and all(found[k].tolist() == expected[k].tolist() for k in expected)
+    assert sorted(got[0]["customer_id"].tolist()) == ["a", "d"] and got[2]["seats"].tolist() == [-5] and len(got[3]["plan"]) == 0
+    assert "Team\x1fEU" in got[1]["plan"].tolist()
+    with pytest.raises(Exception, match="no_such_table"):
+        scan_many(store, [(SCAN, "FROM customers", []), (SCAN, "FROM no_such_table", [])])
 
 
 def test_scan_falls_back_when_the_text_is_over_sqlites_length_limit(sqlite_url: str) -> None:
