@@ -26,6 +26,7 @@ from ..revenue import monthly_revenue
 from ..revenue_rollup import MULTI_MONTH_RANGE, SINGLE_MONTH, counted_kinds, is_fresh
 from ..schema import TOKEN_COLUMNS, UNATTRIBUTED
 from ..store import Store
+from ..wide_sums import is_overflow
 from .columns import INT, TEXT, object_column, scan_frame
 from .exact import SAFE, exact_ints, exact_sums
 from .period import month_end
@@ -399,4 +400,9 @@ def usage_by_customer(
         return scan_frame(store, columns, f"FROM rollup_customer_month WHERE month >= ? AND month <= ?{where}", params)
     grouped = (f"SELECT {', '.join(keys)}, {usage_sql(measures)} FROM rollup_customer_month "
                f"WHERE month >= ? AND month <= ?{where} GROUP BY {', '.join(keys)}")
-    return scan_frame(store, columns, f"FROM ({grouped}) AS usage_sums", params)
+    try:
+        return scan_frame(store, columns, f"FROM ({grouped}) AS usage_sums", params)
+    except Exception as exc:  # a sum past int64: the grouped rows, read in the wide form (`Store.fetch`)
+        if not is_overflow(exc):
+            raise
+        return read(store, grouped, params)[[name for name, _, _ in columns]]
