@@ -5,9 +5,10 @@ When one group's sum passes int64 the statement fails: SQLite raises `integer ov
 PostgreSQL fails the CAST (`NumericValueOutOfRange`). The fast statement stays as it is; only
 when the database reports that overflow (`is_overflow`) is it rerun in a wide form (`widen`):
 every top-level `CAST(SUM(x) AS BIGINT) AS name` (or `CAST(COALESCE(SUM(x), 0) AS BIGINT)`)
-becomes two sums that cannot overflow, `SUM((x) / D)` and `SUM((x) % D)` with D = 2^32
-(both databases truncate toward zero and give the remainder the dividend's sign, so
-x = (x / D) * D + x % D exactly; the parts are below 2^31 and 2^32 in size, so their sums fit
+becomes two sums that cannot overflow, `SUM(x / D)` and `SUM(x - (x / D) * D)` with D = 2^32
+(both databases truncate integer division toward zero, so the remainder has the dividend's
+sign and x = (x / D) * D + remainder exactly; `%` is avoided as psycopg reads it as a
+placeholder; the parts are below 2^31 and 2^32 in size, so their sums fit
 int64 for up to 2^31 rows a group), recombined in Python as hi * D + lo (`combine`): the
 result has the fast statement's columns, with Python ints past int64 where needed.
 
@@ -129,10 +130,11 @@ def widen(statement: str, params: Sequence[Any] = ()) -> Widened | None:
         mine = list(params[used_marks:used_marks + len(inner)])
         used_marks += len(inner)
         wrap = ("COALESCE(", ", 0)") if found.group(1) else ("", "")
-        parts = [f"CAST({wrap[0]}SUM(({expression}) {op} {D}){wrap[1]} AS BIGINT) AS {_PREFIX}{half}{k}"
-                 for op, half in (("/", "hi"), ("%", "lo"))]
+        hi = f"({expression}) / {D}"
+        lo = f"({expression}) - (({expression}) / {D}) * {D}"  # (not `%`: psycopg reads it as a placeholder)
+        parts = [f"CAST({wrap[0]}SUM({part}){wrap[1]} AS BIGINT) AS {_PREFIX}{half}{k}" for part, half in ((hi, "hi"), (lo, "lo"))]
         pieces.append(statement[done:start] + ", ".join(parts))
-        new_params.extend(mine + mine)
+        new_params.extend(mine * 3)
         names.append(name)
         done = tail.end()
     if not names:
