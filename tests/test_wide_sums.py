@@ -128,8 +128,8 @@ def test_feature_and_model_breakdowns_are_exact(book: Store) -> None:
     by_model = {"gpt-4o": _year("c1") + _year("c3"), "gpt-4.1": _year("c0") + _year("c2")}
     assert models["model"].tolist() == ["gpt-4o", "gpt-4.1"]
     assert _ints(models["ai_cost_pico"]) == [by_model["gpt-4o"], by_model["gpt-4.1"]]
-    # gpt-4o: 24 * BASE + 12 * 4 + 2 * 78 = 24 * (BASE + 8.5) -> rounded half up 9; gpt-4.1: BASE + 7.5 -> 8
-    assert _ints(models["cost_per_request_pico"]) == [BASE + 9, BASE + 8]
+    # gpt-4o: (24 * BASE + 12 * 4 + 2 * 78) / 24 = BASE + 8.5; gpt-4.1: BASE + 7.5 (half to even: both BASE + 8)
+    assert _ints(models["cost_per_request_pico"]) == [BASE + 8, BASE + 8]
 
 
 def test_customer_margins_are_exact(book: Store) -> None:
