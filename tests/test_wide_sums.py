@@ -13,12 +13,14 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from walleta import wide_sums
-from walleta.analytics import breakdowns, concentration, margins, reconciliation, trends
+from walleta import customer_detail, headline, prices_report, wide_sums
+from walleta.analytics import anomalies, breakdowns, concentration, margins, reconciliation, trends
+from walleta.capture import limits
 from walleta.analytics.period import Period
 from walleta.catalog import load_catalog
 from walleta.events import prepare_events
 from walleta.fx import load_fx
+from walleta.simulator import whatif
 from walleta.store import Store
 
 BASE = 3 * 10**18
@@ -175,3 +177,38 @@ def test_reconciliation_summary_estimate_is_exact(book: Store) -> None:
     assert split == (sum(_year(c) for c in FEATURES), 0)
     summary = reconciliation.reconciliation_summary(book, YEAR, load_catalog())
     assert not summary.empty
+
+
+def test_plan_breakdown_and_daily_anomalies_are_exact(book: Store) -> None:
+    plans = breakdowns.plan_breakdown(book, YEAR, load_fx())
+    total = sum(_year(c) for c in FEATURES)
+    assert _ints(plans["ai_cost_pico"]) == [total]
+    assert _ints(plans["margin_pico"]) == [-total]
+    assert _ints(plans["ai_cost_per_customer_pico"]) == [total // 4]
+    days = anomalies.daily_anomalies(book, YEAR)
+    got = dict(zip(days["day"], _ints(days["ai_cost_pico"])))
+    assert got == {f"2026-{m:02d}-10": _month_total(m) for m in range(1, 13)}
+
+
+def test_headline_customer_detail_prices_report_and_what_if_reads_are_exact(book: Store) -> None:
+    head = headline.headline(book, load_fx(), "2026-01", "2026-12")
+    assert head.cost_pico == sum(_year(c) for c in FEATURES)
+    assert head.margin_pico == -head.cost_pico
+    features = customer_detail.customer_features(book, "c1", "2026-01", "2026-12")
+    assert (features["feature"].tolist(), _ints(features["cost_pico"])) == (["chat"], [_year("c1")])
+    models = customer_detail.customer_models(book, "c1", "2026-01", "2026-12")
+    assert (models["model"].tolist(), _ints(models["cost_pico"])) == (["gpt-4o"], [_year("c1")])
+    usage = prices_report.model_usage(book)
+    assert usage["model"].tolist() == ["gpt-4o", "gpt-4.1"]
+    assert _ints(usage["cost_pico"]) == [_year("c1") + _year("c3"), _year("c0") + _year("c2")]
+    dominant = whatif.dominant_models(book, "2026-01-01", "2026-12-31")
+    assert dict(zip(zip(dominant["feature"], dominant["month"]), dominant["model"]))[("chat", "2026-11")] == "gpt-4o"
+
+
+def test_usage_limits_seed_reads_exact_month_totals(book: Store) -> None:
+    # One customer-month is one rollup_customer_month row (int64 by the schema), so this sum
+    # cannot pass int64 on a database that accepted the events; it must stay exact near it.
+    november = int(pd.Timestamp("2026-11-15T00:00:00Z").value // 10**9)
+    tracker = limits.LimitTracker(limits.Limits(clock=lambda: november))
+    tracker.seed(book)
+    assert tracker.spent("c1") == (_cost("c1", 11), 1010)
