@@ -20,6 +20,7 @@ from walleta.analytics.period import Period
 from walleta.catalog import load_catalog
 from walleta.events import prepare_events
 from walleta.fx import load_fx
+from walleta.matching import unmatched_usage
 from walleta.simulator import whatif
 from walleta.store import Store
 
@@ -212,3 +213,9 @@ def test_usage_limits_seed_reads_exact_month_totals(book: Store) -> None:
     tracker = limits.LimitTracker(limits.Limits(clock=lambda: november))
     tracker.seed(book)
     assert tracker.spent("c1") == (_cost("c1", 11), 1010)
+
+
+def test_unmatched_usage_orders_by_exact_cost(book: Store) -> None:
+    frame = unmatched_usage(book)
+    assert frame["customer_id"].tolist() == ["c1", "c2", "c3", "c0"]
+    assert _ints(frame["cost_pico"]) == [_year(c) for c in ("c1", "c2", "c3", "c0")]
