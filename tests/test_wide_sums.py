@@ -219,3 +219,21 @@ def test_unmatched_usage_orders_by_exact_cost(book: Store) -> None:
     frame = unmatched_usage(book)
     assert frame["customer_id"].tolist() == ["c1", "c2", "c3", "c0"]
     assert _ints(frame["cost_pico"]) == [_year(c) for c in ("c1", "c2", "c3", "c0")]
+
+
+def test_reconciliation_of_token_priced_usage_past_int64_is_exact(store: Store) -> None:
+    # As the scenario: ~$2.5M of gpt-4.1 input tokens per customer-month, priced by the catalog.
+    rows = [{"ts_us": int(pd.Timestamp(f"2026-{m:02d}-{5 + c:02d}T10:00:00Z").value // 1000), "customer_id": f"c{c}",
+             "feature": "chat", "model": "gpt-4.1", "input_tokens": 1_250_000_000_000 + c, "request_id": f"r{m}-{c}"}
+            for m in range(1, 13) for c in range(4)]
+    frame = prepare_events(pd.DataFrame(rows), load_catalog(), source="t")
+    store.write_events(frame)
+    total = sum(int(v) for v in frame["cost_pico"])
+    assert total > 2**63
+    summary = reconciliation.reconciliation_summary(store, YEAR, load_catalog())
+    amounts = dict(zip(summary["component"], summary["amount_pico"]))
+    assert int(amounts["estimated from usage"]) == total
+    assert int(amounts["attributed to customers"]) == total
+    assert int(amounts["difference (billed - estimated)"]) == -total
+    features = breakdowns.feature_breakdown(store, YEAR, load_fx())
+    assert _ints(features["ai_cost_pico"]) == [total]
