@@ -37,7 +37,7 @@ _COALESCE_TAIL = re.compile(r"\s*,\s*0\s*\)", re.IGNORECASE)
 
 def is_overflow(exc: BaseException) -> bool:
     """Whether `exc` (or what it wraps: SQLAlchemy's `.orig`, a `raise ... from`) is the
-    database's integer overflow of a sum: SQLite's OperationalError 'integer overflow' or
+    database's integer overflow of a sum (not an error raised while handling one): SQLite's OperationalError 'integer overflow' or
     psycopg's NumericValueOutOfRange."""
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -48,7 +48,7 @@ def is_overflow(exc: BaseException) -> bool:
         psycopg = sys.modules.get("psycopg")
         if psycopg is not None and isinstance(current, psycopg.errors.NumericValueOutOfRange):
             return True
-        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+        current = getattr(current, "orig", None) or current.__cause__
     return False
 
 
