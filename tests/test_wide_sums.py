@@ -237,3 +237,24 @@ def test_reconciliation_of_token_priced_usage_past_int64_is_exact(store: Store) 
     assert int(amounts["difference (billed - estimated)"]) == -total
     features = breakdowns.feature_breakdown(store, YEAR, load_fx())
     assert _ints(features["ai_cost_pico"]) == [total]
+
+
+def test_ui_data_version_sums_exactly(book: Store) -> None:
+    from walleta.ui import sources
+
+    parts = sources.data_version(book).split(":")
+    assert str(sum(_year(c) for c in FEATURES)) in parts
+
+
+def test_other_errors_are_not_taken_for_an_overflow(book: Store) -> None:
+    with pytest.raises(Exception) as raised:
+        book.fetch("SELECT CAST(SUM(no_such_column) AS BIGINT) AS s FROM rollup_customer_month")
+    assert not wide_sums.is_overflow(raised.value)
+    overflowing = "SELECT customer_id, CAST(SUM(cost_pico) AS BIGINT) AS c FROM rollup_customer_month GROUP BY customer_id LIMIT 9"
+    with pytest.raises(Exception) as raised:
+        try:
+            book.fetch(overflowing)
+        except Exception:
+            raise ValueError("raised while handling the overflow")  # its __context__ is the overflow
+    assert raised.type is ValueError and wide_sums.is_overflow(raised.value.__context__)
+    assert not wide_sums.is_overflow(raised.value)
