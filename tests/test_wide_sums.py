@@ -258,3 +258,14 @@ def test_other_errors_are_not_taken_for_an_overflow(book: Store) -> None:
             raise ValueError("raised while handling the overflow")  # its __context__ is the overflow
     assert raised.type is ValueError and wide_sums.is_overflow(raised.value.__context__)
     assert not wide_sums.is_overflow(raised.value)
+
+
+@pytest.mark.parametrize("values", [[-(2**40) - 3, 7, -5, 2**33 + 1], [-4 * 10**18, -4 * 10**18 - 1, -4 * 10**18 + 9, 3]])
+def test_negative_amounts_split_and_recombine_exactly(store: Store, values: list[int]) -> None:
+    # Credits and refunds are negative: both databases truncate toward zero, x = hi * D + lo.
+    rows = " UNION ALL ".join(f"SELECT CAST({v} AS BIGINT) AS x, 'k' AS k" for v in values)
+    statement = f"SELECT k, CAST(SUM(x) AS BIGINT) AS s FROM ({rows}) AS v GROUP BY k"
+    widened = wide_sums.widen(statement)
+    assert widened is not None
+    assert wide_sums.combine(widened, *store.fetch(widened.statement, widened.params)) == (["k", "s"], [("k", sum(values))])
+    assert store.fetch(statement) == (["k", "s"], [("k", sum(values))])  # the second set passes int64: the fallback
