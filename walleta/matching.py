@@ -340,9 +340,11 @@ def unmatched_usage(store: Store) -> pd.DataFrame:
         "FROM rollup_customer_month_model u "
         "WHERE NOT EXISTS (SELECT 1 FROM revenue_entries r WHERE r.customer_id = u.customer_id) "
         "AND NOT EXISTS (SELECT 1 FROM customer_mappings m WHERE m.source = ? AND m.confirmed = 1 AND m.customer_id = u.customer_id) "
-        "GROUP BY u.customer_id ORDER BY cost_pico DESC, u.customer_id",
+        "GROUP BY u.customer_id",
         [MAPPING_SOURCE],
     )
-    if not frame.empty:
+    if not frame.empty:  # ordered in Python: a cost can pass int64 (walleta.wide_sums), ties by id
         frame["cost_pico"] = pd.Series([int(v) for v in frame["cost_pico"]], dtype=object)
+        order = sorted(range(len(frame)), key=lambda i: (-frame["cost_pico"].iat[i], frame["customer_id"].iat[i]))
+        frame = frame.iloc[order].reset_index(drop=True)
     return frame

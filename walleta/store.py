@@ -30,7 +30,7 @@ from sqlalchemy import BigInteger, Integer, create_engine, event, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-from . import generations, migrations, revenue_rollup
+from . import generations, migrations, revenue_rollup, wide_sums
 from .config import resolve_database_url
 from .errors import ConfigError, SchemaError, StorageError
 from .schema import (
@@ -245,7 +245,24 @@ class Store:
             return int(cur.rowcount or 0)
 
     def fetch(self, statement: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:
-        """Run a SELECT (`?` placeholders) and return (column names, rows as plain tuples)."""
+        """Run a SELECT (`?` placeholders) and return (column names, rows as plain tuples).
+        A `CAST(SUM(...) AS BIGINT)` that passes int64 is rerun in a wide form and comes back as
+        an exact Python int (`walleta.wide_sums`; statements it cannot widen raise the overflow)."""
+        try:
+            return self._fetch(statement, params)
+        except Exception as exc:
+            if not wide_sums.is_overflow(exc):
+                raise
+            widened = wide_sums.widen(statement, params)
+            if widened is None:
+                raise
+            try:
+                columns, rows = self._fetch(widened.statement, widened.params)
+            except Exception as wide_exc:
+                raise exc from wide_exc
+            return wide_sums.combine(widened, columns, rows)
+
+    def _fetch(self, statement: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:
         with _storage_errors(self.url):
             raw = self.engine.raw_connection()
             try:
@@ -264,7 +281,16 @@ class Store:
         return _records_frame(rows, columns)
 
     def scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:
-        """The first column of the first row, or None."""
+        """The first column of the first row, or None (sums past int64: see `fetch`)."""
+        try:
+            return self._scalar(statement, params)
+        except Exception as exc:
+            if not wide_sums.is_overflow(exc):
+                raise
+            _, rows = self.fetch(statement, params)
+            return rows[0][0] if rows else None
+
+    def _scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:
         with _storage_errors(self.url):
             raw = self.engine.raw_connection()
             try:

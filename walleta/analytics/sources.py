@@ -26,6 +26,7 @@ from ..revenue import monthly_revenue
 from ..revenue_rollup import MULTI_MONTH_RANGE, SINGLE_MONTH, counted_kinds, is_fresh
 from ..schema import TOKEN_COLUMNS, UNATTRIBUTED
 from ..store import Store
+from ..wide_sums import is_overflow
 from .columns import INT, TEXT, object_column, scan_frame
 from .exact import SAFE, exact_ints, exact_sums
 from .period import month_end
@@ -109,7 +110,7 @@ def _revenue_rows(store: Store, first_month: str | None, last_month: str | None,
         keys = "".join(f"{k}, " for k in by)
         grouped = (f"SELECT {keys}currency, CAST(SUM(amount_minor) AS BIGINT) AS amount_minor FROM rollup_revenue_month "
                    f"WHERE month >= ? AND month <= ? GROUP BY {keys}currency")
-        return scan_frame(store, columns, f"FROM ({grouped}) AS revenue_sums", [lo, hi])
+        return scan_sums(store, columns, grouped, [lo, hi])
     select = "".join(f"{_GROUP_SQL[k]} AS {k}, " for k in by)
     group = "".join(f"{_GROUP_SQL[k]}, " for k in by)
     single = read(store, 
@@ -399,4 +400,16 @@ def usage_by_customer(
         return scan_frame(store, columns, f"FROM rollup_customer_month WHERE month >= ? AND month <= ?{where}", params)
     grouped = (f"SELECT {', '.join(keys)}, {usage_sql(measures)} FROM rollup_customer_month "
                f"WHERE month >= ? AND month <= ?{where} GROUP BY {', '.join(keys)}")
-    return scan_frame(store, columns, f"FROM ({grouped}) AS usage_sums", params)
+    return scan_sums(store, columns, grouped, params)
+
+
+def scan_sums(store: Store, columns: Sequence[tuple[str, str, str]], grouped: str, params: Sequence[object]) -> pd.DataFrame:
+    """`scan_frame` of `columns` (plain column names) over the rows of the grouped statement
+    `grouped`; when a sum passes int64, its rows are read in the wide form instead (`Store.fetch`,
+    `walleta.wide_sums`): integer columns then hold Python ints where needed (object dtype)."""
+    try:
+        return scan_frame(store, columns, f"FROM ({grouped}) AS grouped_sums", params)
+    except Exception as exc:
+        if not is_overflow(exc):
+            raise
+        return read(store, grouped, params)[[name for name, _, _ in columns]]

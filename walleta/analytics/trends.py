@@ -38,6 +38,7 @@ from ..exact_merge import merge_filled
 from ..fx import FxTable
 from ..schema import UNATTRIBUTED
 from ..store import Store
+from ..wide_sums import is_overflow
 from . import closed_months, parallel_reads
 from .columns import object_column
 from .display import pct
@@ -237,11 +238,15 @@ def top_customers(store: Store, period: Period, top: int) -> list[str]:
         source, column, lo, hi = "rollup_customer_month", "month", period.first_month, period.last_month
     else:
         source, column, lo, hi = "rollup_customer_day", "day", period.first_day, period.last_day
-    frame = read(store,
-        f"SELECT customer_id, CAST(SUM(cost_pico) AS BIGINT) AS cost FROM {source} WHERE {column} >= ? AND {column} <= ? "
-        "AND customer_id <> ? GROUP BY customer_id ORDER BY cost DESC, customer_id LIMIT ?",
-        [lo, hi, UNATTRIBUTED, int(top)],
-    )
+    grouped = (f"SELECT customer_id, CAST(SUM(cost_pico) AS BIGINT) AS cost FROM {source} WHERE {column} >= ? AND {column} <= ? "
+               "AND customer_id <> ? GROUP BY customer_id")
+    try:
+        frame = read(store, f"{grouped} ORDER BY cost DESC, customer_id LIMIT ?", [lo, hi, UNATTRIBUTED, int(top)])
+    except Exception as exc:  # a customer's cost past int64: exact sums (wide form), ordered in Python
+        if not is_overflow(exc):
+            raise
+        _, rows = store.fetch(grouped, [lo, hi, UNATTRIBUTED])
+        return [customer for customer, _ in sorted(rows, key=lambda r: (-int(r[1] or 0), r[0]))][:max(int(top), 0)]
     return frame["customer_id"].tolist()
 
 
