@@ -227,6 +227,15 @@ def test_exact_integer_helpers_stay_exact_at_every_size() -> None:
     python_ints = np.array([2**70, -(2**70), 5], dtype=object)
     assert exact_sums(np.array([0, 0, 1]), 2, python_ints).tolist() == [0, 5]
 
+    from walleta.analytics.exact import exact_ints_filled
+
+    assert exact_ints_filled((3, None, -4)).tolist() == [3, 0, -4]  # a column of fetched rows
+    assert exact_ints_filled((2**70, None)).tolist() == [2**70, 0]
+    assert exact_ints_filled(pd.Series([1, None, 7], dtype=object)).tolist() == [1, 0, 7]
+    assert exact_ints_filled(pd.Series([1, None], dtype="Int64")).tolist() == [1, 0]
+    int64 = pd.Series([SAFE + 1, 2], dtype=np.int64)
+    assert exact_ints_filled(int64).dtype == np.int64 and exact_ints_filled(int64).tolist() == [SAFE + 1, 2]
+
 
 def test_costs_beyond_float_precision_stay_exact_beside_revenue_only_customers(store: Store, tmp_path: Path, revenue_source: str) -> None:
     # Aligning usage with revenue used to go through a pandas outer merge, which turns an int64

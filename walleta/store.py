@@ -251,16 +251,21 @@ class Store:
         try:
             return self._fetch(statement, params)
         except Exception as exc:
-            if not wide_sums.is_overflow(exc):
-                raise
-            widened = wide_sums.widen(statement, params)
-            if widened is None:
-                raise
-            try:
-                columns, rows = self._fetch(widened.statement, widened.params)
-            except Exception as wide_exc:
-                raise exc from wide_exc
-            return wide_sums.combine(widened, columns, rows)
+            return self._fetch_wide(statement, params, exc)
+
+    def _fetch_wide(self, statement: str, params: Sequence[Any], exc: Exception) -> tuple[list[str], list[tuple]]:
+        """`statement` rerun in its wide form after it raised `exc`; `exc` itself when that is not
+        a sum's overflow or the statement cannot be widened (`walleta.wide_sums`)."""
+        if not wide_sums.is_overflow(exc):
+            raise exc
+        widened = wide_sums.widen(statement, params)
+        if widened is None:
+            raise exc
+        try:
+            columns, rows = self._fetch(widened.statement, widened.params)
+        except Exception as wide_exc:
+            raise exc from wide_exc
+        return wide_sums.combine(widened, columns, rows)
 
     def _fetch(self, statement: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:
         with _storage_errors(self.url):
@@ -284,10 +289,8 @@ class Store:
         """The first column of the first row, or None (sums past int64: see `fetch`)."""
         try:
             return self._scalar(statement, params)
-        except Exception as exc:
-            if not wide_sums.is_overflow(exc):
-                raise
-            _, rows = self.fetch(statement, params)
+        except Exception as exc:  # not run again as it was: straight to the wide form (or `exc`)
+            _, rows = self._fetch_wide(statement, params, exc)
             return rows[0][0] if rows else None
 
     def _scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:

@@ -8,9 +8,12 @@ cannot overflow int64. `exact_ints` keeps int64 when every value is below it, el
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Sequence
 
-__all__ = ["SAFE", "exact_ints", "exact_sums"]
+import numpy as np
+import pandas as pd
+
+__all__ = ["SAFE", "exact_ints", "exact_ints_filled", "exact_sums"]
 
 SAFE = 2**62
 
@@ -28,6 +31,20 @@ def exact_ints(values: list[int] | np.ndarray) -> np.ndarray:
     if as_int is not None and -SAFE < int(as_int.min()) and int(as_int.max()) < SAFE:
         return as_int
     return np.array([int(v) for v in array.tolist()], dtype=object)
+
+
+def exact_ints_filled(values: Sequence[object] | np.ndarray | pd.Series) -> np.ndarray:
+    """`exact_ints` of an integer column where None / NaN / NA count 0: a Series (an int64 one is
+    returned as is), an array, or a sequence such as a column of fetched rows."""
+    if isinstance(values, pd.Series):
+        if values.dtype == np.int64:
+            return values.to_numpy()
+        extension = isinstance(values.dtype, pd.api.extensions.ExtensionDtype)
+        values = values.to_numpy(dtype=object, na_value=0) if extension else values.to_numpy(dtype=object)
+    try:
+        return exact_ints(np.asarray(values, dtype=np.int64))
+    except (TypeError, ValueError, OverflowError):  # None or NaN among the values, or beyond int64
+        return exact_ints([0 if v is None or pd.isna(v) else int(v) for v in values])  # type: ignore[call-overload]
 
 
 def exact_sums(inverse: np.ndarray, size: int, values: np.ndarray) -> np.ndarray:

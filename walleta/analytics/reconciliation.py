@@ -45,7 +45,7 @@ from ..schema import UNATTRIBUTED
 from ..store import Store
 from . import closed_months
 from .columns import INT, TEXT, object_column, scan
-from .exact import SAFE, exact_ints, exact_sums
+from .exact import SAFE, exact_ints, exact_ints_filled, exact_sums
 from .display import pct
 from .period import Period
 from .sources import group_sum, read, usage_sql
@@ -685,7 +685,7 @@ def _grouped_lines(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame | None:
         sizes.append(len(found[0]))
     inverse, representative, count = _groups(codes, sizes)
     return pd.DataFrame({**{key: object_column(vocab[code[representative]]) for key, vocab, code in zip(keys, vocabs, codes)},
-                         **{column: exact_sums(inverse, count, _exact_column(frame[column])) for column in _SUMMED}}, copy=False)
+                         **{column: exact_sums(inverse, count, exact_ints_filled(frame[column])) for column in _SUMMED}}, copy=False)
 
 
 def _text_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
@@ -711,17 +711,6 @@ def _line_item_codes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | Non
     texts = [models[0][p // width] + ", " + classes[0][p % width] for p in pairs.tolist()]
     vocab, (rank,) = _ranked(texts)
     return vocab, rank[pair_codes]
-
-
-def _exact_column(values: pd.Series) -> np.ndarray:
-    """An integer column as int64 or Python ints (`exact_ints`), None/NA as 0."""
-    if values.dtype == np.int64:
-        return values.to_numpy()
-    raw = values.to_numpy(dtype=object, na_value=0) if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) else values.to_numpy(dtype=object)
-    try:
-        return exact_ints(raw)
-    except (TypeError, ValueError):  # None or NaN among the values
-        return exact_ints(np.where(pd.isna(raw), 0, raw))
 
 
 def _what(values: tuple, keys: list[str]) -> str:

@@ -42,7 +42,7 @@ from ..wide_sums import is_overflow
 from . import closed_months, parallel_reads
 from .columns import object_column
 from .display import pct
-from .exact import exact_ints, exact_sums
+from .exact import exact_ints_filled, exact_sums
 from .period import Period, month_range, previous_month
 from .customer_seeks import MAX_PARAMS, customer_day_rows, days_of, month_costs
 from .sources import read, NO_PLAN, UNKNOWN, group_sum, revenue_by_customer_month, revenue_totals, usage_sql
@@ -117,7 +117,7 @@ def _assemble(rows: list[tuple], keys: list[str], grain: str, monthly: bool, per
         group = group * len(values) + codes
         names.append(values)
     groups, inverse = np.unique(group, return_inverse=True)
-    sums = [exact_sums(inverse.reshape(-1), len(groups), _exact_column(c)) for c in columns[1 + width:]]
+    sums = [exact_sums(inverse.reshape(-1), len(groups), exact_ints_filled(c)) for c in columns[1 + width:]]
     key_codes: list[np.ndarray] = []
     rest = groups
     for values in reversed(names):
@@ -151,15 +151,6 @@ def _codes(values: tuple | list) -> tuple[np.ndarray, np.ndarray]:
     """The distinct values, sorted (object array), and each value's position among them."""
     uniques, inverse = np.unique(np.array(values, dtype=object), return_inverse=True)
     return uniques, inverse.reshape(-1)
-
-
-def _exact_column(values: tuple) -> np.ndarray:
-    """A measure column of the rows (ints, None counting 0) for `exact_sums`: int64 when every
-    value is below 2^62 in size, else Python ints (`exact_ints`)."""
-    try:
-        return exact_ints(np.array(values, dtype=np.int64))
-    except (TypeError, OverflowError):  # None, or beyond int64
-        return exact_ints([0 if v is None else int(v) for v in values])
 
 
 def _ints(values: list[int]) -> np.ndarray:
