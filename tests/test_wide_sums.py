@@ -239,13 +239,6 @@ def test_reconciliation_of_token_priced_usage_past_int64_is_exact(store: Store) 
     assert _ints(features["ai_cost_pico"]) == [total]
 
 
-def test_ui_data_version_sums_exactly(book: Store) -> None:
-    from walleta.ui import sources
-
-    parts = sources.data_version(book).split(":")
-    assert str(sum(_year(c) for c in FEATURES)) in parts
-
-
 def test_other_errors_are_not_taken_for_an_overflow(book: Store) -> None:
     with pytest.raises(Exception) as raised:
         book.fetch("SELECT CAST(SUM(no_such_column) AS BIGINT) AS s FROM rollup_customer_month")

@@ -20,13 +20,14 @@ bill by digests (`analytics.closed_months`).
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import TYPE_CHECKING, Any, Iterable
 
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["PREFIX", "STORE_ID_KEY", "bump", "ensure_store_id", "fingerprint"]
+__all__ = ["PREFIX", "STORE_ID_KEY", "bump", "ensure_store_id", "fingerprint", "data_stamp"]
 
 PREFIX = "generation:"
 STORE_ID_KEY = "store_id"
@@ -60,3 +61,26 @@ def fingerprint(store: "Store", before_month: str) -> tuple[str, ...] | None:
     months = sorted(k for k in values if k.startswith(PREFIX) and k[len(PREFIX):] < before_month and k[len(PREFIX):][:1].isdigit())
     parts = [values[STORE_ID_KEY], values.get(PREFIX + "all", "0"), values.get(PREFIX + "revenue", "0")]
     return tuple(parts + [f"{k}={values[k]}" for k in months])
+
+
+def data_stamp(store: "Store") -> str:
+    """A short text that changes whenever Walleta writes data a page shows: every change counter
+    above (usage writes per month, rebuilds, revenue rollup refreshes) and the revenue rollup's
+    state, the newest import run, and the row counts of the small tables (customers, mappings,
+    revenue entries, billed costs). Two statements over small tables (one row per month counter,
+    no scan of a rollup or of events), so a caller can take it on every read (the app keys its
+    cached results on it). In-place edits of customers or mappings keep the counts: the app adds
+    its own counter for edits made through it."""
+    from .revenue_rollup import STATE_KEY as REVENUE_STATE  # imported here: revenue_rollup imports this module
+
+    _, meta = store.fetch(
+        "SELECT key, value FROM walleta_meta WHERE key = ? OR key = ? OR (key >= ? AND key < ?) ORDER BY key",
+        [STORE_ID_KEY, REVENUE_STATE, PREFIX, PREFIX[:-1] + ";"],
+    )
+    _, small = store.fetch(
+        "SELECT (SELECT COALESCE(MAX(id), 0) FROM import_runs), (SELECT COALESCE(MAX(finished_us), 0) FROM import_runs), "
+        "(SELECT COUNT(*) FROM import_runs), (SELECT COUNT(*) FROM customers), (SELECT COUNT(*) FROM customer_mappings), "
+        "(SELECT COUNT(*) FROM revenue_entries), (SELECT COUNT(*) FROM billed_costs)"
+    )
+    counters = hashlib.blake2b(repr([tuple(row) for row in meta]).encode(), digest_size=8).hexdigest()
+    return ":".join([counters, *(str(int(value)) for value in small[0])])

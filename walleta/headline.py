@@ -1,6 +1,7 @@
 """Headline numbers for a period: revenue, AI cost, gross margin, unpriced usage.
 
-Read from the rollups and the revenue entries only, so it stays fast on any number of events.
+Read from the rollups only (the revenue entries while the revenue rollup is stale), so it stays
+fast on any number of events.
 """
 
 from __future__ import annotations
@@ -8,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from .analytics.sources import revenue_totals
 from .fx import FxTable
-from .revenue import monthly_revenue
 from .store import Store
 
 __all__ = ["Headline", "headline"]
@@ -41,29 +42,25 @@ class Headline:
 
 
 def headline(store: Store, fx: FxTable, first_month: str | None = None, last_month: str | None = None) -> Headline:
-    """Totals over whole months (YYYY-MM, inclusive; None = unbounded)."""
+    """Totals over whole months (YYYY-MM, inclusive; None = unbounded): AI cost, unpriced
+    requests and customers with usage from the customer x month rollup; revenue as the pages
+    recognise it (`analytics.sources.revenue_totals`: the revenue rollup, or the entries while it
+    is stale), converted where the FX table has a rate."""
     lo, hi = first_month or "0000-00", last_month or "9999-99"
-    usage = store.query(
-        "SELECT CAST(COALESCE(SUM(cost_pico), 0) AS BIGINT) AS cost, "
-        "CAST(COALESCE(SUM(unpriced_requests), 0) AS BIGINT) AS unpriced, COUNT(DISTINCT customer_id) AS customers, "
-        "MIN(month) AS first_month, MAX(month) AS last_month "
-        "FROM rollup_customer_month_model WHERE month >= ? AND month <= ?",
+    _, rows = store.fetch(
+        "SELECT CAST(COALESCE(SUM(cost_pico), 0) AS BIGINT), CAST(COALESCE(SUM(unpriced_requests), 0) AS BIGINT), "
+        "COUNT(DISTINCT customer_id), MIN(month), MAX(month) FROM rollup_customer_month WHERE month >= ? AND month <= ?",
         [lo, hi],
-    ).iloc[0]
-    entries = store.query("SELECT customer_id, period_start, period_end, amount_minor, currency, kind FROM revenue_entries")
-    revenue = 0
-    unconverted: set[str] = set()
-    if not entries.empty:
-        monthly = monthly_revenue(entries, fx)
-        in_range = monthly[(monthly["month"] >= lo) & (monthly["month"] <= hi)]
-        revenue = sum(int(v) for v in in_range["revenue_pico"] if v is not None)
-        unconverted = {c for c, v in zip(in_range["currency"], in_range["revenue_pico"]) if v is None}
+    )
+    cost, unpriced, customers, first_used, last_used = rows[0]
+    revenue = revenue_totals(store, fx, first_month, last_month, by=("month",))
+    unconverted = {code.strip() for text in revenue["unconverted_currencies"] for code in str(text).split(",") if code.strip()}
     return Headline(
-        first_month=usage["first_month"],
-        last_month=usage["last_month"],
-        revenue_pico=revenue,
-        cost_pico=int(usage["cost"]),
-        unpriced_requests=int(usage["unpriced"]),
+        first_month=first_used,
+        last_month=last_used,
+        revenue_pico=sum(int(v) for v in revenue["revenue_pico"]),
+        cost_pico=int(cost),
+        unpriced_requests=int(unpriced),
         unconverted_currencies=tuple(sorted(unconverted)),
-        customers=int(usage["customers"]),
+        customers=int(customers),
     )

@@ -27,6 +27,7 @@ from ..config import DATA_DIR, ENV_DATABASE_URL, default_database_url, resolve_d
 from ..demo import build_demo
 from ..errors import ConfigError
 from ..fx import FxTable, load_fx
+from ..generations import data_stamp
 from ..store import Store, open_store
 
 __all__ = [
@@ -214,23 +215,10 @@ def bump_data_version() -> None:
 
 
 def data_version(store: Store) -> str:
-    """Changes whenever the stored data changes: imports, re-pricing, mapping and customer edits.
-
-    Two tiny queries: the newest import run, and sums over the smallest monthly rollup.
-    """
-    runs = store.query(
-        "SELECT COALESCE(MAX(id), 0) AS id, COALESCE(MAX(finished_us), 0) AS fin, COUNT(*) AS n FROM import_runs"
-    ).iloc[0]
-    rollup = store.query(
-        "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(events), 0) AS BIGINT) AS events, "
-        "CAST(COALESCE(SUM(cost_pico), 0) AS BIGINT) AS cost FROM rollup_customer_month_model"
-    ).iloc[0]
-    small = store.query(
-        "SELECT (SELECT COUNT(*) FROM customers) AS customers, (SELECT COUNT(*) FROM customer_mappings) AS mappings, "
-        "(SELECT COUNT(*) FROM revenue_entries) AS revenue, (SELECT COUNT(*) FROM billed_costs) AS billed"
-    ).iloc[0]
-    parts = [*runs.tolist(), *rollup.tolist(), *small.tolist(), st.session_state.get(BUMP_KEY, 0)]
-    return ":".join(str(int(p)) for p in parts)
+    """Changes whenever the stored data changes: imports, re-pricing, mapping and customer edits
+    (`walleta.generations.data_stamp`: counters Walleta bumps on every write, no scan of the
+    data), plus this session's own edit counter."""
+    return f"{data_stamp(store)}:{st.session_state.get(BUMP_KEY, 0)}"
 
 
 @dataclass(frozen=True)
