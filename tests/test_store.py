@@ -448,7 +448,7 @@ def test_schema_2_database_upgrades_to_text_identifiers(db_url: str) -> None:
             engine.dispose()
     store = open_store(db_url)
     try:
-        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "7"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "8"
         if store.dialect == "postgresql":  # SQLite does not enforce VARCHAR lengths: nothing to alter
             types = {(t, c["name"]): c["type"] for t in {t for t, _ in V3_TEXT_COLUMNS}
                      for c in inspect(store.engine).get_columns(t)}
@@ -704,7 +704,7 @@ def test_schema_4_rollups_are_rebuilt_time_first(db_url: str) -> None:
 
     store = open_store(db_url)
     try:
-        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "7"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "8"
         inspector = inspect(store.engine)
         for name, keys in ROLLUPS.items():
             assert keys[0] in ("day", "month"), name
@@ -750,7 +750,7 @@ def test_schema_5_gets_the_bill_index_by_day(db_url: str) -> None:
 
     store = open_store(db_url)
     try:
-        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "7"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "8"
         index = {i["name"]: i for i in inspect(store.engine).get_indexes("billed_costs")}["ix_billed_costs_day"]
         assert index["column_names"] == ["day", "project_id", "line_item", "currency", "amount_pico"]
         assert store.scalar("SELECT COUNT(*) FROM billed_costs") == 30
@@ -775,11 +775,65 @@ def test_schema_6_gets_a_store_id_and_counts_the_upgrade_as_a_change(db_url: str
 
     store = open_store(db_url)
     try:
-        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "7"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "8"
         first_id = store.get_meta("store_id")
         assert first_id and len(first_id) == 32 and store.get_meta("generation:all") == "1"
         store.close()
         store = open_store(db_url)  # a plain re-open is not a change, and keeps the id
         assert store.get_meta("store_id") == first_id and store.get_meta("generation:all") == "1"
+    finally:
+        store.close()
+
+
+def _indexes_of_events(store: Store) -> set[str]:
+    return {index["name"] for index in inspect(store.engine).get_indexes("usage_events")}
+
+
+def test_schema_7_gains_the_provider_events_index(db_url: str) -> None:
+    """Schema 8: provider usage has its own partial index; a version-7 database gets it on open."""
+    store = open_store(db_url)
+    assert "ix_usage_events_provider" in _indexes_of_events(store)  # a new database has it
+    with store.transaction() as cur:  # as version 7 left it
+        cur.execute("DROP INDEX ix_usage_events_provider")
+        cur.execute(store.sql("UPDATE walleta_meta SET value = ? WHERE key = ?"), ["7", "schema_version"])
+    store.close()
+    store = open_store(db_url)
+    try:
+        assert "ix_usage_events_provider" in _indexes_of_events(store)
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "8"
+    finally:
+        store.close()
+
+
+def test_reads_of_provider_usage_use_its_index_not_a_scan_of_every_event(sqlite_url: str) -> None:
+    """The Data page's mapping overview and re-mapping name the rows of provider usage with the
+    partial index's own predicate, so SQLite reads that index instead of every event: every
+    statement they run on `usage_events` is explained and must search the index."""
+    from sqlalchemy import event
+
+    from walleta.sources.mapping import mapping_overview, remap_provider_events
+
+    store = open_store(sqlite_url)
+    seen: list[str] = []
+
+    def capture(statement: str) -> None:
+        if "usage_events" in statement and statement.lstrip().upper().startswith(("SELECT", "UPDATE")):
+            seen.append(statement)
+
+    def trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(capture)
+
+    event.listen(store.engine, "connect", trace)
+    store.engine.dispose()  # new connections, traced
+    try:
+        mapping_overview(store)
+        with store.transaction() as cur:
+            remap_provider_events(store, cur=cur)
+        event.remove(store.engine, "connect", trace)
+        store.engine.dispose()
+        assert len(seen) >= 4  # three usage columns + the re-mapping UPDATE
+        for statement in seen:
+            details = " ".join(str(row[-1]) for row in store.fetch(f"EXPLAIN QUERY PLAN {statement}")[1])
+            assert "USING INDEX ix_usage_events_provider" in details, (statement, details)
     finally:
         store.close()

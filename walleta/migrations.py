@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from . import generations
+from .schema import PROVIDER_EVENTS
 
 __all__ = ["MIGRATIONS", "steps_after"]
 
@@ -186,3 +187,15 @@ def _v7_change_counters(cur: Any, dialect: str) -> None:
 
 
 MIGRATIONS[7] = _v7_change_counters
+
+
+# -- version 8: provider usage indexed on its own ----------------------------------------------------
+
+
+def _v8_provider_events_index(cur: Any, dialect: str) -> None:
+    """The partial index of provider usage (see `schema.UsageEvent`): one pass over the stored
+    events; the usage log's rows are not in it."""
+    cur.execute(f"CREATE INDEX IF NOT EXISTS ix_usage_events_provider ON usage_events (source) WHERE {PROVIDER_EVENTS}")
+
+
+MIGRATIONS[8] = _v8_provider_events_index

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, Text, text
 from sqlmodel import Field, SQLModel
 
 __all__ = [
     "SCHEMA_VERSION",
+    "PROVIDER_SOURCES",
+    "PROVIDER_EVENTS",
     "UNATTRIBUTED",
     "NO_FEATURE",
     "TOKEN_COLUMNS",
@@ -45,7 +47,13 @@ __all__ = [
 ]
 
 # Bump when the schema changes; add the upgrade step to `walleta.migrations.MIGRATIONS`.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
+
+# Usage imported from the provider (OpenAI Usage API, usage exports), as opposed to the usage log.
+PROVIDER_SOURCES = ("openai_api", "openai_export")
+# The rows of provider usage, as SQL. Statements that read only them (customer matching on the
+# Data page, re-mapping) use this text as is, so both databases use the partial index below.
+PROVIDER_EVENTS = "source IN ('openai_api', 'openai_export')"
 
 UNATTRIBUTED = "(unattributed)"
 NO_FEATURE = "(none)"
@@ -74,6 +82,10 @@ class UsageEvent(SQLModel, table=True):
         # in time order, so its inserts append, where a per-customer index took a random page
         # per event (+50% on a bulk write).
         Index("ix_usage_events_ts", "ts_us"),
+        # Schema 8: provider usage is a small share of the events (the usage log is the bulk) and
+        # the Data page's mapping overview reads only it; a partial index holds just those rows,
+        # so a log write never touches it and the page no longer scans every event.
+        Index("ix_usage_events_provider", "source", sqlite_where=text(PROVIDER_EVENTS), postgresql_where=text(PROVIDER_EVENTS)),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)

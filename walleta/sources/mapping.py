@@ -24,6 +24,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..exact_merge import merge_filled
+from ..schema import PROVIDER_EVENTS
 from ..store import Store
 
 __all__ = [
@@ -47,7 +48,6 @@ RESOLUTION_ORDER: tuple[tuple[str, str], ...] = (
     ("openai_project", "project_id"),
     ("openai_user", "user_id"),
 )
-PROVIDER_SOURCES = ("openai_api", "openai_export")
 _SOURCE_ALIASES = {
     "project": "openai_project",
     "project_id": "openai_project",
@@ -143,8 +143,7 @@ def remap_provider_events(store: Store, *, cur: Any) -> int:
     """Re-resolve the customer of every stored provider event (API / export usage) from the
     current mappings; rebuild the rollups when any changed. Returns the number of rows changed."""
     resolved = _resolved_sql()
-    sources = ", ".join(f"'{s}'" for s in PROVIDER_SOURCES)
-    cur.execute(f"UPDATE usage_events SET customer_id = {resolved} WHERE source IN ({sources}) AND customer_id <> {resolved}")
+    cur.execute(f"UPDATE usage_events SET customer_id = {resolved} WHERE {PROVIDER_EVENTS} AND customer_id <> {resolved}")
     changed = int(cur.rowcount or 0)
     if changed:
         store.rebuild_rollups(cur=cur)
@@ -167,7 +166,7 @@ def mapping_overview(store: Store) -> pd.DataFrame:
             f"SELECT {column} AS key, customer_id AS goes_to, CAST(SUM(requests) AS BIGINT) AS requests, "
             f"CAST(SUM(COALESCE(cost_pico, 0)) AS BIGINT) AS cost_pico, "
             f"CAST(SUM(CASE WHEN cost_pico IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS unpriced_events "
-            f"FROM usage_events WHERE source IN ('openai_api', 'openai_export') AND {column} <> '' GROUP BY {column}, customer_id"
+            f"FROM usage_events WHERE {PROVIDER_EVENTS} AND {column} <> '' GROUP BY {column}, customer_id"
         )
         usage.insert(0, "source", source)
         frames.append(usage)

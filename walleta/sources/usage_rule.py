@@ -35,7 +35,7 @@ import pandas as pd
 
 from ..catalog import Catalog
 from ..events import prepare_events
-from ..schema import EVENT_COLUMNS, NO_FEATURE
+from ..schema import EVENT_COLUMNS, NO_FEATURE, PROVIDER_SOURCES  # PROVIDER_SOURCES: in order of preference
 from ..store import Store
 from .mapping import load_mappings, resolve_customers
 
@@ -50,7 +50,6 @@ __all__ = [
 ]
 
 ATTRIBUTION_SOURCES = ("log", "csv", "demo")
-PROVIDER_SOURCES = ("openai_api", "openai_export")  # in order of preference
 NON_EVENT_ENDPOINTS = ("vector_stores",)  # storage bytes: reconciliation only, not usage events
 _EVENT_FIELDS = (
     "uid", "ts_us", "model", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
