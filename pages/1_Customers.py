@@ -5,8 +5,8 @@ import streamlit as st
 
 from walleta import ui
 from walleta.analytics.cohorts import margin_distribution
-from walleta.analytics.margins import customer_margins, monthly_customer_margins, tier_summary
-from walleta.customer_detail import customer_features, customer_largest_days, customer_models
+from walleta.analytics.margins import customer_margins, tier_summary
+from walleta.customer_detail import customer_features, customer_largest_days, customer_models, customer_months
 
 TIERS = {
     "healthy": "Healthy",
@@ -147,8 +147,7 @@ def _drill_down(shown: pd.DataFrame, ctx: ui.PageContext, selection: object) -> 
     d.metric("Margin %", ui.pct_points(row["margin_pct"]), border=True)
 
     period = ctx.period
-    monthly = ui.load(monthly_customer_margins, ui.FX, None, period.last_month)
-    mine = monthly[monthly["customer_id"] == customer]
+    mine = ui.load(customer_months, ui.FX, customer, None, period.last_month)
     if not mine.empty:
         st.markdown("**Revenue and AI cost by month**")
         ui.charts.show(ui.charts.money_over_time(mine, x="month", series={"Revenue": "revenue_pico", "AI cost": "ai_cost_pico"}, height=260))

@@ -105,3 +105,31 @@ def test_one_customer_is_read_by_primary_key_seeks(sqlite_url):
     for sql in reads:  # traced with the values in place
         details = " ".join(store.query("EXPLAIN QUERY PLAN " + sql)["detail"])
         assert "USING PRIMARY KEY" in details and "customer_id=?" in details, details
+
+
+# -- one customer's months (the drill-down chart) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("fresh", [True, False], ids=["revenue-rollup", "entries"])
+def test_customer_months_are_that_customers_rows_of_the_monthly_margins(db_url, tmp_path, fresh):
+    """Every customer of the analytics fixture (multi-currency and unconverted revenue, refunds,
+    an annual plan, unpriced usage, revenue without usage): its months equal its rows of
+    `monthly_customer_margins`, bounded or from the first month with data."""
+    from walleta.analytics.margins import monthly_customer_margins
+    from walleta.customer_detail import customer_months
+    from walleta.store import open_store
+
+    from .analytics_fixture import FX, build_fixture, fixture_catalog
+
+    store = open_store(db_url)
+    build_fixture(store, fixture_catalog(tmp_path), revenue_rollup=fresh)
+    columns = ["month", "revenue_pico", "ai_cost_pico", "margin_pico", "requests", "unpriced_requests"]
+    for first, last in [(None, "2026-12"), ("2026-01", "2026-02"), ("2026-02", "2026-02")]:
+        every = monthly_customer_margins(store, FX, first, last)
+        assert len(every) > 0
+        for customer in sorted(set(every["customer_id"])):
+            expected = every[every["customer_id"] == customer][columns].reset_index(drop=True)
+            got = customer_months(store, FX, customer, first, last)
+            assert got[columns].astype(object).values.tolist() == expected.astype(object).values.tolist(), (customer, first, last)
+    assert customer_months(store, FX, "nobody", None, "2026-12").empty
+    store.close()

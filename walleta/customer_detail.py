@@ -1,4 +1,4 @@
-"""One customer up close: its features, models and largest days over a range of months.
+"""One customer up close: its months, features, models and largest days over a range of months.
 
 Small read-only queries over the customer rollups, for the Customers page's drill-down. The
 rollups are keyed by time first, so each query names the months or days it wants: one
@@ -13,10 +13,14 @@ from decimal import Decimal
 
 import pandas as pd
 
+from .analytics.sources import to_usd_pico
+from .fx import FxTable
 from .periods import month_range
+from .revenue import monthly_revenue
+from .revenue_rollup import is_fresh
 from .store import Store
 
-__all__ = ["customer_features", "customer_models", "customer_largest_days"]
+__all__ = ["customer_months", "customer_features", "customer_models", "customer_largest_days"]
 
 _SUMS = (
     "CAST(SUM(requests) AS BIGINT) AS requests, CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, "
@@ -52,6 +56,70 @@ def _by(store: Store, table: str, key: str, customer_id: str, first_month: str, 
     frame["cost_share"] = [None if total == 0 else Decimal(int(c)) / Decimal(total) for c in frame["cost_pico"]]
     frame["_cost"] = [int(v) for v in frame["cost_pico"]]
     return frame.sort_values(["_cost", key], ascending=[False, True]).drop(columns="_cost").reset_index(drop=True)
+
+
+def customer_months(store: Store, fx: FxTable | None, customer_id: str, first_month: str | None, last_month: str) -> pd.DataFrame:
+    """Revenue, AI cost and margin of one customer per month in [first (None: the first month
+    with usage or revenue), last], months with usage or revenue only: the customer's rows of
+    `analytics.margins.monthly_customer_margins`, read for that customer alone.
+
+    Columns: month, revenue_pico (USD pico-dollars, Python int, converted currencies only),
+    ai_cost_pico, margin_pico, requests, unpriced_requests; sorted by month."""
+    columns = ["month", "revenue_pico", "ai_cost_pico", "margin_pico", "requests", "unpriced_requests"]
+    first = first_month or _first_month(store)
+    if first is None or first > last_month:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    where, params = _one_of("month", month_range(first, last_month))
+    _, usage = store.fetch(
+        f"SELECT month, CAST(cost_pico AS BIGINT), requests, unpriced_requests FROM rollup_customer_month WHERE {where} AND customer_id = ?",
+        [*params, customer_id],
+    )
+    revenue = _revenue_by_month(store, fx, customer_id, first, last_month)
+    rows: dict[str, list[int]] = {month: [0, int(cost or 0), int(requests), int(unpriced)] for month, cost, requests, unpriced in usage}
+    for month, amount in revenue.items():
+        rows.setdefault(month, [0, 0, 0, 0])[0] = amount
+    months = sorted(rows)
+    return pd.DataFrame({
+        "month": pd.Series(months, dtype=object),
+        "revenue_pico": pd.Series([rows[m][0] for m in months], dtype=object),
+        "ai_cost_pico": pd.Series([rows[m][1] for m in months], dtype=object),
+        "margin_pico": pd.Series([rows[m][0] - rows[m][1] for m in months], dtype=object),
+        "requests": pd.Series([rows[m][2] for m in months], dtype="int64"),
+        "unpriced_requests": pd.Series([rows[m][3] for m in months], dtype="int64"),
+    })
+
+
+def _first_month(store: Store) -> str | None:
+    """The first month with usage or revenue entries (None when there is neither)."""
+    usage = store.scalar("SELECT MIN(month) FROM rollup_customer_month")
+    start = store.scalar("SELECT MIN(period_start) FROM revenue_entries")
+    found = [m for m in (usage, str(start)[:7] if start else None) if m]
+    return min(found) if found else None
+
+
+def _revenue_by_month(store: Store, fx: FxTable | None, customer_id: str, first: str, last: str) -> dict[str, int]:
+    """Recognised revenue of one customer per month in [first, last] (USD pico-dollars; months
+    with counted entries only), converted per (month, currency) as every page converts it."""
+    if is_fresh(store):
+        where, params = _one_of("month", month_range(first, last))
+        amounts = store.query(
+            f"SELECT month, currency, amount_minor FROM rollup_revenue_month WHERE {where} AND customer_id = ?", [*params, customer_id]
+        )
+    else:
+        entries = store.query(
+            "SELECT customer_id, period_start, period_end, amount_minor, currency, kind FROM revenue_entries WHERE customer_id = ?",
+            [customer_id],
+        )
+        amounts = monthly_revenue(entries) if not entries.empty else pd.DataFrame(columns=["month", "currency", "amount_minor"])
+        amounts = amounts[(amounts["month"] >= first) & (amounts["month"] <= last)]
+        amounts = amounts.groupby(["month", "currency"], as_index=False, sort=True)["amount_minor"].sum()
+    if amounts.empty:
+        return {}
+    converted = to_usd_pico(amounts["amount_minor"], amounts["currency"], fx)
+    out: dict[str, int] = {}
+    for month, value in zip(amounts["month"], converted):
+        out[month] = out.get(month, 0) + (int(value) if value is not None else 0)
+    return out
 
 
 def customer_features(store: Store, customer_id: str, first_month: str, last_month: str) -> pd.DataFrame:

@@ -76,7 +76,7 @@ def coverage(store: Store) -> Coverage:
     customers = store.query(
         "SELECT COUNT(DISTINCT CASE WHEN customer_id NOT IN (?, ?) THEN customer_id END) AS n, "
         "CAST(COALESCE(SUM(CASE WHEN customer_id IN (?, ?) THEN requests ELSE 0 END), 0) AS BIGINT) AS unattributed "
-        "FROM rollup_customer_month_model",
+        "FROM rollup_customer_month",  # one row per customer-month: ~8x fewer rows than per model
         [UNATTRIBUTED, UNMAPPED, UNATTRIBUTED, UNMAPPED],
     ).iloc[0]
     revenue = store.query(
