@@ -42,9 +42,9 @@ TABLE = {
 
 def _labelled(margins: pd.DataFrame) -> pd.DataFrame:
     return margins.assign(
-        customer=[n or c for n, c in zip(margins["name"], margins["customer_id"])],
-        tier_label=[TIERS.get(t, t) for t in margins["tier"]],
-        tier_since=[s if isinstance(s, str) and s else "—" for s in margins["tier_since"]],
+        customer=[n or c for n, c in zip(margins["name"].tolist(), margins["customer_id"].tolist())],
+        tier_label=[TIERS.get(t, t) for t in margins["tier"].tolist()],
+        tier_since=[s if isinstance(s, str) and s else "—" for s in margins["tier_since"].tolist()],
     )
 
 
@@ -82,22 +82,24 @@ def _kpis(margins: pd.DataFrame, ctx: ui.PageContext) -> None:
 def _charts(shown: pd.DataFrame) -> None:
     left, right = st.columns([3, 2])
     paying = shown[shown["margin_pct"].notna()].assign(
-        margin=[max(-200.0, min(100.0, float(v))) for v in shown.loc[shown["margin_pct"].notna(), "margin_pct"]]
+        margin=[max(-200.0, min(100.0, float(v))) for v in shown.loc[shown["margin_pct"].notna(), "margin_pct"].tolist()]
     )
     with left:
         st.markdown("**How margin is spread** · paying customers, margin % (below −200% shown at −200%)")
         if paying.empty:
             st.caption("No paying customers in this selection.")
         else:
+            labels = set(paying["tier_label"].unique())
             chart = ui.charts.histogram(
                 paying[["margin", "tier_label"]], field="margin", title="Margin %", fmt=".0f", color="tier_label",
-                colors={k: v for k, v in TIER_COLORS.items() if k in set(paying["tier_label"])}, bin_step=10, extent=(-200, 100),
+                colors={k: v for k, v in TIER_COLORS.items() if k in labels}, bin_step=10, extent=(-200, 100),
             )
             ui.charts.show(chart)
     with right:
         st.markdown("**Customers per health tier**")
         counts = shown.groupby("tier_label", as_index=False).size().rename(columns={"size": "customers"})
-        order = [t for t in TIER_COLORS if t in set(counts["tier_label"])]
+        found = set(counts["tier_label"].unique())
+        order = [t for t in TIER_COLORS if t in found]
         counts = counts.set_index("tier_label").loc[order].reset_index()
         chart = ui.charts.hbars(
             counts, y="tier_label", x="customers", x_title="Customers", x_format="d", color="tier_label",
@@ -110,7 +112,8 @@ def _charts(shown: pd.DataFrame) -> None:
 def _filtered(margins: pd.DataFrame, ctx: ui.PageContext) -> pd.DataFrame:
     search_col, tier_col = st.columns([1, 3])
     search = search_col.text_input("Search customers", key="customers_search", placeholder="Name or id", label_visibility="collapsed")
-    present = [t for t in TIERS if t in set(margins["tier"])]
+    found = set(margins["tier"].unique())
+    present = [t for t in TIERS if t in found]
     chosen = tier_col.pills("Tiers", present, format_func=TIERS.get, selection_mode="multi", key="customers_tiers", label_visibility="collapsed")
     shown = margins
     if ctx.plans:
@@ -124,7 +127,7 @@ def _filtered(margins: pd.DataFrame, ctx: ui.PageContext) -> pd.DataFrame:
 
 
 def _drill_down(shown: pd.DataFrame, ctx: ui.PageContext, selection: object) -> None:
-    ids = [c for c in shown["customer_id"] if c]
+    ids = [c for c in shown["customer_id"].tolist() if c]
     if not ids:
         return
     rows = getattr(getattr(selection, "selection", None), "rows", []) if selection is not None else []
@@ -135,7 +138,7 @@ def _drill_down(shown: pd.DataFrame, ctx: ui.PageContext, selection: object) -> 
             st.session_state["customers_pick"] = picked
     if st.session_state.get("customers_pick") not in ids:
         st.session_state["customers_pick"] = ids[0]
-    names = dict(zip(shown["customer_id"], shown["customer"]))
+    names = dict(zip(shown["customer_id"].tolist(), shown["customer"].tolist()))
     st.subheader("One customer up close")
     customer = st.selectbox("Customer", ids, format_func=lambda c: f"{names.get(c, c)} ({c})", key="customers_pick")
     row = shown[shown["customer_id"] == customer].iloc[0]

@@ -482,3 +482,24 @@ def test_sql_tier_history_equals_the_row_by_row_path(book: tuple[Store, object])
     inexact = FxTable(rates={"USD": Decimal(1), "EUR": Decimal("1.080000000001")}, as_of={})  # not whole pico per cent
     assert tier_history(store, inexact, "2026-01", HealthThresholds()) is None
     assert _row(margins.customer_margins(store, JAN, inexact), customer_id="acme")["tier_since"] == "2026-01"
+
+
+def test_tier_summary_sums_exactly_and_keeps_tier_order() -> None:
+    """Per tier: customers and exact sums (values past int64 included; None counts 0), tiers in
+    `TIERS` order and unknown tiers last, whatever the row order."""
+    big = 2**63 - 1
+    frame = pd.DataFrame({
+        "tier": ["losing", "healthy", "mystery", "losing", "healthy", "healthy"],
+        "revenue_pico": pd.Series([1, big, 5, 2, big, None], dtype=object),
+        "ai_cost_pico": pd.Series([10, 3, 0, 20, 4, 7], dtype=object),
+        "margin_pico": pd.Series([-9, big - 3, 5, -18, big - 4, -7], dtype=object),
+        "unpriced_requests": [1, 0, 2, 3, 0, 4],
+    })
+    summary = margins.tier_summary(frame)
+    assert summary["tier"].tolist() == ["healthy", "losing", "mystery"]
+    assert summary["customers"].tolist() == [3, 2, 1]
+    assert summary["revenue_pico"].tolist() == [2 * big, 3, 5]
+    assert summary["ai_cost_pico"].tolist() == [14, 30, 0]
+    assert summary["margin_pico"].tolist() == [2 * big - 14, -27, 5]
+    assert summary["unpriced_requests"].tolist() == [4, 4, 2]
+    assert margins.tier_summary(frame.iloc[:0]).empty

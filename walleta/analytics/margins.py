@@ -43,6 +43,7 @@ from ..schema import UNATTRIBUTED
 from ..store import Store
 from . import closed_months
 from .columns import aligned, object_column, union_positions
+from .exact import exact_ints_filled, exact_sums
 from .display import pct, pct_of_positive
 from .period import Period, previous_month
 from .tier_history import customer_month_rows, since_and_change, tier_history
@@ -375,13 +376,18 @@ def _contiguous(first: str, last: str) -> list[str]:
 def tier_summary(margins: pd.DataFrame) -> pd.DataFrame:
     """Customers, revenue, cost and margin per tier (from `customer_margins`), in tier order.
 
-    Columns: tier, customers, revenue_pico, ai_cost_pico, margin_pico, unpriced_requests."""
+    Columns: tier, customers, revenue_pico, ai_cost_pico, margin_pico (Python ints),
+    unpriced_requests. Summed exactly with numpy (the app calls it on every rerun)."""
+    columns = ["tier", "customers", "revenue_pico", "ai_cost_pico", "margin_pico", "unpriced_requests"]
     if margins.empty:
-        return pd.DataFrame(columns=["tier", "customers", "revenue_pico", "ai_cost_pico", "margin_pico", "unpriced_requests"])
-    sums = group_sum(margins, ["tier"], ["revenue_pico", "ai_cost_pico", "margin_pico", "unpriced_requests"])
-    counts = margins.groupby("tier").size().rename("customers").reset_index()
-    out = counts.merge(sums, on="tier")
-    out["order"] = out["tier"].map({t: i for i, t in enumerate(TIERS)})
-    for column in ("revenue_pico", "ai_cost_pico", "margin_pico"):
-        out[column] = pd.Series([int(v) for v in out[column]], index=out.index, dtype=object)
-    return out.sort_values("order").drop(columns="order").reset_index(drop=True)
+        return pd.DataFrame(columns=columns)
+    codes, tiers = pd.factorize(margins["tier"].to_numpy(dtype=object))
+    order = sorted(range(len(tiers)), key=lambda i: (TIERS.index(tiers[i]) if tiers[i] in TIERS else len(TIERS), i))
+    sums = {name: exact_sums(codes, len(tiers), exact_ints_filled(margins[name]))[order]
+            for name in ("revenue_pico", "ai_cost_pico", "margin_pico", "unpriced_requests")}
+    return pd.DataFrame({
+        "tier": pd.Series([tiers[i] for i in order], dtype=object),
+        "customers": np.bincount(codes, minlength=len(tiers))[order].astype(np.int64),
+        **{name: object_column([int(v) for v in sums[name]]) for name in ("revenue_pico", "ai_cost_pico", "margin_pico")},
+        "unpriced_requests": pd.Series([int(v) for v in sums["unpriced_requests"]], dtype=np.int64),
+    })

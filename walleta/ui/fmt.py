@@ -56,14 +56,17 @@ def count(value: int | None) -> str:
     return "n/a" if value is None else f"{int(value):,}"
 
 
+_PICO = int(PICO_PER_USD)
+
+
 def _to_float_dollars(value: Any) -> float | None:
     if value is None or value is pd.NA or (isinstance(value, float) and value != value):
         return None
-    return float(Decimal(int(value)) / PICO_PER_USD)
+    return int(value) / _PICO  # int / int: the correctly rounded float, at any size
 
 
 def dollars(values: Iterable[Any]) -> list[float | None]:
-    """Pico-dollar values -> float dollars, for display only."""
+    """Pico-dollar values -> float dollars (the nearest float), for display only."""
     return [_to_float_dollars(v) for v in values]
 
 
@@ -88,6 +91,6 @@ def display_copy(frame: pd.DataFrame) -> pd.DataFrame:
         series = out[name]
         if isinstance(name, str) and name.endswith("_pico"):
             out[name] = pd.Series(dollars(series.tolist()), index=out.index, dtype="float64")
-        elif series.dtype == object and len(series) and any(isinstance(v, Decimal) for v in series.tolist()[:50]):
+        elif series.dtype == object and len(series) and any(isinstance(v, Decimal) for v in series.iloc[:50].tolist()):
             out[name] = pd.Series(fraction_floats(series.tolist()), index=out.index, dtype="float64")
     return out
