@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from walleta import ui
-from walleta.analytics.breakdowns import feature_breakdown, model_breakdown
+from walleta.analytics.breakdowns import feature_costs, model_breakdown
 from walleta.analytics.margins import customer_margins, tier_summary
 from walleta.analytics.trends import monthly_summary
 from walleta.data_status import stale_sources
@@ -89,14 +89,14 @@ def _top_costs(ctx: ui.PageContext) -> None:
     with left:
         _top(margins, "customer", "Top customers", "Customer")
     with middle:
-        _top(ui.load(feature_breakdown, ctx.window, ui.FX), "feature", "Top features", "Feature")
+        _top(ui.load(feature_costs, ctx.window), "feature", "Top features", "Feature")
     with right:
         _top(ui.load(model_breakdown, ctx.window), "model", "Top models", "Model")
 
 
 def _warnings(ctx: ui.PageContext) -> None:
     notes: list[tuple[str, str]] = []
-    unpriced = ui.load(unpriced_models, ui.CATALOG)
+    unpriced = ui.load(unpriced_models, ui.CATALOG, customers=False)
     if not unpriced.empty:
         notes.append((":material/money_off:", f"{int(unpriced['unpriced_requests'].sum()):,} requests on {len(unpriced)} model(s) without a price "
                       f"({', '.join(unpriced['model'].head(3))}) are not in AI cost, never counted as $0. Add prices on the Prices page."))

@@ -216,6 +216,26 @@ def test_feature_breakdown_by_cost_share(book: tuple[Store, object]) -> None:
     assert "AI cost per feature" in chat["allocation_rule"]
 
 
+def test_feature_costs_are_the_usage_columns_of_the_feature_breakdown(book: tuple[Store, object]) -> None:
+    """The Overview's top features read costs without allocating revenue: the same values as
+    the breakdown's usage columns (its rows with usage), and over a few days a recount of the
+    raw events of those days."""
+    store, _ = book
+    for period in (JAN, FEB, Period.months("2025-11", "2026-02")):
+        costs = breakdowns.feature_costs(store, period)
+        full = breakdowns.feature_breakdown(store, period, FX)
+        full = full[full["feature"] != breakdowns.NO_USAGE_ROW][list(costs.columns)].reset_index(drop=True)
+        assert costs.astype(object).values.tolist() == full.astype(object).values.tolist()
+        assert len(costs) > 0
+    days = Period.days("2026-01-10", "2026-01-20")
+    costs = breakdowns.feature_costs(store, days)
+    assert costs["feature"].tolist() == ["search", "chat"]  # search on both sides of January's price change
+    expected = store.query("SELECT feature, CAST(SUM(COALESCE(cost_pico, 0)) AS BIGINT) AS cost, CAST(SUM(requests) AS BIGINT) AS requests "
+                           "FROM usage_events WHERE day >= ? AND day <= ? GROUP BY feature", [days.first_day, days.last_day])
+    assert sorted(zip(costs["feature"], costs["ai_cost_pico"], costs["requests"])) == sorted(
+        (f, int(c), int(r)) for f, c, r in zip(expected["feature"], expected["cost"], expected["requests"]))
+
+
 def test_feature_breakdown_by_requests_and_by_weights(book: tuple[Store, object]) -> None:
     store, _ = book
     by_requests = breakdowns.feature_breakdown(store, JAN, FX, Allocation.parse("request_share"))

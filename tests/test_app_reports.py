@@ -100,9 +100,21 @@ def test_unpriced_models_largest_first_with_catalog_status(filled):
     assert frame["now_priced"].tolist() == [False, False]
 
 
+def test_unpriced_models_without_customers_reads_the_same_counts(filled):
+    """`customers=False` (the Overview's warning) reads the feature x model x day rollup: the same
+    rows and counts, without the customers column."""
+    catalog = load_catalog()
+    full = unpriced_models(filled, catalog)
+    light = unpriced_models(filled, catalog, customers=False)
+    assert "customers" not in light.columns and len(light) == 2
+    assert light.values.tolist() == full.drop(columns="customers").values.tolist()
+    assert unpriced_models(filled, customers=False)["now_priced"].tolist() == [None, None]
+
+
 def test_unpriced_models_empty_table_has_columns(store):
     frame = unpriced_models(store)
     assert frame.empty and "unpriced_requests" in frame.columns
+    assert list(unpriced_models(store, customers=False).columns)[:4] == ["model", "unpriced_requests", "unpriced_tokens", "unpriced_events"]
 
 
 def test_model_usage_sums_requests_and_cost(filled):

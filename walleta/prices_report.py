@@ -12,27 +12,35 @@ from .store import Store
 __all__ = ["unpriced_models", "prices_in_force", "model_usage"]
 
 
-def unpriced_models(store: Store, catalog: Catalog | None = None) -> pd.DataFrame:
+def unpriced_models(store: Store, catalog: Catalog | None = None, *, customers: bool = True) -> pd.DataFrame:
     """Models with usage that could not be priced, largest first.
 
     Columns: model, unpriced_requests, unpriced_tokens, unpriced_events, customers, first_month,
     last_month, now_priced (True when `catalog` resolves the model today: re-pricing will fix it;
-    False when a price is still missing; None when no catalog was given).
+    False when a price is still missing; None when no catalog was given). `customers=False`
+    leaves the customers column out and reads the much smaller feature x model x day rollup
+    (what a warning that names the models needs; the counts are the same).
     """
-    frame = store.query(
-        "SELECT model, CAST(SUM(unpriced_requests) AS BIGINT) AS unpriced_requests, "
-        "CAST(SUM(unpriced_tokens) AS BIGINT) AS unpriced_tokens, CAST(SUM(unpriced_events) AS BIGINT) AS unpriced_events, "
-        "COUNT(DISTINCT customer_id) AS customers, MIN(month) AS first_month, MAX(month) AS last_month "
-        "FROM rollup_customer_month_model WHERE unpriced_events > 0 GROUP BY model"
-    )
-    if frame.empty:
-        frame = pd.DataFrame(
-            columns=["model", "unpriced_requests", "unpriced_tokens", "unpriced_events", "customers", "first_month", "last_month"]
+    counts = ["unpriced_requests", "unpriced_tokens", "unpriced_events"]
+    sums = ", ".join(f"CAST(SUM({c}) AS BIGINT) AS {c}" for c in counts)
+    if customers:
+        frame = store.query(
+            f"SELECT model, {sums}, COUNT(DISTINCT customer_id) AS customers, MIN(month) AS first_month, MAX(month) AS last_month "
+            "FROM rollup_customer_month_model WHERE unpriced_events > 0 GROUP BY model"
         )
-    for name in ("unpriced_requests", "unpriced_tokens", "unpriced_events", "customers"):
+        counts.append("customers")
+    else:
+        frame = store.query(
+            f"SELECT model, {sums}, SUBSTR(MIN(day), 1, 7) AS first_month, SUBSTR(MAX(day), 1, 7) AS last_month "
+            "FROM rollup_feature_model_day WHERE unpriced_events > 0 GROUP BY model"
+        )
+    if frame.empty:
+        frame = pd.DataFrame(columns=["model", *counts, "first_month", "last_month"])
+    for name in counts:
         frame[name] = frame[name].astype("int64")
+    frame = frame[["model", *counts, "first_month", "last_month"]]
     frame = frame.sort_values(["unpriced_requests", "model"], ascending=[False, True], kind="stable").reset_index(drop=True)
-    frame["now_priced"] = [None if catalog is None else catalog.resolve(m) is not None for m in frame["model"]]
+    frame["now_priced"] = [None if catalog is None else catalog.resolve(m) is not None for m in frame["model"].tolist()]
     return frame
 
 

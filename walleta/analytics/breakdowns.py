@@ -49,6 +49,7 @@ __all__ = [
     "NO_USAGE_ROW",
     "allocate_exact",
     "feature_breakdown",
+    "feature_costs",
     "model_breakdown",
     "plan_breakdown",
 ]
@@ -244,6 +245,25 @@ MODEL_COLUMNS = [
     "model", "period", "ai_cost_pico", "cost_share_pct", "requests", "cost_per_request_pico", "total_tokens",
     *TOKEN_COLUMNS, "unpriced_requests", "unpriced_tokens", "price_status",
 ]
+
+
+FEATURE_COST_COLUMNS = FEATURE_COLUMNS[:FEATURE_COLUMNS.index("allocated_revenue_pico")]
+
+
+def feature_costs(store: Store, period: Period) -> pd.DataFrame:
+    """Cost and usage per feature over the exact days of `period`, without revenue (one grouped
+    read of rollup_feature_model_day): what "top features" needs, where `feature_breakdown` also
+    allocates revenue over every customer x feature of the months.
+
+    Columns: FEATURE_COST_COLUMNS (the usage columns of `feature_breakdown`, same values over
+    whole months). Sorted by AI cost, highest first."""
+    usage = _feature_usage(store, period)
+    if usage.empty:
+        return pd.DataFrame(columns=FEATURE_COST_COLUMNS)
+    names = usage["feature"].tolist()
+    columns, costs = _usage_columns("feature", names, {m: usage[m].to_numpy() for m in _MEASURES}, period.label())
+    order = sorted(range(len(names)), key=lambda i: (-costs[i], names[i]))
+    return _frame(columns, order, FEATURE_COST_COLUMNS)
 
 
 def model_breakdown(store: Store, period: Period) -> pd.DataFrame:
