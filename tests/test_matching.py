@@ -9,6 +9,7 @@ from tests.revenue_checks import assert_revenue_rollup_current, rollup_rows
 from walleta.catalog import load_catalog
 from walleta.events import record_events
 from walleta.matching import (
+    MATCH_COLUMNS,
     confirm_matches,
     match_customers,
     match_stripe,
@@ -175,3 +176,8 @@ def test_confirm_and_unmatched_lists(store):
 def test_blank_names_never_match(name):
     frame = match_customers(stripe_rows(("cus_X", name, "", "")), USAGE, NO_MAPPINGS)
     assert frame["status"][0] == "unmatched"
+
+
+def test_no_stripe_customers_gives_an_empty_table_with_columns():
+    result = match_customers(stripe_rows(), USAGE, NO_MAPPINGS)
+    assert result.empty and list(result.columns) == list(MATCH_COLUMNS)

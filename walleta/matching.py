@@ -133,6 +133,8 @@ def match_customers(
     customer_mappings with source, key, customer_id, confirmed). Output: one row per Stripe
     customer with MATCH_COLUMNS; status is confirmed, auto, proposed, conflict or unmatched.
     """
+    if stripe_customers.empty:  # nothing to match (indexing every usage customer costs ~0.2 s at 10k)
+        return pd.DataFrame(columns=MATCH_COLUMNS)
     known = set(customers["customer_id"].astype(str)) if not customers.empty else set()
     by_stripe_id: dict[str, list[str]] = {}
     by_email: dict[str, list[str]] = {}
@@ -337,7 +339,7 @@ def unmatched_usage(store: Store) -> pd.DataFrame:
     frame = store.query(
         "SELECT u.customer_id, CAST(SUM(u.requests) AS BIGINT) AS requests, CAST(SUM(u.cost_pico) AS BIGINT) AS cost_pico, "
         "CAST(SUM(u.unpriced_requests) AS BIGINT) AS unpriced_requests, MIN(u.month) AS first_month, MAX(u.month) AS last_month "
-        "FROM rollup_customer_month_model u "
+        "FROM rollup_customer_month u "  # one row per customer-month (the per-model rollup has ~8x more)
         "WHERE NOT EXISTS (SELECT 1 FROM revenue_entries r WHERE r.customer_id = u.customer_id) "
         "AND NOT EXISTS (SELECT 1 FROM customer_mappings m WHERE m.source = ? AND m.confirmed = 1 AND m.customer_id = u.customer_id) "
         "GROUP BY u.customer_id",
