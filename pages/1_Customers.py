@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from walleta import ui
-from walleta.analytics.cohorts import margin_distribution
+from walleta.analytics.cohorts import margin_distribution_of
 from walleta.analytics.margins import customer_margins, tier_summary
 from walleta.customer_detail import customer_features, customer_largest_days, customer_models, customer_months
 
@@ -55,7 +55,7 @@ def _kpis(margins: pd.DataFrame, ctx: ui.PageContext) -> None:
     def tier(name: str, column: str) -> int:
         return int(tiers.loc[name, column]) if name in tiers.index else 0
 
-    distribution = ui.load(margin_distribution, ctx.window, ui.FX)
+    distribution = margin_distribution_of(margins, ctx.period.label)  # of the customers shown (plan filter included)
     median = distribution.loc[distribution["percentile"] == 50, "margin_pct"]
     a, b, c, d = st.columns(4)
     a.metric("Customers", ui.count(customers), help="With revenue or usage in the period", border=True)

@@ -424,6 +424,12 @@ def test_margin_distribution_nearest_rank(book: tuple[Store, object]) -> None:
     assert frame["margin_pct"].tolist() == [Decimal("90.74"), Decimal("95.32"), Decimal("97.45"), Decimal("99.50"), Decimal("100.00")]
     by_plan = cohorts.margin_distribution(store, JAN, FX, by="plan", percentiles=(50,))
     assert _row(by_plan, plan="Starter")["margin_pico"] == 29 * USD  # euro $49, idle $29 -> rank ceil(1) = $29
+    # From the margins a page already holds (with history, unattributed included): the same.
+    shown = margins.customer_margins(store, JAN, FX)
+    assert cohorts.margin_distribution_of(shown, JAN.label()).values.tolist() == frame.values.tolist()
+    acme_plan = shown[shown["customer_id"] == "acme"]["plan"].iloc[0]
+    one_plan = cohorts.margin_distribution_of(shown[shown["plan"] == acme_plan], JAN.label(), percentiles=(50,))
+    assert one_plan["customers"].tolist() == [int((shown[shown["plan"] == acme_plan]["revenue_pico"].map(int) > 0).sum())]
 
 
 # -- reconciliation -------------------------------------------------------------------------------

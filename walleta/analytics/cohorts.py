@@ -28,7 +28,7 @@ from .margins import HealthThresholds, customer_margins, monthly_customer_margin
 from .period import Period
 from .sources import UNKNOWN, customer_attributes, group_sum
 
-__all__ = ["cohort_margins", "cohort_table", "margin_distribution", "COHORT_GROUPINGS"]
+__all__ = ["cohort_margins", "cohort_table", "margin_distribution", "margin_distribution_of", "COHORT_GROUPINGS"]
 
 COHORT_GROUPINGS = {"cohort": ["cohort"], "plan": ["plan"], "cohort_plan": ["cohort", "plan"]}
 
@@ -120,19 +120,30 @@ def margin_distribution(
     if by not in (None, "plan"):
         raise InputError("margin distribution is overall or by plan")
     margins = customer_margins(store, period, fx, include_unattributed=False, with_history=False)
+    return margin_distribution_of(margins, period.whole_months().label(), by=by, percentiles=percentiles)
+
+
+def margin_distribution_of(
+    margins: pd.DataFrame, label: str, *, by: str | None = None, percentiles: Sequence[int] = (10, 25, 50, 75, 90)
+) -> pd.DataFrame:
+    """`margin_distribution` of a `customer_margins` frame already read (e.g. filtered by plan on
+    a page); `label` fills the period column. Paying customers are those with revenue > 0 (the
+    unattributed bucket never has revenue)."""
+    if by not in (None, "plan"):
+        raise InputError("margin distribution is overall or by plan")
     keys = [by] if by else []
     columns = [*keys, "period", "percentile", "customers", "margin_pico", "margin_pct"]
-    paying = margins[margins["revenue_pico"].map(int) > 0] if not margins.empty else margins
+    paying = margins[[int(v) > 0 for v in margins["revenue_pico"].tolist()]] if not margins.empty else margins
     rows = []
     groups = paying.groupby(by, sort=True) if by else [(None, paying)]
     for name, group in groups:
         if group.empty:
             continue
-        dollars = sorted(int(v) for v in group["margin_pico"])
+        dollars = sorted(int(v) for v in group["margin_pico"].tolist())
         percents = sorted(group["margin_pct"].tolist())
         for p in percentiles:
             share = Decimal(p)
-            rows.append({**({by: name} if by else {}), "period": period.whole_months().label(), "percentile": int(p),
+            rows.append({**({by: name} if by else {}), "period": label, "percentile": int(p),
                          "customers": len(group), "margin_pico": _nearest_rank(dollars, share), "margin_pct": _nearest_rank(percents, share)})
     frame = pd.DataFrame(rows, columns=columns)
     frame["margin_pico"] = frame["margin_pico"].astype(object)
