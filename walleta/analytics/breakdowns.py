@@ -36,10 +36,10 @@ from ..fx import FxTable
 from ..schema import TOKEN_COLUMNS
 from ..store import Store
 from . import closed_months
-from .columns import INT, TEXT, scan
+from .columns import INT, TEXT, scan_many
 from .display import div_round, pct
 from .feature_allocation import allocate_by_basis
-from .period import Period
+from .period import Period, month_range
 from .plan_totals import plan_totals
 from .sources import read, revenue_totals, usage_sql
 
@@ -176,11 +176,13 @@ def _allocate(store: Store, period: Period, fx: FxTable | None, allocation: Allo
             result.update(zip(names, parts))
         return result, total
     basis_column = "cost_pico" if allocation.rule == "cost_share" else "requests"
-    rows = scan(store, [("customer_id", "customer_id", TEXT), ("feature", "feature", TEXT), ("basis", basis_column, INT)],
-                "FROM rollup_customer_month_feature WHERE month >= ? AND month <= ?", [period.first_month, period.last_month])
-    # one month of the rollup has one row per (customer, feature): its primary key
-    allocated, left = allocate_by_basis(rows["customer_id"], rows["feature"], rows["basis"], ids, amounts,
-                                        unique_pairs=period.first_month == period.last_month)
+    columns = [("customer_id", "customer_id", TEXT), ("feature", "feature", TEXT), ("basis", basis_column, INT)]
+    # One read per month (one key range each), side by side; a month has one row per (customer,
+    # feature): the rollup's primary key.
+    months = month_range(period.first_month, period.last_month)
+    parts = scan_many(store, [(columns, "FROM rollup_customer_month_feature WHERE month = ?", [month]) for month in months])
+    rows = {name: np.concatenate([part[name] for part in parts]) for name, _, _ in columns}
+    allocated, left = allocate_by_basis(rows["customer_id"], rows["feature"], rows["basis"], ids, amounts, unique_pairs=len(months) == 1)
     result.update(allocated)
     if left:
         result[NO_USAGE_ROW] = left
