@@ -576,3 +576,40 @@ def test_keys_typed_on_the_data_page_are_never_shown(no_database, monkeypatch):
     shown = " ".join(x.value for kind in (at.markdown, at.caption, at.info, at.warning, at.error, at.success) for x in kind)
     assert "SECRET" not in shown
     assert at.text_input(key="openai_admin_key").proto.type == at.text_input(key="openai_admin_key").proto.PASSWORD
+
+
+# -- what pages read ----------------------------------------------------------------------------
+
+
+def test_no_page_scans_the_raw_events(on_demo):
+    """Issue 6: pages read rollups, never every raw event. Every statement that names
+    `usage_events` while each page renders on the demo is traced and explained on the same
+    database: a read by time range or through the provider-usage index is a SEARCH; a SCAN
+    (of the table or of a whole index) would read every event and take seconds at 10M."""
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    seen: set[str] = set()
+
+    def trace(dbapi_connection, _record) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.set_trace_callback(lambda sql: seen.add(sql) if "usage_events" in sql else None)
+
+    event.listen(Engine, "connect", trace)
+    try:
+        at = start()
+        for page in PAGES:
+            open_page(at, page)
+    finally:
+        event.remove(Engine, "connect", trace)
+    reads = sorted(s for s in seen if s.lstrip().upper().startswith(("SELECT", "WITH")))
+    assert reads, "no page read the raw events at all: the trace saw nothing"
+    connection = sqlite3.connect(on_demo.removeprefix("sqlite:///"))
+    try:
+        for statement in reads:
+            plan = " | ".join(row[-1] for row in connection.execute(f"EXPLAIN QUERY PLAN {statement}"))
+            assert "SCAN usage_events" not in plan, (statement, plan)
+    finally:
+        connection.close()

@@ -79,3 +79,29 @@ def test_revenue_customers_mappings_bills_and_imports_change_the_stamp(store: St
     with store.transaction() as cur:
         begin_run(store, cur, "test", "usage")
     _changed(store, stamps)
+
+
+def test_the_stamp_reads_no_rollup_and_no_event(sqlite_url: str) -> None:
+    """It runs on every cached read of the app: small tables and counters only."""
+    import sqlite3
+
+    from sqlalchemy import event
+
+    from walleta.store import open_store
+
+    store = open_store(sqlite_url)
+    seen: list[str] = []
+
+    def trace(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        dbapi_connection.set_trace_callback(seen.append)
+
+    event.listen(store.engine, "connect", trace)
+    store.engine.dispose()  # new connections, traced
+    try:
+        data_stamp(store)
+    finally:
+        event.remove(store.engine, "connect", trace)
+        store.close()
+    reads = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    assert len(reads) == 2
+    assert not [s for s in reads if "rollup_" in s or "usage_events" in s]
