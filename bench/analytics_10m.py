@@ -48,7 +48,6 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from walleta.money import PICO_PER_USD  # noqa: E402
 
 START_DAY = np.datetime64("2025-12-01")
 END_DAY = np.datetime64("2026-11-21")  # exclusive: the last month is in progress, as in real life

@@ -6,7 +6,6 @@ a price change mid-period, usage without a customer or a project. Runs on SQLite
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 from typing import Iterator
 
 import pandas as pd

@@ -53,7 +53,7 @@ SCHEMA_VERSION = 8
 PROVIDER_SOURCES = ("openai_api", "openai_export")
 # The rows of provider usage, as SQL. Statements that read only them (customer matching on the
 # Data page, re-mapping) use this text as is, so both databases use the partial index below.
-PROVIDER_EVENTS = "source IN ('openai_api', 'openai_export')"
+PROVIDER_EVENTS = f"source IN ({', '.join(repr(s) for s in PROVIDER_SOURCES)})"  # source IN ('openai_api', 'openai_export')
 
 UNATTRIBUTED = "(unattributed)"
 NO_FEATURE = "(none)"

@@ -50,7 +50,6 @@ from .tier_history import customer_month_rows, since_and_change, tier_history
 from .sources import (
     UNKNOWN,
     customer_attributes,
-    group_sum,
     revenue_by_customer,
     revenue_by_customer_month,
     revenue_totals,

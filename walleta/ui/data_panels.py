@@ -19,7 +19,7 @@ from ..errors import WalletaError
 from ..export import to_csv_bytes
 from ..matching import confirm_matches, map_customer, match_stripe, unmatched_revenue, unmatched_usage
 from ..sources import openai_usage, stripe_import
-from ..sources.csv_import import KINDS, import_csv
+from ..sources.csv_import import import_csv
 from ..sources.mapping import mapping_overview, remap_provider_events, set_mappings
 from ..sources.report import PHASES, ImportReport
 from . import tables
