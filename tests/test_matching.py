@@ -181,3 +181,62 @@ def test_blank_names_never_match(name):
 def test_no_stripe_customers_gives_an_empty_table_with_columns():
     result = match_customers(stripe_rows(), USAGE, NO_MAPPINGS)
     assert result.empty and list(result.columns) == list(MATCH_COLUMNS)
+
+
+def _typo(rng, word: str) -> str:
+    if len(word) < 4:
+        return word
+    i = rng.randrange(len(word) - 1)
+    return word[:i] + word[i + 1] + word[i] + word[i + 2:] if rng.random() < 0.5 else word[:i] + word[i + 1:]
+
+
+def test_fuzzy_proposals_skip_hopeless_candidates_but_answer_as_scoring_every_one():
+    """The fuzzy pass bounds every candidate's score from shared characters and scores them best
+    bound first, stopping when no bound can win: on random near-duplicate company names (typos,
+    reordered words, legal suffixes, ids, company domains, repeated names: ties go to the first
+    in order) the best candidate and its score are those of scoring every candidate with
+    `name_similarity`, for the default floor and without one."""
+    import random
+
+    from walleta import matching
+
+    rng = random.Random(7)
+    words = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Wonka", "Cyberdyne", "Tyrell", "Soylent",
+             "Vandelay", "Pied", "Piper", "Aperture", "Black", "Mesa", "Blue", "Sun", "North", "Wind", "Data", "Labs", "AI"]
+    suffixes = ["", " Inc", " LLC", " GmbH", ", Inc.", " Ltd"]
+    domains = ["gmail.com", "acme.io", "globex.com", "hooli.xyz", "initech.net"]
+
+    def company() -> str:
+        return " ".join(rng.sample(words, rng.choice([1, 2, 2, 3]))) + rng.choice(suffixes)
+
+    customers = pd.DataFrame([
+        {"customer_id": f"cust_{i:04d}" if rng.random() < 0.7 else company().lower().replace(" ", "-"), "name": company(),
+         "email": f"x{i}@{rng.choice(domains)}" if rng.random() < 0.6 else "", "stripe_customer_id": ""}
+        for i in range(250)
+    ]).drop_duplicates("customer_id")
+    pool = matching._Pool(customers)
+
+    def every_one(name: str, email: str) -> tuple[str | None, float]:
+        domain, best, best_score = matching._company_domain(email), None, 0.0
+        for c in customers.itertuples(index=False):
+            score = max(name_similarity(name, c.name or ""), name_similarity(name, str(c.customer_id)))
+            if domain and domain == matching._company_domain(matching._email(c.email)):
+                score = 1 - (1 - score) / 2
+            if score > best_score:
+                best, best_score = str(c.customer_id), score
+        return best, min(best_score, matching.FUZZY_CEILING)
+
+    proposed = 0
+    for _ in range(100):
+        source = rng.choice(customers["name"].tolist())
+        name = " ".join(_typo(rng, w) for w in rng.sample(source.split(), len(source.split()))) if rng.random() < 0.7 else company()
+        email = f"billing@{rng.choice(domains)}" if rng.random() < 0.5 else ""
+        expected = every_one(name, email)
+        assert matching._best_candidate(name, email, pool) == expected, name
+        best, score = matching._best_candidate(name, email, pool, matching.MIN_CONFIDENCE)
+        if expected[1] >= matching.MIN_CONFIDENCE:
+            assert (best, score) == expected, name
+            proposed += 1
+        else:
+            assert score < matching.MIN_CONFIDENCE, name
+    assert proposed > 30  # the names really are near-duplicates

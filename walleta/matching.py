@@ -29,8 +29,10 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from typing import Any
+from collections import Counter
+from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from . import revenue_rollup
@@ -88,13 +90,82 @@ def normalise_name(text: str) -> str:
 
 def name_similarity(a: str, b: str) -> float:
     """Similarity of two normalised names in [0, 1] (difflib ratio, word order ignored)."""
-    left, right = normalise_name(a), normalise_name(b)
-    if not left or not right:
+    return _similarity(_forms(a), _forms(b))
+
+
+class _Forms(NamedTuple):
+    """A name's normalised forms, computed once per name instead of once per pair."""
+
+    text: str  # normalise_name
+    ordered: str  # its words sorted
+    squeezed: str  # without spaces
+
+
+# normalise_name keeps these characters only: a name's characters as a vector of counts over them.
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 "
+_SPACE = len(_ALPHABET) - 1
+
+
+def _forms(name: object) -> _Forms | None:
+    text = normalise_name(str(name or ""))
+    if not text:
+        return None
+    return _Forms(text, " ".join(sorted(text.split())), text.replace(" ", ""))
+
+
+def _similarity(a: _Forms | None, b: _Forms | None) -> float:
+    if a is None or b is None:
         return 0.0
-    direct = difflib.SequenceMatcher(None, left, right).ratio()
-    ordered = difflib.SequenceMatcher(None, " ".join(sorted(left.split())), " ".join(sorted(right.split()))).ratio()
-    squeezed = difflib.SequenceMatcher(None, left.replace(" ", ""), right.replace(" ", "")).ratio()
+    direct = difflib.SequenceMatcher(None, a.text, b.text).ratio()
+    ordered = difflib.SequenceMatcher(None, a.ordered, b.ordered).ratio()
+    squeezed = difflib.SequenceMatcher(None, a.squeezed, b.squeezed).ratio()
     return max(direct, ordered, squeezed)
+
+
+def _char_counts(forms: list[_Forms | None]) -> np.ndarray:
+    """Rows of character counts (over _ALPHABET) of normalised names; zeros for a missing name."""
+    out = np.zeros((len(forms), len(_ALPHABET)), dtype=np.int32)
+    codes = {c: i for i, c in enumerate(_ALPHABET)}
+    for row, f in enumerate(forms):
+        if f is not None:
+            for char, count in Counter(f.text).items():
+                out[row, codes[char]] = count
+    return out
+
+
+class _Pool:
+    """The fuzzy candidates (usage customers not taken), with their names' character counts, so
+    every candidate's score can be bounded at once for a Stripe name (`bounds`)."""
+
+    def __init__(self, customers: pd.DataFrame) -> None:
+        self.ids = [str(v) for v in customers["customer_id"].tolist()]
+        self.domains = [_company_domain(_email(v)) for v in customers["email"].tolist()]
+        self.names = [_forms(v) for v in customers["name"].tolist()]
+        self.id_names = [_forms(v) for v in self.ids]  # a customer id read as a name
+        self._counts = [_char_counts(self.names), _char_counts(self.id_names)]
+
+    def bounds(self, forms: _Forms | None, domain: str) -> tuple[np.ndarray, np.ndarray]:
+        """Upper bounds of each candidate's score for a Stripe name, by its name and by its id. A
+        ratio is 2 x matched characters / total length, and the characters matched are at most
+        the characters the two texts share (the direct and word-sorted texts have the same
+        characters; the squeezed ones lack the spaces); a shared company domain raises a bound
+        as it raises a score."""
+        if forms is None:
+            return np.zeros(len(self.ids)), np.zeros(len(self.ids))
+        query = _char_counts([forms])[0]
+        same = np.array([bool(domain) and d == domain for d in self.domains], dtype=bool)
+        out = []
+        for counts in self._counts:
+            length = counts.sum(axis=1)
+            common = np.minimum(counts, query).sum(axis=1)
+            squeezed_common = common - np.minimum(counts[:, _SPACE], query[_SPACE])
+            squeezed_total = length - counts[:, _SPACE] + len(forms.squeezed)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                direct = np.where(length > 0, 2 * common / (length + len(forms.text)), 0.0)
+                squeezed = np.where((length > 0) & (squeezed_total > 0), 2 * squeezed_common / squeezed_total, 0.0)
+            bound = np.maximum(direct, squeezed)
+            out.append(np.where(same, 1 - (1 - bound) / 2, bound))
+        return out[0], out[1]
 
 
 def _email(value: Any) -> str:
@@ -205,12 +276,14 @@ def _propose_fuzzy(
 ) -> None:
     """Fill unmatched rows with the best similar-name candidate not already taken."""
     taken = {r["customer_id"] for r in results if r["customer_id"] and r["status"] in ("confirmed", "auto")}
-    pool = [c for c in customers.itertuples(index=False) if str(c.customer_id) not in taken]
+    if not any(r["status"] == "unmatched" and r["method"] != "metadata" for r in results):
+        return
+    pool = _Pool(customers[[str(c) not in taken for c in customers["customer_id"].tolist()]])
     proposals: dict[str, list[dict[str, Any]]] = {}
     for r in results:
         if r["status"] != "unmatched" or r["method"] == "metadata":
             continue
-        best, score = _best_candidate(r["stripe_name"], _email(r["stripe_email"]), pool)
+        best, score = _best_candidate(r["stripe_name"], _email(r["stripe_email"]), pool, min_confidence)
         if best is not None and score >= min_confidence:
             r.update(customer_id=best, method="fuzzy", confidence=round(score, 2), status="proposed")
             proposals.setdefault(best, []).append(r)
@@ -221,17 +294,33 @@ def _propose_fuzzy(
                 r.update(status="conflict", note=f"{customer_id} is also proposed for {', '.join(rivals)}")
 
 
-def _best_candidate(name: str, email: str, pool: list[Any]) -> tuple[str | None, float]:
-    domain = _company_domain(email)
-    best: str | None = None
+def _best_candidate(name: str, email: str, pool: _Pool, floor: float = 0.0) -> tuple[str | None, float]:
+    """The candidate with the highest score (the first in pool order among equals; none when
+    every score is 0), capped at FUZZY_CEILING; when no score reaches `floor`, some answer below
+    it. Candidates are scored in order of their upper bound (`_Pool.bounds`), highest first, and
+    scoring stops once no bound can beat the best (a name or id whose own bound cannot is not
+    scored either): the answer of scoring every candidate, with a few dozen scores instead of
+    one per candidate (10k customers: ~10-30 ms instead of ~2 s per Stripe customer)."""
+    forms, domain = _forms(name), _company_domain(email)
+    by_name, by_id = pool.bounds(forms, domain)
+    bounds = np.maximum(by_name, by_id)
+    best: int | None = None
     best_score = 0.0
-    for c in pool:
-        score = max(name_similarity(name, c.name or ""), name_similarity(name, str(c.customer_id)))
-        if domain and domain == _company_domain(_email(c.email)):
-            score = 1 - (1 - score) / 2  # same company domain halves the doubt
-        if score > best_score:
-            best, best_score = str(c.customer_id), score
-    return best, min(best_score, FUZZY_CEILING)
+    for i in np.argsort(-bounds, kind="stable").tolist():
+        bound = bounds[i]
+        if bound < best_score or bound < floor or bound == 0.0:
+            break  # bounds only fall from here: nobody left can beat the best or reach the floor
+        if bound == best_score and (best is None or i > best):
+            continue  # could only tie, and would come later in pool order
+        same_domain = bool(domain) and domain == pool.domains[i]
+        score = 0.0
+        for limit, other in ((by_name[i], pool.names[i]), (by_id[i], pool.id_names[i])):
+            if limit >= max(best_score, score) and limit > 0.0:  # else this form cannot matter
+                found = _similarity(forms, other)
+                score = max(score, 1 - (1 - found) / 2 if same_domain else found)  # a shared domain halves the doubt
+        if score > best_score or (best is not None and score == best_score and i < best):
+            best, best_score = i, score
+    return (pool.ids[best] if best is not None else None), min(best_score, FUZZY_CEILING)
 
 
 # -- store-backed operations ------------------------------------------------------------------
