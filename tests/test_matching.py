@@ -240,3 +240,8 @@ def test_fuzzy_proposals_skip_hopeless_candidates_but_answer_as_scoring_every_on
         else:
             assert score < matching.MIN_CONFIDENCE, name
     assert proposed > 30  # the names really are near-duplicates
+
+
+def test_no_usage_customers_leaves_every_stripe_customer_unmatched():
+    result = match_customers(stripe_rows(("cus_A", "ACME Inc", "x@acme.test", "")), pd.DataFrame(), NO_MAPPINGS)
+    assert result["status"].tolist() == ["unmatched"] and result["customer_id"].tolist() == [""]

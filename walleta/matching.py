@@ -276,8 +276,8 @@ def _propose_fuzzy(
 ) -> None:
     """Fill unmatched rows with the best similar-name candidate not already taken."""
     taken = {r["customer_id"] for r in results if r["customer_id"] and r["status"] in ("confirmed", "auto")}
-    if not any(r["status"] == "unmatched" and r["method"] != "metadata" for r in results):
-        return
+    if customers.empty or not any(r["status"] == "unmatched" and r["method"] != "metadata" for r in results):
+        return  # no candidate, or nobody to propose one for
     pool = _Pool(customers[[str(c) not in taken for c in customers["customer_id"].tolist()]])
     proposals: dict[str, list[dict[str, Any]]] = {}
     for r in results:
