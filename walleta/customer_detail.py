@@ -14,10 +14,11 @@ from decimal import Decimal
 import pandas as pd
 
 from .analytics.sources import to_usd_pico
+from .analytics.tier_history import first_data_month
 from .fx import FxTable
 from .periods import month_range
 from .revenue import monthly_revenue
-from .revenue_rollup import is_fresh
+from .revenue_rollup import facts
 from .store import Store
 
 __all__ = ["customer_months", "customer_features", "customer_models", "customer_largest_days"]
@@ -66,7 +67,8 @@ def customer_months(store: Store, fx: FxTable | None, customer_id: str, first_mo
     Columns: month, revenue_pico (USD pico-dollars, Python int, converted currencies only),
     ai_cost_pico, margin_pico, requests, unpriced_requests; sorted by month."""
     columns = ["month", "revenue_pico", "ai_cost_pico", "margin_pico", "requests", "unpriced_requests"]
-    first = first_month or _first_month(store)
+    known = facts(store)  # None while the revenue rollup is stale
+    first = first_month or first_data_month(store, known)
     if first is None or first > last_month:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     where, params = _one_of("month", month_range(first, last_month))
@@ -74,7 +76,7 @@ def customer_months(store: Store, fx: FxTable | None, customer_id: str, first_mo
         f"SELECT month, CAST(cost_pico AS BIGINT), requests, unpriced_requests FROM rollup_customer_month WHERE {where} AND customer_id = ?",
         [*params, customer_id],
     )
-    revenue = _revenue_by_month(store, fx, customer_id, first, last_month)
+    revenue = _revenue_by_month(store, fx, customer_id, first, last_month, fresh=known is not None)
     rows: dict[str, list[int]] = {month: [0, int(cost or 0), int(requests), int(unpriced)] for month, cost, requests, unpriced in usage}
     for month, amount in revenue.items():
         rows.setdefault(month, [0, 0, 0, 0])[0] = amount
@@ -89,18 +91,11 @@ def customer_months(store: Store, fx: FxTable | None, customer_id: str, first_mo
     })
 
 
-def _first_month(store: Store) -> str | None:
-    """The first month with usage or revenue entries (None when there is neither)."""
-    usage = store.scalar("SELECT MIN(month) FROM rollup_customer_month")
-    start = store.scalar("SELECT MIN(period_start) FROM revenue_entries")
-    found = [m for m in (usage, str(start)[:7] if start else None) if m]
-    return min(found) if found else None
-
-
-def _revenue_by_month(store: Store, fx: FxTable | None, customer_id: str, first: str, last: str) -> dict[str, int]:
+def _revenue_by_month(store: Store, fx: FxTable | None, customer_id: str, first: str, last: str, *, fresh: bool) -> dict[str, int]:
     """Recognised revenue of one customer per month in [first, last] (USD pico-dollars; months
-    with counted entries only), converted per (month, currency) as every page converts it."""
-    if is_fresh(store):
+    with counted entries only), converted per (month, currency) as every page converts it; from
+    the revenue rollup when it is `fresh`, else from the customer's entries."""
+    if fresh:
         where, params = _one_of("month", month_range(first, last))
         amounts = store.query(
             f"SELECT month, currency, amount_minor FROM rollup_revenue_month WHERE {where} AND customer_id = ?", [*params, customer_id]

@@ -103,7 +103,8 @@ class _Forms(NamedTuple):
 
 # normalise_name keeps these characters only: a name's characters as a vector of counts over them.
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 "
-_SPACE = len(_ALPHABET) - 1
+_CODES = {c: i for i, c in enumerate(_ALPHABET)}
+_SPACE = _CODES[" "]
 
 
 def _forms(name: object) -> _Forms | None:
@@ -125,11 +126,10 @@ def _similarity(a: _Forms | None, b: _Forms | None) -> float:
 def _char_counts(forms: list[_Forms | None]) -> np.ndarray:
     """Rows of character counts (over _ALPHABET) of normalised names; zeros for a missing name."""
     out = np.zeros((len(forms), len(_ALPHABET)), dtype=np.int32)
-    codes = {c: i for i, c in enumerate(_ALPHABET)}
     for row, f in enumerate(forms):
         if f is not None:
             for char, count in Counter(f.text).items():
-                out[row, codes[char]] = count
+                out[row, _CODES[char]] = count
     return out
 
 
@@ -139,10 +139,12 @@ class _Pool:
 
     def __init__(self, customers: pd.DataFrame) -> None:
         self.ids = [str(v) for v in customers["customer_id"].tolist()]
-        self.domains = [_company_domain(_email(v)) for v in customers["email"].tolist()]
+        self.domains = np.array([_company_domain(_email(v)) for v in customers["email"].tolist()], dtype=object)
         self.names = [_forms(v) for v in customers["name"].tolist()]
         self.id_names = [_forms(v) for v in self.ids]  # a customer id read as a name
+        # Per form (name, id): character counts, lengths and spaces of every candidate, once.
         self._counts = [_char_counts(self.names), _char_counts(self.id_names)]
+        self._lengths = [counts.sum(axis=1) for counts in self._counts]
 
     def bounds(self, forms: _Forms | None, domain: str) -> tuple[np.ndarray, np.ndarray]:
         """Upper bounds of each candidate's score for a Stripe name, by its name and by its id. A
@@ -153,10 +155,9 @@ class _Pool:
         if forms is None:
             return np.zeros(len(self.ids)), np.zeros(len(self.ids))
         query = _char_counts([forms])[0]
-        same = np.array([bool(domain) and d == domain for d in self.domains], dtype=bool)
+        same = (self.domains == domain) if domain else np.zeros(len(self.ids), dtype=bool)
         out = []
-        for counts in self._counts:
-            length = counts.sum(axis=1)
+        for counts, length in zip(self._counts, self._lengths):
             common = np.minimum(counts, query).sum(axis=1)
             squeezed_common = common - np.minimum(counts[:, _SPACE], query[_SPACE])
             squeezed_total = length - counts[:, _SPACE] + len(forms.squeezed)

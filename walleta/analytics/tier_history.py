@@ -49,7 +49,7 @@ from .period import month_range, next_month
 from .sources import _revenue_rows as sources_revenue_rows
 from .sources import convert_minor, integral_factor, read, whole_pico_factors
 
-__all__ = ["tier_history", "since_and_change", "customer_month_rows", "revenue_and_paying_by_month", "HISTORY_TIERS"]
+__all__ = ["tier_history", "since_and_change", "customer_month_rows", "revenue_and_paying_by_month", "first_data_month", "HISTORY_TIERS"]
 
 HISTORY_TIERS = ("healthy", "moderate", "at_risk", "losing", "free", "no_usage", "unpriced", "unconverted", "unattributed", "inactive")
 
@@ -258,7 +258,7 @@ def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: 
     long as nothing they were read from changes (`walleta.generations`); the last month is read
     at every call (live usage lands there) and folded in (`_extend`)."""
     known = facts(store)
-    start = _first_month(store, known)
+    start = first_data_month(store, known)
     if start is None or start > last_month:
         return pd.DataFrame(columns=["customer_id"]), []
     months = month_range(start, last_month)
@@ -269,8 +269,9 @@ def tier_history(store: Store, fx: FxTable | None, last_month: str, thresholds: 
     return _extend(closed, current, len(months) - 1), months
 
 
-def _first_month(store: Store, known: RollupFacts | None) -> str | None:
-    """The first month with usage or revenue (None when there is neither)."""
+def first_data_month(store: Store, known: RollupFacts | None) -> str | None:
+    """The first month with usage or revenue (None when there is neither); `known`:
+    `revenue_rollup.facts(store)`."""
     first_usage = store.scalar("SELECT MIN(month) FROM rollup_customer_month")
     if known is not None:
         first_entry = known.first_entry_month
@@ -343,7 +344,7 @@ def customer_month_rows(store: Store, fx: FxTable | None, first_month: str | Non
     unit (the caller then takes the row-by-row path)."""
     columns = ["customer_id", "month", "revenue_pico", "ai_cost_pico", "margin_pico", "requests", "unpriced_requests", "tier"]
     known = facts(store)
-    start = first_month or _first_month(store, known)
+    start = first_month or first_data_month(store, known)
     if start is None or start > last_month:
         return pd.DataFrame({c: pd.Series(dtype=np.int64 if c in ("requests", "unpriced_requests") else object) for c in columns})
     months = month_range(start, last_month)
