@@ -229,26 +229,33 @@ def build(path: Path, total: int, chunk: int) -> dict[str, float]:
             "table_insert_per_s": table_insert_rate(path, first)}
 
 
+def _insert_like_write_events(cursor: Any, table: str, prepared: pd.DataFrame) -> None:
+    """Insert a chunk's prepared rows into `table` the way `Store.write_events` builds its
+    statements (uid order, constant columns as literals, multi-row INSERTs of the varying values),
+    in one transaction."""
+    from walleta.schema import EVENT_COLUMNS
+    from walleta.store import _insert_many, _split_event_columns, _uid_ordered
+
+    split = _split_event_columns(_uid_ordered(prepared))
+    values = ", ".join(split.constants.get(c, "?") for c in EVENT_COLUMNS)
+    cursor.execute("BEGIN")
+    _insert_many(cursor, f"INSERT INTO {table} ({', '.join(EVENT_COLUMNS)}) VALUES ", f"({values})", "", split.rows())
+    cursor.execute("COMMIT")
+
+
 def bare_insert_rate(prepared: pd.DataFrame) -> float:
     """Rows per second of the floor under any ingest through Python's sqlite3: the prepared rows
-    of one chunk put into statements the way `Store.write_events` does (uid order, constant
-    columns as literals, multi-row INSERTs of the varying values) and inserted into an in-memory
-    SQLite table with the event columns and nothing else: no index, no uid check, no rollup, no
-    disk. Ingest with rollups is reported as a share of it."""
+    of one chunk inserted as `write_events` inserts them into an in-memory SQLite table with the
+    event columns and nothing else: no index, no uid check, no rollup, no disk. Ingest with
+    rollups is reported as a share of it."""
     import sqlite3
 
     from walleta.schema import EVENT_COLUMNS
-    from walleta.store import _insert_many, _split_event_columns, _uid_ordered
 
     connection = sqlite3.connect(":memory:", isolation_level=None)
     connection.execute(f"CREATE TABLE bare ({', '.join(EVENT_COLUMNS)})")
     started = time.perf_counter()
-    split = _split_event_columns(_uid_ordered(prepared))
-    values = ", ".join(split.constants.get(c, "?") for c in EVENT_COLUMNS)
-    cursor = connection.cursor()
-    cursor.execute("BEGIN")
-    _insert_many(cursor, f"INSERT INTO bare ({', '.join(EVENT_COLUMNS)}) VALUES ", f"({values})", "", split.rows())
-    cursor.execute("COMMIT")
+    _insert_like_write_events(connection.cursor(), "bare", prepared)
     elapsed = time.perf_counter() - started
     assert connection.execute("SELECT COUNT(*) FROM bare").fetchone()[0] == len(prepared)
     connection.close()
@@ -259,29 +266,22 @@ def table_insert_rate(path: Path, prepared: pd.DataFrame) -> float:
     """Rows per second of the ceiling over any ingest into this events table: one chunk's rows,
     given new uids and moved past the last stored time (as the next chunk would be), inserted by
     SQLite itself in C (`INSERT ... SELECT` from an in-memory staging table: no Python binding,
-    no rollup) into the full-size `usage_events` with its uid and time indexes, with the
-    connection settings `open_store` uses. Timed to the end of the statement (the commit is not
+    no rollup) into the full-size `usage_events` with its uid and time indexes, on a connection
+    of `open_store` (its settings). Timed to the end of the statement (the commit is not
     counted, so this is an upper bound), then rolled back: the database is left unchanged."""
-    import sqlite3
-
     from walleta.schema import EVENT_COLUMNS
-    from walleta.store import _insert_many, _split_event_columns, _uid_ordered
+    from walleta.store import open_store
 
     columns = ", ".join(EVENT_COLUMNS)
-    connection = sqlite3.connect(path, isolation_level=None)
+    store = open_store(f"sqlite:///{path}", create=False)
+    connection = store.engine.raw_connection()
     try:
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "temp_store=MEMORY", "cache_size=-65536"):
-            connection.execute(f"PRAGMA {pragma}")
-        connection.execute("ATTACH ':memory:' AS stage")
-        connection.execute(f"CREATE TABLE stage.rows AS SELECT {columns} FROM main.usage_events WHERE 0")
-        split = _split_event_columns(_uid_ordered(prepared))
-        values = ", ".join(split.constants.get(c, "?") for c in EVENT_COLUMNS)
         cursor = connection.cursor()
-        cursor.execute("BEGIN")
-        _insert_many(cursor, f"INSERT INTO stage.rows ({columns}) VALUES ", f"({values})", "", split.rows())
-        shift = connection.execute("SELECT MAX(ts_us) FROM main.usage_events").fetchone()[0] - int(prepared["ts_us"].min()) + 1
+        cursor.execute("ATTACH ':memory:' AS stage")
+        cursor.execute(f"CREATE TABLE stage.rows AS SELECT {columns} FROM main.usage_events WHERE 0")
+        _insert_like_write_events(cursor, "stage.rows", prepared)
+        shift = cursor.execute("SELECT MAX(ts_us) FROM main.usage_events").fetchone()[0] - int(prepared["ts_us"].min()) + 1
         cursor.execute("UPDATE stage.rows SET uid = uid || ':next', ts_us = ts_us + ?", [shift])
-        cursor.execute("COMMIT")
         cursor.execute("BEGIN IMMEDIATE")
         started = time.perf_counter()
         cursor.execute(f"INSERT INTO main.usage_events ({columns}) SELECT {columns} FROM stage.rows "
@@ -289,8 +289,10 @@ def table_insert_rate(path: Path, prepared: pd.DataFrame) -> float:
         elapsed = time.perf_counter() - started
         inserted = cursor.execute("SELECT changes()").fetchone()[0]
         cursor.execute("ROLLBACK")
+        cursor.execute("DETACH stage")
     finally:
         connection.close()
+        store.close()
     assert inserted == len(prepared), (inserted, len(prepared))
     return len(prepared) / elapsed
 

@@ -83,24 +83,15 @@ def test_revenue_customers_mappings_bills_and_imports_change_the_stamp(store: St
 
 def test_the_stamp_reads_no_rollup_and_no_event(sqlite_url: str) -> None:
     """It runs on every cached read of the app: small tables and counters only."""
-    import sqlite3
-
-    from sqlalchemy import event
-
     from walleta.store import open_store
 
+    from .sql_trace import traced
+
     store = open_store(sqlite_url)
-    seen: list[str] = []
-
-    def trace(dbapi_connection: sqlite3.Connection, _record: object) -> None:
-        dbapi_connection.set_trace_callback(seen.append)
-
-    event.listen(store.engine, "connect", trace)
-    store.engine.dispose()  # new connections, traced
     try:
-        data_stamp(store)
+        with traced(store) as seen:
+            data_stamp(store)
     finally:
-        event.remove(store.engine, "connect", trace)
         store.close()
     reads = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
     assert len(reads) == 2

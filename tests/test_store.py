@@ -809,28 +809,17 @@ def test_reads_of_provider_usage_use_its_index_not_a_scan_of_every_event(sqlite_
     """The Data page's mapping overview and re-mapping name the rows of provider usage with the
     partial index's own predicate, so SQLite reads that index instead of every event: every
     statement they run on `usage_events` is explained and must search the index."""
-    from sqlalchemy import event
-
     from walleta.sources.mapping import mapping_overview, remap_provider_events
 
+    from .sql_trace import traced
+
     store = open_store(sqlite_url)
-    seen: list[str] = []
-
-    def capture(statement: str) -> None:
-        if "usage_events" in statement and statement.lstrip().upper().startswith(("SELECT", "UPDATE")):
-            seen.append(statement)
-
-    def trace(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.set_trace_callback(capture)
-
-    event.listen(store.engine, "connect", trace)
-    store.engine.dispose()  # new connections, traced
     try:
-        mapping_overview(store)
-        with store.transaction() as cur:
-            remap_provider_events(store, cur=cur)
-        event.remove(store.engine, "connect", trace)
-        store.engine.dispose()
+        with traced(store) as statements:
+            mapping_overview(store)
+            with store.transaction() as cur:
+                remap_provider_events(store, cur=cur)
+        seen = [s for s in statements if "usage_events" in s and s.lstrip().upper().startswith(("SELECT", "UPDATE"))]
         assert len(seen) >= 4  # three usage columns + the re-mapping UPDATE
         for statement in seen:
             details = " ".join(str(row[-1]) for row in store.fetch(f"EXPLAIN QUERY PLAN {statement}")[1])
